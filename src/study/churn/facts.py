@@ -1,0 +1,54 @@
+"""Measured facts about the real KKBOX release (from FACTS.md), used to calibrate and audit the twin.
+
+Only numbers live here; the data card puts them next to the twin's own figures.
+"""
+from __future__ import annotations
+
+# Kaggle v2 release sizes (FACTS.md section 1).
+REAL_ROWS = {
+    "train.csv": 992_931,
+    "train_v2.csv": 970_960,
+    "members_v3.csv": 6_769_473,
+    "transactions_v2.csv": 1_431_009,
+    "user_logs_v2.csv": 18_396_362,
+    "transactions.csv": 21_547_746,
+    "user_logs.csv": 392_106_543,
+}
+
+REAL_CHURN = {
+    "train.csv (February expiries)": 0.0639,
+    "train_v2.csv (March expiries)": 0.0899,
+    "after the original study's inner joins": 0.0642,
+}
+
+# Daily log rows: mean, sd, q25, q50, q75, max (FACTS.md section 1).
+REAL_LOG_MARGINALS = {
+    "num_25": (6.19, 13.4, 0, 2, 7, 5639),
+    "num_50": (1.51, 3.91, 0, 1, 2, 912),
+    "num_75": (0.94, 1.92, 0, 0, 1, 508),
+    "num_985": (1.08, 3.52, 0, 0, 1, 1561),
+    "num_100": (30.3, 42.0, 7, 17, 37, 41107),
+    "num_unq": (29.0, 32.2, 8, 18, 38, 4925),
+    "total_secs": (7905.0, 10136.0, 1960.0, 4583.0, 9848.0, 9.19e6),
+}
+
+REAL_MARGINALS = {
+    "share of transactions with payment_method_id 41": 0.49,
+    "share of transactions with payment_plan_days 30": 0.85,
+    "share of transactions with plan_list_price 149": 0.42,
+    "share of transactions with plan_list_price 99": 0.29,
+    "mean is_auto_renew (transactions_v2)": 0.785,
+    "mean is_cancel (transactions_v2)": 0.0246,
+    "members with empty gender": 0.654,
+    "members with bd = 0": 0.67,
+    "members in city 1": 0.71,
+    "log days per user in March": 16.7,
+    "labelled users without a member row": 0.115,
+    "labelled users without March logs": 0.12,
+}
+
+REAL_ODDITIES = {
+    "transactions expiring before their date (v1 + v2)": 153_660,
+    "transactions expiring on 1970-01-01": 1_776,
+    "negative total_secs in user_logs.csv": 61_493,
+}

@@ -1,0 +1,153 @@
+"""The study runner: every notebook in order through Papermill, rendered to ``reports/``.
+
+Python rather than shell, so it knows which notebook failed, keeps going only while the chain
+is sound, and never renders a failed notebook as a report (its stale HTML is removed and the
+index says it failed). Scales are parameter files (``params/<scale>.yaml``), not edits.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import yaml
+
+from study import paths
+
+PLOTLY_RENDERER = "plotly_mimetype+notebook"  # figures survive nbconvert's HTML
+
+
+@dataclass
+class NotebookResult:
+    name: str
+    title: str
+    summary: str
+    ok: bool
+    seconds: float
+    html: Path | None = None
+    error: str = ""
+
+
+@dataclass
+class StudyResult:
+    scale: str
+    results: list[NotebookResult] = field(default_factory=list)
+    index: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+
+def load_params(scale: str, params_file: str | Path | None = None) -> dict:
+    path = Path(params_file) if params_file else paths.PARAMS / f"{scale}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"parameter file {path} not found")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def notebook_info(path: Path) -> tuple[str, str]:
+    """Title (the first heading) and one-line summary (notebook metadata ``study.summary``)."""
+    nb = nbformat.read(path, as_version=4)
+    summary = nb.metadata.get("study", {}).get("summary", "")
+    title = path.stem
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("# ").strip(), summary
+    return title, summary
+
+
+def parameters_for(path: Path, params: dict) -> dict:
+    """Common parameters plus the notebook's own, restricted to what its parameters cell declares."""
+    declared = pm.inspect_notebook(str(path))
+    merged = {k: v for k, v in params.items() if k != "notebooks"}
+    merged.update((params.get("notebooks") or {}).get(path.stem, {}) or {})
+    return {k: v for k, v in merged.items() if k in declared}
+
+
+def render_html(executed: Path, target: Path) -> Path:
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    body, _ = exporter.from_filename(str(executed))
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def run_notebook(path: Path, params: dict, reports: Path) -> NotebookResult:
+    title, summary = notebook_info(path)
+    executed = reports / "executed" / path.name
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    target = reports / f"{path.stem}.html"
+    target.unlink(missing_ok=True)  # a failed run must not leave an older report behind
+    t0 = time.perf_counter()
+    os.environ.setdefault("PLOTLY_RENDERER", PLOTLY_RENDERER)
+    try:
+        pm.execute_notebook(str(path), str(executed), parameters=parameters_for(path, params),
+                            kernel_name="python3", cwd=str(path.parent), progress_bar=False)
+    except pm.PapermillExecutionError as exc:
+        return NotebookResult(path.stem, title, summary, False, time.perf_counter() - t0,
+                              error=f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
+    except Exception as exc:  # kernel died, notebook unreadable …: still a failure of this notebook
+        return NotebookResult(path.stem, title, summary, False, time.perf_counter() - t0,
+                              error=f"{type(exc).__name__}: {exc}")
+    render_html(executed, target)
+    return NotebookResult(path.stem, title, summary, True, time.perf_counter() - t0, html=target)
+
+
+def write_index(result: StudyResult, reports: Path) -> Path:
+    rows = []
+    for r in result.results:
+        name = html.escape(r.title)
+        link = f'<a href="{r.html.name}">{name}</a>' if r.html else name
+        status = "ok" if r.ok else f"<b>FAILED</b>: {html.escape(r.error)}"
+        rows.append(f"<tr><td>{link}</td><td>{html.escape(r.summary)}</td><td>{status}</td>"
+                    f"<td>{r.seconds:.0f} s</td></tr>")
+    when = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>KKBOX churn and doors study</title>
+<style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto}}td,th{{padding:.4rem .8rem;
+border-bottom:1px solid #ddd;text-align:left;vertical-align:top}}</style></head><body>
+<h1>KKBOX churn and doors study: reports</h1>
+<p>Scale <b>{html.escape(result.scale)}</b>, run on {when}. Each report opens with what it shows and ends
+with its conclusions in numbers.</p>
+<table><tr><th>report</th><th>what it shows</th><th>status</th><th>time</th></tr>
+{''.join(rows)}
+</table></body></html>"""
+    index = reports / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
+
+
+def discover(notebooks: Path = paths.NOTEBOOKS) -> list[Path]:
+    return sorted(p for p in notebooks.glob("[0-9][0-9]_*.ipynb"))
+
+
+def run_study(scale: str = "default", only: list[str] | None = None, params_file: str | Path | None = None,
+              notebooks: Path = paths.NOTEBOOKS, reports: Path = paths.REPORTS, echo=print) -> StudyResult:
+    params = load_params(scale, params_file)
+    params.setdefault("scale", scale)
+    reports.mkdir(parents=True, exist_ok=True)
+    result = StudyResult(scale)
+    todo = [p for p in discover(notebooks) if not only or p.stem in only]
+    for i, path in enumerate(todo, 1):
+        echo(f"[{i}/{len(todo)}] {path.stem} …", flush=True)
+        r = run_notebook(path, params, reports)
+        result.results.append(r)
+        if r.ok:
+            echo(f"    ok in {r.seconds:.0f} s → {r.html}", flush=True)
+        else:
+            echo(f"    FAILED in {r.seconds:.0f} s: {r.error}\n    executed notebook kept at "
+                 f"{reports / 'executed' / path.name}; later notebooks skipped", flush=True)
+            break
+    result.index = write_index(result, reports)
+    echo(f"\nReports: {result.index}" + ("" if result.ok else "  (with failures)"), flush=True)
+    return result

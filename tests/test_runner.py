@@ -1,0 +1,69 @@
+"""The notebook runner: parameters by scale, failures named, a failed notebook never rendered."""
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from study import paths
+from study.runner import load_params, parameters_for, run_study
+
+
+def make_notebook(path, body: str, params: str = "scale = 'quick'\nseed = 1", summary="a test notebook"):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                   "study": {"summary": summary}}
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem} title"),
+                nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.parametrize("scale", ["quick", "default", "full"])
+def test_each_scale_has_a_parameter_file(scale):
+    p = load_params(scale)
+    assert p["scale"] == scale and isinstance(p["seed"], int)
+
+
+def test_only_declared_parameters_are_passed(tmp_path):
+    nb = make_notebook(tmp_path / "00_a.ipynb", "print(scale)")
+    got = parameters_for(nb, {"scale": "full", "seed": 3, "raw_dir": "", "notebooks": {"00_a": {"seed": 9}}})
+    assert got == {"scale": "full", "seed": 9}
+
+
+def test_runs_in_order_renders_html_and_stops_at_a_failure(tmp_path):
+    nbs, reports = tmp_path / "notebooks", tmp_path / "reports"
+    nbs.mkdir()
+    make_notebook(nbs / "00_first.ipynb", "print('scale is', scale)")
+    make_notebook(nbs / "10_broken.ipynb", "raise ValueError('boom in ' + scale)")
+    make_notebook(nbs / "20_never.ipynb", "print('not reached')")
+    reports.mkdir()
+    (reports / "10_broken.html").write_text("stale report from an earlier run")
+    params = tmp_path / "p.yaml"
+    params.write_text("scale: quick\nseed: 5\n")
+    lines = []
+    result = run_study("quick", params_file=params, notebooks=nbs, reports=reports,
+                       echo=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    assert not result.ok
+    assert [r.name for r in result.results] == ["00_first", "10_broken"]
+    assert (reports / "00_first.html").is_file()
+    assert not (reports / "10_broken.html").exists()  # failed: never rendered, stale copy removed
+    broken = result.results[1]
+    assert "ValueError" in broken.error and "boom in quick" in broken.error
+    index = (reports / "index.html").read_text()
+    assert "00_first title" in index and "a test notebook" in index and "FAILED" in index
+    assert any("10_broken" in line and "FAILED" in line for line in lines)
+    executed = nbformat.read(reports / "executed" / "00_first.ipynb", as_version=4)
+    assert "scale is quick" in "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+
+
+def test_study_notebooks_declare_a_parameters_cell_and_a_summary():
+    from study.runner import discover, notebook_info
+
+    found = discover(paths.NOTEBOOKS)
+    assert found, "no notebooks found"
+    for nb_path in found:
+        nb = nbformat.read(nb_path, as_version=4)
+        assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), nb_path
+        assert notebook_info(nb_path)[1], f"{nb_path.name} has no study.summary metadata"
+        assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{nb_path} has outputs"
