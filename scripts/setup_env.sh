@@ -17,7 +17,10 @@ stamp="$venv/.installed-$kind"
 digest="$(cat "$here/requirements/"*.txt "$here/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
   echo "==> installing pinned packages from requirements/$kind.txt"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$lock"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$here"
+  # (this machine's pip config lists local mirrors that may be absent: drop only those notices)
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$lock" 2>&1 \
+    | { grep -v "^WARNING: Location 'file:" || true; }
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$here" 2>&1 \
+    | { grep -v "^WARNING: Location 'file:" || true; }
   echo "$digest" > "$stamp"
 fi
