@@ -16,7 +16,7 @@ import nbformat
 import papermill as pm
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = ["00_data"]
+GOLDEN = ["00_data", "20_features"]
 
 
 def update(name: str) -> Path:

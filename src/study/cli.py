@@ -40,6 +40,22 @@ def _churn_validate(args) -> int:
     return 1 if bad else 0
 
 
+def _churn_features(args) -> int:
+    import time
+
+    from study import paths
+    from study.churn.data import resolve_source
+    from study.churn.features import build
+
+    src = resolve_source(args.raw, scale=args.scale, seed=args.seed)
+    out = Path(args.out) if args.out else paths.PROCESSED / (f"{src.scale}-seed{src.seed}" if src.kind == "twin" else "real")
+    t0 = time.perf_counter()
+    df = build(src, args.recipe, out, months=tuple(args.months))
+    print(f"{args.recipe}: {len(df):,} rows x {df.shape[1]} columns from {src.describe()} "
+          f"in {time.perf_counter() - t0:.1f} s → {out}")
+    return 0
+
+
 def _run(args) -> int:
     from study.runner import run_study
 
@@ -65,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--seed", type=int, default=2017)
     val.add_argument("--limit", type=int, default=None, help="check only the first N rows of each file")
     val.set_defaults(func=_churn_validate)
+
+    feat = churn.add_parser("features", help="build a per-user dataset (parquet under data/processed/)")
+    feat.add_argument("--raw", help="folder with the Kaggle files (default: data/raw/kkbox, else the twin)")
+    feat.add_argument("--out", help="output folder (default: data/processed/<scale>-seed<seed>)")
+    feat.add_argument("--recipe", choices=["original", "pit"], default="original",
+                      help="original: the original study's 33 columns; pit: point-in-time features")
+    feat.add_argument("--months", nargs="+", default=["2017-01", "2017-02", "2017-03"],
+                      help="expiry months of the point-in-time set (YYYY-MM)")
+    feat.add_argument("--scale", default="quick", help="twin scale when no real files are given")
+    feat.add_argument("--seed", type=int, default=2017)
+    feat.set_defaults(func=_churn_features)
 
     run = sub.add_parser("run", help="run the notebooks through Papermill and render reports/")
     run.add_argument("--scale", choices=["quick", "default", "full"], default="default")

@@ -19,6 +19,7 @@ def connect(source: RawSource) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with one view per raw file present (``train_v2``, ``user_logs`` …)."""
     con = duckdb.connect()
     con.execute("SET threads TO 2")
+    con.execute("SET enable_progress_bar = false")
     for name, kind in FILES.items():
         path = source.file(name)
         if path.is_file():

@@ -12,6 +12,7 @@ random draw comes from one seeded generator, so a seed gives identical bytes.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 import time
@@ -25,8 +26,10 @@ from tqdm.auto import tqdm
 
 from study.churn.labels import churn_labels
 
-# Bumped whenever the simulation changes, so a cached twin of an older generator is remade.
-TWIN_VERSION = 1
+# A digest of the generator's own source: a cached twin made by other code is remade.
+TWIN_VERSION = hashlib.sha256(
+    b"".join(Path(__file__).with_name(n).read_bytes() for n in ("twin.py", "labels.py"))
+).hexdigest()[:16]
 
 # ---------------------------------------------------------------------------------------------
 # Calendar: day 0 is 2014-07-01 (six months of burn-in before the files start on 2015-01-01).
@@ -74,9 +77,9 @@ class Scale:
 # Subscribers per March-labelled user ≈ 2.38 (calibrated on the default scale).
 SCALES = {
     "tiny": Scale("tiny", 4_000, 7.0, 2),
-    "quick": Scale("quick", 22_000, 7.0, 3),
-    "default": Scale("default", 460_000, 7.0, 3),
-    "full": Scale("full", 4_320_000, 7.0, 3),
+    "quick": Scale("quick", 22_000, 7.0, 4),
+    "default": Scale("default", 460_000, 7.0, 4),
+    "full": Scale("full", 4_320_000, 7.0, 4),
 }
 
 

@@ -1,0 +1,463 @@
+"""Per-user datasets on DuckDB: the original study's recipe, exactly, and a point-in-time set.
+
+* :func:`original_recipe` reproduces FACTS.md section 3 (the 33-column processed format, same
+  names and encodings), so the original study's processed CSVs and ours are interchangeable.
+  Its features partly see the post-expiry renewal (FACTS.md section 5): it is the baseline.
+* :func:`point_in_time` builds one row per labelled user and expiry month from rows dated
+  strictly before the first day of that month: no row can see the renewal that decides the label.
+* :func:`original_recipe_pandas` is a small pandas reference of the recipe, used by tests and the
+  benchmark only (DuckDB is the engine: out of core, ~10x faster at full scale).
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from study.churn.data import RawSource, read_sql
+from study.churn.labels import churn_labels
+
+LOG_METRICS = ["num_25", "num_50", "num_75", "num_985", "num_100", "num_unq", "total_secs"]
+PROCESSED_COLUMNS = [
+    "msno", "payment_method_id", "payment_plan_days", "plan_list_price", "actual_amount_paid",
+    "is_auto_renew", "transaction_date", "membership_expire_date", "is_cancel", "transaction_count",
+    "city", "bd", "gender", "registered_via", "registration_init_time",
+    *[f"{m}Sum" for m in LOG_METRICS], *[f"{m}Mean" for m in LOG_METRICS],
+    "count", "is_churn", "price_per_day", "days_fidelity",
+]
+_INT = ["payment_method_id", "payment_plan_days", "plan_list_price", "actual_amount_paid", "is_auto_renew",
+        "is_cancel", "transaction_count", "city", "bd", "registered_via", "count", "is_churn", "days_fidelity"]
+_STR = ["msno", "transaction_date", "membership_expire_date", "gender", "registration_init_time"]
+_FLOAT = [f"{m}Sum" for m in LOG_METRICS] + [f"{m}Mean" for m in LOG_METRICS] + ["price_per_day"]
+Z_LIMIT = 3.0
+UNKNOWN_GENDER = "inconnu"
+
+
+def short_msno(msno: pd.Series) -> pd.Series:
+    """The original study's key: characters 10..21 of the 44-character msno."""
+    return msno.str.slice(10, 22)
+
+
+def conform(df: pd.DataFrame, with_label: bool = True) -> pd.DataFrame:
+    """Canonical column order and dtypes of the processed format (int64, float64, str)."""
+    cols = [c for c in PROCESSED_COLUMNS if with_label or c != "is_churn"]
+    out = df[cols].copy()
+    for c in cols:
+        if c in _INT:
+            out[c] = out[c].astype("int64")
+        elif c in _FLOAT:
+            out[c] = out[c].astype("float64")
+        else:
+            out[c] = out[c].astype("str")
+    return out.sort_values("msno", kind="mergesort").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The original recipe on DuckDB.
+def _connect(threads: int = 2) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute(f"SET threads TO {int(threads)}")
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def _ymd(col: str) -> str:
+    """YYYYMMDD integer → DATE (make_date is fast and exact for valid dates)."""
+    return f"make_date(({col} // 10000)::INT, (({col} // 100) % 100)::INT, ({col} % 100)::INT)"
+
+
+def _capped_log_sql(log_sql: str) -> str:
+    """Daily log rows with each |z| > 3 cell replaced by the median of the column's other cells."""
+    stats = ", ".join(f"avg({m}) AS mu_{m}, stddev_pop({m}) AS sd_{m}" for m in LOG_METRICS)
+    z = {m: f"abs(({m} - mu_{m}) / nullif(sd_{m}, 0))" for m in LOG_METRICS}
+    meds = ", ".join(f"median({m}) FILTER (WHERE coalesce({z[m]}, 0) <= {Z_LIMIT}) AS med_{m}" for m in LOG_METRICS)
+    capped = ", ".join(f"CASE WHEN coalesce({z[m]}, 0) > {Z_LIMIT} THEN med_{m} ELSE {m}::DOUBLE END AS {m}"
+                       for m in LOG_METRICS)
+    return f"""
+        logs AS (SELECT msno, {', '.join(LOG_METRICS)} FROM {log_sql}),
+        stats AS (SELECT {stats} FROM logs),
+        meds AS (SELECT {meds} FROM logs, stats),
+        capped AS (SELECT substr(msno, 11, 12) AS msno, {capped} FROM logs, stats, meds)"""
+
+
+def original_recipe(source: RawSource, label_file: str = "train_v2.csv", tx_file: str = "transactions_v2.csv",
+                    log_file: str = "user_logs_v2.csv", threads: int = 2) -> pd.DataFrame:
+    """FACTS.md section 3 on DuckDB → the 33-column processed frame (sorted by msno)."""
+    con = _connect(threads)
+    try:
+        # Materialised so that rowid is the file order ("first on ties" of the latest expiry).
+        con.execute(f"CREATE TEMP TABLE tx AS SELECT * FROM {read_sql(source.file(tx_file), 'transactions')}")
+        sums = ", ".join(f"sum({m}) AS {m}Sum" for m in LOG_METRICS)
+        means = ", ".join(f"avg({m}) AS {m}Mean" for m in LOG_METRICS)
+        sql = f"""
+        WITH {_capped_log_sql(read_sql(source.file(log_file), 'user_logs'))},
+        agg AS (SELECT msno, {sums}, {means}, count(*) AS count FROM capped GROUP BY msno),
+        ranked AS (
+            SELECT substr(msno, 11, 12) AS msno, payment_method_id, payment_plan_days, plan_list_price,
+                   actual_amount_paid, is_auto_renew, transaction_date, membership_expire_date, is_cancel,
+                   count(*) OVER (PARTITION BY msno) AS transaction_count,
+                   row_number() OVER (PARTITION BY msno ORDER BY membership_expire_date DESC, rowid) AS rk
+            FROM tx),
+        t AS (SELECT * EXCLUDE (rk) FROM ranked WHERE rk = 1),
+        m AS (SELECT substr(msno, 11, 12) AS msno, city, bd, gender, registered_via, registration_init_time
+              FROM {read_sql(source.file('members_v3.csv'), 'members')}),
+        y AS (SELECT substr(msno, 11, 12) AS msno, is_churn FROM {read_sql(source.file(label_file), 'train')})
+        SELECT t.msno, payment_method_id, payment_plan_days, plan_list_price, actual_amount_paid, is_auto_renew,
+               strftime({_ymd('transaction_date')}, '%Y-%m-%d') AS transaction_date,
+               strftime({_ymd('membership_expire_date')}, '%Y-%m-%d') AS membership_expire_date,
+               is_cancel, transaction_count, city,
+               CASE WHEN bd > 10 AND bd < 70 THEN bd ELSE -1 END AS bd,
+               coalesce(gender, '{UNKNOWN_GENDER}') AS gender, registered_via,
+               strftime({_ymd('registration_init_time')}, '%Y-%m-%d') AS registration_init_time,
+               {', '.join(f'{m}Sum' for m in LOG_METRICS)}, {', '.join(f'{m}Mean' for m in LOG_METRICS)},
+               count, is_churn,
+               CASE WHEN payment_plan_days = 0 THEN 0.0 ELSE plan_list_price / payment_plan_days END AS price_per_day,
+               abs(date_diff('day', {_ymd('registration_init_time')}, {_ymd('membership_expire_date')})) AS days_fidelity
+        FROM t JOIN m USING (msno) JOIN agg USING (msno) JOIN y USING (msno)
+        ORDER BY t.msno"""
+        df = con.execute(sql).df()
+    finally:
+        con.close()
+    return conform(df)
+
+
+# ---------------------------------------------------------------------------------------------
+# The pandas reference (tests and benchmark only).
+def _cap_pandas(logs: pd.DataFrame) -> pd.DataFrame:
+    out = logs[["msno"]].copy()
+    for m in LOG_METRICS:
+        x = logs[m].astype("float64")
+        sd = x.std(ddof=0)
+        z = ((x - x.mean()) / sd).abs() if sd > 0 else pd.Series(0.0, index=x.index)
+        out[m] = x.where(z <= Z_LIMIT, x[z <= Z_LIMIT].median())
+    return out
+
+
+def original_recipe_pandas(source: RawSource, label_file: str = "train_v2.csv",
+                           tx_file: str = "transactions_v2.csv", log_file: str = "user_logs_v2.csv") -> pd.DataFrame:
+    from study.churn.data import load
+
+    logs = _cap_pandas(load(source, log_file, validate=False))
+    logs["msno"] = short_msno(logs["msno"])
+    g = logs.groupby("msno")
+    agg = pd.concat([g[LOG_METRICS].sum().add_suffix("Sum"), g[LOG_METRICS].mean().add_suffix("Mean"),
+                     g.size().rename("count")], axis=1).reset_index()
+    tx = load(source, tx_file, validate=False)
+    tx["msno"] = short_msno(tx["msno"])
+    tx["transaction_count"] = tx.groupby("msno")["msno"].transform("size")
+    tx = tx.sort_values("membership_expire_date", ascending=False, kind="mergesort").drop_duplicates("msno")
+    members = load(source, "members_v3.csv", validate=False)
+    members["msno"] = short_msno(members["msno"])
+    labels = load(source, label_file, validate=False)
+    labels["msno"] = short_msno(labels["msno"])
+    df = tx.merge(members, on="msno").merge(agg, on="msno").merge(labels, on="msno")
+    expire = pd.to_datetime(df.membership_expire_date.astype(str), format="%Y%m%d")
+    reg = pd.to_datetime(df.registration_init_time.astype(str), format="%Y%m%d")
+    df["price_per_day"] = np.where(df.payment_plan_days == 0, 0.0,
+                                   df.plan_list_price / df.payment_plan_days.where(df.payment_plan_days != 0, 1))
+    df["days_fidelity"] = (expire - reg).dt.days.abs()
+    df["bd"] = df.bd.where((df.bd > 10) & (df.bd < 70), -1)
+    df["gender"] = df.gender.fillna(UNKNOWN_GENDER)
+    for c in ["transaction_date", "membership_expire_date", "registration_init_time"]:
+        df[c] = pd.to_datetime(df[c].astype(str), format="%Y%m%d").dt.strftime("%Y-%m-%d")
+    return conform(df)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and writing the processed CSV format (the original study's app format).
+def _processed_schema(with_label: bool) -> pa.DataFrameSchema:
+    date = pa.Column(str, pa.Check.str_matches(r"^\d{4}-\d{2}-\d{2}$", error="a YYYY-MM-DD date"))
+    cols = {
+        "msno": pa.Column(str, pa.Check.str_length(1, 64)),
+        "payment_method_id": pa.Column("int64", pa.Check.between(1, 99)),
+        "payment_plan_days": pa.Column("int64", pa.Check.between(0, 1000)),
+        "plan_list_price": pa.Column("int64", pa.Check.between(0, 10_000)),
+        "actual_amount_paid": pa.Column("int64", pa.Check.between(0, 10_000)),
+        "is_auto_renew": pa.Column("int64", pa.Check.isin([0, 1])),
+        "transaction_date": date, "membership_expire_date": date,
+        "is_cancel": pa.Column("int64", pa.Check.isin([0, 1])),
+        "transaction_count": pa.Column("int64", pa.Check.ge(1)),
+        "city": pa.Column("int64", pa.Check.between(1, 99)),
+        "bd": pa.Column("int64", pa.Check.between(-1, 69)),
+        "gender": pa.Column(str, pa.Check.isin(["male", "female", UNKNOWN_GENDER])),
+        "registered_via": pa.Column("int64", pa.Check.between(-1, 99)),
+        "registration_init_time": date,
+        **{c: pa.Column("float64", pa.Check.ge(0)) for c in _FLOAT if c != "price_per_day"},
+        "count": pa.Column("int64", pa.Check.between(1, 31)),
+        "is_churn": pa.Column("int64", pa.Check.isin([0, 1])),
+        "price_per_day": pa.Column("float64", pa.Check.ge(0)),
+        "days_fidelity": pa.Column("int64", pa.Check.ge(0)),
+    }
+    if not with_label:
+        cols.pop("is_churn")
+    return pa.DataFrameSchema(cols, unique=["msno"], strict=True)
+
+
+def read_processed(path_or_buffer, require_label: bool = False, validate: bool = True) -> pd.DataFrame:
+    """Read a processed CSV (ours or the original study's) into the canonical dtypes.
+
+    ``is_churn`` is optional unless ``require_label``. Raises pandera's SchemaErrors on bad values;
+    the dashboard turns those into sentences."""
+    dtype = {c: "int64" for c in _INT} | {c: "float64" for c in _FLOAT} | {c: str for c in _STR}
+    df = pd.read_csv(path_or_buffer, dtype=dtype, keep_default_na=False, na_values=[""])
+    with_label = "is_churn" in df.columns or require_label
+    if validate:
+        df = _processed_schema(with_label).validate(df, lazy=True)
+    return conform(df, with_label=with_label)
+
+
+def write_processed(df: pd.DataFrame, path=None) -> str | None:
+    """The processed CSV text (dates YYYY-MM-DD, floats as Python writes them)."""
+    cols = [c for c in PROCESSED_COLUMNS if c in df.columns]
+    if path is None:
+        buf = io.StringIO()
+        df[cols].to_csv(buf, index=False, lineterminator="\n")
+        return buf.getvalue()
+    df[cols].to_csv(path, index=False, lineterminator="\n")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Point-in-time features.
+PIT_WINDOWS = (7, 14, 30)
+PIT_LOG_HORIZON = 60  # days of logs read before the cutoff (the month and the previous month)
+
+
+def _union(con, source: RawSource, names: list[str], kind: str) -> str:
+    parts = [f"SELECT * FROM {read_sql(source.file(n), kind)}" for n in names if source.file(n).is_file()]
+    if not parts:
+        raise FileNotFoundError(f"none of {names} in {source.path}")
+    return " UNION ALL ".join(parts)
+
+
+def month_labels(source: RawSource, month: str, transactions: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Labels of the users expiring in ``month`` (YYYY-MM): the official file when it exists
+    (train.csv for 2017-02, train_v2.csv for 2017-03), else the organisers' rule on the released
+    transactions (only valid when the outcome window, the next month, is inside the files)."""
+    from study.churn.data import load
+
+    official = {"2017-02": "train.csv", "2017-03": "train_v2.csv"}
+    if month in official and source.file(official[month]).is_file():
+        return load(source, official[month], validate=False)
+    if transactions is None:
+        con = _connect()
+        try:
+            transactions = con.execute(f"SELECT DISTINCT * FROM ({_union(con, source, ['transactions.csv', 'transactions_v2.csv'], 'transactions')})").df()
+        finally:
+            con.close()
+    y, m = (int(x) for x in month.split("-"))
+    lab = churn_labels(transactions, y, m)
+    return lab[["msno", "is_churn"]].astype({"is_churn": "int64"})
+
+
+def point_in_time(source: RawSource, months=("2017-02", "2017-03"), threads: int = 2,
+                  labels: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """One row per labelled user and expiry month; every feature from rows dated before the
+    month's first day. ``labels`` (month → frame msno, is_churn) overrides :func:`month_labels`."""
+    con = _connect(threads)
+    frames = []
+    try:
+        con.execute(f"""CREATE TEMP TABLE tx AS SELECT DISTINCT msno, payment_method_id, payment_plan_days,
+            plan_list_price, actual_amount_paid, is_auto_renew, transaction_date, membership_expire_date, is_cancel,
+            {_ymd('transaction_date')} AS tdate, {_ymd('membership_expire_date')} AS edate
+            FROM ({_union(con, source, ['transactions.csv', 'transactions_v2.csv'], 'transactions')})""")
+        con.execute(f"""CREATE TEMP TABLE lg AS SELECT msno, {_ymd('date')} AS d, greatest(total_secs, 0) AS secs,
+            num_unq, num_25, num_100, num_25 + num_50 + num_75 + num_985 + num_100 AS plays
+            FROM ({_union(con, source, ['user_logs.csv', 'user_logs_v2.csv'], 'user_logs')})""")
+        con.execute(f"CREATE TEMP TABLE mem AS SELECT * FROM {read_sql(source.file('members_v3.csv'), 'members')}")
+        tx_for_labels = None
+        for month in months:
+            lab = (labels or {}).get(month)
+            if lab is None:
+                if tx_for_labels is None and month not in ("2017-02", "2017-03"):
+                    tx_for_labels = con.execute("SELECT * EXCLUDE (tdate, edate) FROM tx").df()
+                lab = month_labels(source, month, tx_for_labels)
+            con.register("lab", lab[["msno", "is_churn"]])
+            cutoff = pd.Timestamp(f"{month}-01").date()
+            frames.append(con.execute(_PIT_SQL, {"cutoff": cutoff, "month": month}).df())
+            con.unregister("lab")
+    finally:
+        con.close()
+    df = pd.concat(frames, ignore_index=True)
+    return _finish_pit(df)
+
+
+_PIT_SQL = f"""
+WITH h AS (SELECT tx.* FROM tx JOIN lab USING (msno) WHERE tdate < $cutoff),
+ordered AS (
+    SELECT *, row_number() OVER (PARTITION BY msno ORDER BY tdate DESC, is_cancel DESC,
+        CASE WHEN is_cancel = 1 THEN edate END ASC, CASE WHEN is_cancel = 0 THEN edate END DESC) AS rk
+    FROM h),
+last AS (SELECT * FROM ordered WHERE rk = 1),
+agg AS (
+    SELECT msno, count(*) AS n_transactions,
+        count_if(is_cancel = 0 AND tdate >= $cutoff - INTERVAL 365 DAY) AS n_renewals_365,
+        count_if(is_cancel = 1) AS n_cancels,
+        count_if(is_cancel = 1 AND tdate >= $cutoff - INTERVAL 90 DAY) AS n_cancels_90,
+        count(DISTINCT payment_plan_days) - 1 AS n_plan_changes,
+        count(DISTINCT payment_method_id) - 1 AS n_method_changes,
+        avg(is_auto_renew) AS auto_renew_share,
+        count_if(actual_amount_paid < plan_list_price) AS n_discounts,
+        coalesce(sum(actual_amount_paid) FILTER (WHERE tdate >= $cutoff - INTERVAL 365 DAY), 0) AS paid_365,
+        min(tdate) AS first_tdate,
+        max(tdate) FILTER (WHERE is_cancel = 1) AS last_cancel_date,
+        max(tdate) FILTER (WHERE is_cancel = 0) AS last_renewal_date
+    FROM h GROUP BY msno),
+l AS (
+    SELECT lg.* FROM lg JOIN lab USING (msno)
+    WHERE d < $cutoff AND d >= $cutoff - INTERVAL {PIT_LOG_HORIZON} DAY),
+lagg AS (
+    SELECT msno, max(d) AS last_listen,
+        {', '.join(f"coalesce(sum(secs) FILTER (WHERE d >= $cutoff - INTERVAL {w} DAY), 0) AS secs_{w}, count(*) FILTER (WHERE d >= $cutoff - INTERVAL {w} DAY) AS days_{w}" for w in PIT_WINDOWS)},
+        coalesce(sum(secs) FILTER (WHERE d < $cutoff - INTERVAL 30 DAY), 0) AS secs_prev30,
+        count(*) FILTER (WHERE d < $cutoff - INTERVAL 30 DAY) AS days_prev30,
+        coalesce(sum(num_unq) FILTER (WHERE d >= $cutoff - INTERVAL 30 DAY), 0) AS unq_30,
+        coalesce(sum(num_25) FILTER (WHERE d >= $cutoff - INTERVAL 30 DAY), 0) AS skips_30,
+        coalesce(sum(plays) FILTER (WHERE d >= $cutoff - INTERVAL 30 DAY), 0) AS plays_30
+    FROM l GROUP BY msno)
+SELECT lab.msno, $month AS month, lab.is_churn,
+    last.payment_method_id, last.payment_plan_days, last.plan_list_price, last.actual_amount_paid,
+    last.plan_list_price - last.actual_amount_paid AS discount,
+    CASE WHEN last.payment_plan_days = 0 THEN 0.0 ELSE last.plan_list_price / last.payment_plan_days END AS price_per_day,
+    last.is_auto_renew, last.is_cancel AS last_is_cancel,
+    date_diff('day', $cutoff, last.edate) AS days_to_expiry,
+    date_diff('day', last.tdate, $cutoff) AS days_since_last_transaction,
+    date_diff('day', agg.first_tdate, $cutoff) AS tenure_days,
+    (agg.last_cancel_date IS NULL OR agg.last_renewal_date > agg.last_cancel_date)::INT AS renewed_after_last_cancel,
+    agg.n_transactions, agg.n_renewals_365, agg.n_cancels, agg.n_cancels_90, agg.n_plan_changes,
+    agg.n_method_changes, agg.auto_renew_share, agg.n_discounts, agg.paid_365,
+    (mem.msno IS NOT NULL)::INT AS has_member,
+    coalesce(mem.city, 0) AS city,
+    CASE WHEN mem.bd > 10 AND mem.bd < 70 THEN mem.bd ELSE -1 END AS bd,
+    coalesce(mem.gender, 'unknown') AS gender,
+    coalesce(mem.registered_via, 0) AS registered_via,
+    CASE WHEN mem.msno IS NULL THEN NULL
+         ELSE date_diff('day', {_ymd('mem.registration_init_time')}, $cutoff) END AS days_since_registration,
+    (lagg.msno IS NOT NULL)::INT AS has_logs,
+    coalesce(date_diff('day', lagg.last_listen, $cutoff), {PIT_LOG_HORIZON + 1}) AS days_since_last_listen,
+    {', '.join(f"coalesce(lagg.secs_{w}, 0) AS secs_{w}, coalesce(lagg.days_{w}, 0) AS days_{w}" for w in PIT_WINDOWS)},
+    coalesce(lagg.secs_prev30, 0) AS secs_prev30, coalesce(lagg.days_prev30, 0) AS days_prev30,
+    coalesce(lagg.unq_30, 0) AS unq_30, coalesce(lagg.skips_30, 0) AS skips_30, coalesce(lagg.plays_30, 0) AS plays_30
+FROM lab
+JOIN last USING (msno) JOIN agg USING (msno)
+LEFT JOIN mem ON mem.msno = lab.msno
+LEFT JOIN lagg ON lagg.msno = lab.msno
+ORDER BY lab.msno
+"""
+
+
+def _finish_pit(df: pd.DataFrame) -> pd.DataFrame:
+    """Ratios (listening trends) and tidy dtypes."""
+    eps = 1.0
+    df["trend_7_vs_30"] = (df.secs_7 / 7) / (df.secs_30 / 30 + eps)
+    df["trend_14_vs_30"] = (df.secs_14 / 14) / (df.secs_30 / 30 + eps)
+    df["trend_30_vs_prev30"] = df.secs_30 / (df.secs_prev30 + eps)
+    df["skip_ratio_30"] = df.skips_30 / df.plays_30.where(df.plays_30 > 0)
+    df["skip_ratio_30"] = df["skip_ratio_30"].fillna(0.0)
+    df["days_since_registration"] = df["days_since_registration"].fillna(-1)
+    for c in df.columns:
+        if c in ("msno", "month", "gender"):
+            df[c] = df[c].astype("str")
+        elif pd.api.types.is_bool_dtype(df[c]) or pd.api.types.is_integer_dtype(df[c]):
+            df[c] = df[c].astype("int64")
+        else:
+            df[c] = df[c].astype("float64")
+    return df.sort_values(["month", "msno"], kind="mergesort").reset_index(drop=True)
+
+
+PIT_CATEGORICAL = ["payment_method_id", "city", "gender", "registered_via"]
+
+DATA_DICTIONARY_PIT = {
+    "msno": ("user id (44-character msno)", "raw", "str"),
+    "month": ("expiry month predicted (YYYY-MM); cutoff = its first day", "parameter", "str"),
+    "is_churn": ("label: no renewal within 30 days of expiry", "organisers' rule / label file", "int"),
+    "payment_method_id": ("payment method of the last transaction before the cutoff", "last row", "category"),
+    "payment_plan_days": ("plan length of the last transaction", "last row", "int"),
+    "plan_list_price": ("list price of the last transaction", "last row", "int"),
+    "actual_amount_paid": ("amount paid in the last transaction", "last row", "int"),
+    "discount": ("list price minus amount paid (last transaction)", "plan_list_price − actual_amount_paid", "int"),
+    "price_per_day": ("list price per plan day (last transaction)", "plan_list_price / payment_plan_days (0 if 0 days)", "float"),
+    "is_auto_renew": ("auto-renew flag of the last transaction", "last row", "int"),
+    "last_is_cancel": ("the last transaction before the cutoff is a cancellation", "last row", "int"),
+    "days_to_expiry": ("days from the cutoff to the current expiry", "expiry − cutoff", "int"),
+    "days_since_last_transaction": ("recency of the last transaction", "cutoff − last transaction date", "int"),
+    "tenure_days": ("days since the first transaction in the files", "cutoff − first transaction date", "int"),
+    "renewed_after_last_cancel": ("no cancellation, or a renewal after the last one", "last renewal > last cancel", "int"),
+    "n_transactions": ("transactions before the cutoff", "count", "int"),
+    "n_renewals_365": ("renewals in the last 365 days", "count of non-cancel rows", "int"),
+    "n_cancels": ("cancellations before the cutoff", "count", "int"),
+    "n_cancels_90": ("cancellations in the last 90 days", "count", "int"),
+    "n_plan_changes": ("distinct plan lengths − 1", "count distinct − 1", "int"),
+    "n_method_changes": ("distinct payment methods − 1", "count distinct − 1", "int"),
+    "auto_renew_share": ("share of transactions with auto-renew", "mean(is_auto_renew)", "float"),
+    "n_discounts": ("transactions paid below list price", "count(paid < list)", "int"),
+    "paid_365": ("amount paid in the last 365 days", "sum(actual_amount_paid)", "int"),
+    "has_member": ("a members_v3 row exists", "flag", "int"),
+    "city": ("city (0 = no member row)", "members", "category"),
+    "bd": ("age when 10 < bd < 70, else −1", "members, cleaned", "int"),
+    "gender": ("male, female or unknown", "members", "category"),
+    "registered_via": ("registration channel (0 = no member row)", "members", "category"),
+    "days_since_registration": ("days from registration to the cutoff (−1 unknown)", "cutoff − registration_init_time", "int"),
+    "has_logs": ("any listening in the 60 days before the cutoff", "flag", "int"),
+    "days_since_last_listen": ("recency of listening (61 = none in 60 days)", "cutoff − last log date", "int"),
+    **{f"secs_{w}": (f"seconds listened in the last {w} days", "sum(total_secs), negatives as 0", "float") for w in PIT_WINDOWS},
+    **{f"days_{w}": (f"listening days in the last {w} days", "count of log days", "int") for w in PIT_WINDOWS},
+    "secs_prev30": ("seconds listened 31–60 days before the cutoff", "sum(total_secs)", "float"),
+    "days_prev30": ("listening days 31–60 days before the cutoff", "count", "int"),
+    "unq_30": ("unique songs summed over the last 30 days", "sum(num_unq)", "int"),
+    "skips_30": ("songs played < 25 % in the last 30 days", "sum(num_25)", "int"),
+    "plays_30": ("all plays in the last 30 days", "sum(num_25 … num_100)", "int"),
+    "trend_7_vs_30": ("last week's daily listening vs the month's", "(secs_7/7) / (secs_30/30 + 1)", "float"),
+    "trend_14_vs_30": ("last two weeks vs the month", "(secs_14/14) / (secs_30/30 + 1)", "float"),
+    "trend_30_vs_prev30": ("month vs the previous month", "secs_30 / (secs_prev30 + 1)", "float"),
+    "skip_ratio_30": ("share of plays skipped before 25 %", "skips_30 / plays_30", "float"),
+}
+
+DATA_DICTIONARY_ORIGINAL = {
+    "msno": ("user id: characters 10..21 of the msno", "msno[10:22]", "str"),
+    "payment_method_id": ("payment method of the latest-expiry transaction (transactions_v2)", "row with the latest membership_expire_date, first on ties", "category"),
+    "payment_plan_days": ("plan length (same row)", "latest-expiry row", "int"),
+    "plan_list_price": ("list price (same row)", "latest-expiry row", "int"),
+    "actual_amount_paid": ("amount paid (same row)", "latest-expiry row", "int"),
+    "is_auto_renew": ("auto-renew flag (same row)", "latest-expiry row", "int"),
+    "transaction_date": ("date of that transaction (YYYY-MM-DD)", "latest-expiry row", "date"),
+    "membership_expire_date": ("its expiry date: often AFTER the renewal that decides the label", "latest-expiry row", "date"),
+    "is_cancel": ("cancellation flag (same row)", "latest-expiry row", "int"),
+    "transaction_count": ("the user's rows in transactions_v2", "count", "int"),
+    "city": ("city", "members_v3", "category"),
+    "bd": ("age when 10 < bd < 70, else −1", "members_v3, cleaned", "int"),
+    "gender": ("male, female or inconnu (missing)", "members_v3", "category"),
+    "registered_via": ("registration channel", "members_v3", "category"),
+    "registration_init_time": ("registration date (YYYY-MM-DD)", "members_v3", "date"),
+    **{f"{m}Sum": (f"March sum of daily {m} after z-capping", f"sum({m}), cells with |z| > 3 → median", "float") for m in LOG_METRICS},
+    **{f"{m}Mean": (f"March mean of daily {m} after z-capping", f"mean({m}), cells with |z| > 3 → median", "float") for m in LOG_METRICS},
+    "count": ("March log days", "count of log rows", "int"),
+    "is_churn": ("label (train_v2.csv)", "organisers' rule", "int"),
+    "price_per_day": ("list price per plan day", "plan_list_price / payment_plan_days (0 if 0 days)", "float"),
+    "days_fidelity": ("days between registration and expiry", "|membership_expire_date − registration_init_time|", "int"),
+}
+
+
+def dictionary_frame(d: dict) -> pd.DataFrame:
+    return pd.DataFrame([(k, *v) for k, v in d.items()], columns=["column", "meaning", "formula", "type"])
+
+
+def build(source: RawSource, recipe: str, out_dir: str | Path | None = None, months=("2017-02", "2017-03")) -> pd.DataFrame:
+    """The CLI's entry: build a recipe's dataset and save it as parquet (and CSV for 'original')."""
+    if recipe == "original":
+        df = original_recipe(source)
+    elif recipe == "pit":
+        df = point_in_time(source, months=months)
+    else:
+        raise ValueError(f"unknown recipe {recipe!r}: original or pit")
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        df.to_parquet(out / f"{recipe}.parquet", index=False)
+        if recipe == "original":
+            write_processed(df, out / "original.csv")
+    return df

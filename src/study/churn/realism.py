@@ -1,0 +1,117 @@
+"""How real is the twin? Its original-recipe rows against real users in the same 33-column format.
+
+Per column: the Kolmogorov-Smirnov statistic (numeric) or the total-variation distance
+(categorical); the churn rates; and train-on-twin / test-on-real: a gradient-boosting model fitted
+on the twin's rows scores the real users, next to the same model cross-validated on the real
+sample itself (the ceiling a perfect twin would reach).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import ks_2samp
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+
+CATEGORICAL = ["payment_method_id", "is_auto_renew", "is_cancel", "city", "gender", "registered_via"]
+DATES = ["transaction_date", "membership_expire_date", "registration_init_time"]
+# One-hot categories fixed in advance, so that twin and real matrices share their columns.
+CATEGORIES = {
+    "gender": ["female", "inconnu", "male"],
+    "payment_method_id": list(range(1, 42)),
+    "registered_via": [-1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 16, 17, 19],
+    "city": list(range(1, 23)),
+}
+
+
+def model_matrix(df: pd.DataFrame) -> pd.DataFrame:
+    """The original study's matrix (FACTS.md section 3, step 7): drop transaction_date and msno,
+    dates to int YYYYMMDD, one-hot gender, payment method, registered_via and city."""
+    x = df.drop(columns=["msno", "transaction_date", "is_churn"], errors="ignore").copy()
+    for c in ["membership_expire_date", "registration_init_time"]:
+        x[c] = x[c].str.replace("-", "", regex=False).astype("int64")
+    for c, cats in CATEGORIES.items():
+        dummies = pd.get_dummies(pd.Categorical(x.pop(c), categories=cats), prefix=c, dtype="int8")
+        dummies.index = x.index
+        x = pd.concat([x, dummies], axis=1)
+    return x
+
+
+def _days(s: pd.Series) -> np.ndarray:
+    return (pd.to_datetime(s, format="%Y-%m-%d") - pd.Timestamp("1970-01-01")).dt.days.to_numpy()
+
+
+def distances(twin: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for c in real.columns:
+        if c in ("msno", "is_churn"):
+            continue
+        if c in CATEGORICAL:
+            p = twin[c].astype(str).value_counts(normalize=True)
+            q = real[c].astype(str).value_counts(normalize=True)
+            tvd = 0.5 * p.sub(q, fill_value=0).abs().sum()
+            rows.append({"column": c, "kind": "categorical", "statistic": "TVD", "value": tvd})
+        else:
+            a = _days(twin[c]) if c in DATES else twin[c].to_numpy(float)
+            b = _days(real[c]) if c in DATES else real[c].to_numpy(float)
+            rows.append({"column": c, "kind": "numeric", "statistic": "KS", "value": ks_2samp(a, b).statistic})
+    return pd.DataFrame(rows)
+
+
+def _model(seed: int) -> HistGradientBoostingClassifier:
+    return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.06, max_leaf_nodes=31,
+                                          l2_regularization=1.0, random_state=seed)
+
+
+@dataclass
+class Realism:
+    distances: pd.DataFrame
+    churn: dict
+    transfer: pd.DataFrame
+
+    @property
+    def median_ks(self) -> float:
+        d = self.distances
+        return float(d.loc[d.statistic == "KS", "value"].median())
+
+    @property
+    def median_tvd(self) -> float:
+        d = self.distances
+        return float(d.loc[d.statistic == "TVD", "value"].median())
+
+    @property
+    def twin_to_real_auc(self) -> float:
+        return float(self.transfer.set_index("protocol").loc["train on twin, test on real", "ROC AUC"])
+
+
+def evaluate(twin: pd.DataFrame, real: pd.DataFrame, seed: int = 40, folds: int = 5) -> Realism:
+    dist = distances(twin, real)
+    churn = {"twin": float(twin.is_churn.mean()), "real sample": float(real.is_churn.mean())}
+    xt, yt = model_matrix(twin), twin.is_churn.to_numpy()
+    xr, yr = model_matrix(real), real.is_churn.to_numpy()
+    m = _model(seed).fit(xt, yt)
+    p = m.predict_proba(xr)[:, 1]
+    rows = [{"protocol": "train on twin, test on real", "ROC AUC": roc_auc_score(yr, p), "log loss": log_loss(yr, p),
+             "train rows": len(xt), "test rows": len(xr)}]
+    oof = np.zeros(len(yr))
+    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(xr, yr):
+        oof[te] = _model(seed).fit(xr.iloc[tr], yr[tr]).predict_proba(xr.iloc[te])[:, 1]
+    rows.append({"protocol": f"{folds}-fold CV on the real sample", "ROC AUC": roc_auc_score(yr, oof),
+                 "log loss": log_loss(yr, oof), "train rows": int(len(xr) * (folds - 1) / folds),
+                 "test rows": len(xr)})
+    return Realism(dist, churn, pd.DataFrame(rows))
+
+
+def rule_inconsistent_churners(df: pd.DataFrame, month_start: str = "2017-03-01", month_end: str = "2017-04-01") -> dict:
+    """Churners whose latest-expiry row is a non-cancel transaction dated in the label month and
+    running past it. Under the organisers' rule (FACTS.md section 1) such a transaction is the
+    renewal that makes a March candidate a stayer, so a labeller following the rule cannot call
+    them churners; in the twin this share is ~0 by construction."""
+    churners = df[df.is_churn == 1]
+    renewed = ((churners.is_cancel == 0) & (churners.transaction_date >= month_start)
+               & (churners.transaction_date < month_end) & (churners.membership_expire_date >= month_end))
+    return {"churners": int(len(churners)), "with an in-month renewal row": int(renewed.sum()),
+            "share": float(renewed.mean()) if len(churners) else 0.0}
