@@ -1,13 +1,12 @@
 """Benchmark: generation of the KKBOX twin — wall time, rows/s and peak memory per scale.
 
-Each scale runs in a fresh subprocess, so its peak RSS is its own (``ru_maxrss`` of the child).
+Each scale runs in a fresh subprocess, so its peak RSS is its own (the child's ``ru_maxrss``).
 Usage: python benchmarks/bench_twin.py [--scales default full] [--out DIR] [--keep]
 """
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -16,26 +15,30 @@ import time
 from pathlib import Path
 
 CHILD = """
+def peak_rss_gb():
+    # VmHWM: this process's own peak (ru_maxrss would carry the parent's peak across fork + exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1e6
 import json, sys
 from study.churn.twin import generate
 s = generate(sys.argv[1], sys.argv[2], int(sys.argv[3]), progress=False)
-print(json.dumps({"rows": s.rows, "churn": s.churn, "seconds": s.seconds}))
+print(json.dumps({"rows": s.rows, "churn": s.churn, "seconds": s.seconds,
+                  "peak_rss_gb": peak_rss_gb()}))
 """
 
 
 def run_scale(scale: str, out: Path, seed: int) -> dict:
     t0 = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     proc = subprocess.run([sys.executable, "-c", CHILD, str(out), scale, str(seed)],
                           capture_output=True, text=True, check=True)
     wall = time.perf_counter() - t0
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     total_rows = sum(result["rows"].values())
     size = sum(p.stat().st_size for p in out.glob("*.csv"))
     return {
         "scale": scale, "wall_s": round(wall, 1), "rows": total_rows,
-        "rows_per_s": round(total_rows / wall), "peak_rss_gb": round(max(peak_kb, before) / 1e6, 2),
+        "rows_per_s": round(total_rows / wall), "peak_rss_gb": round(result["peak_rss_gb"], 2),
         "csv_gb": round(size / 1e9, 2), "march_log_rows": result["rows"]["user_logs_v2.csv"],
         "labelled_march": result["rows"]["train_v2.csv"], "churn": result["churn"],
     }

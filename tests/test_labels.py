@@ -92,3 +92,13 @@ def test_accepts_datetimes_and_february_target():
                       "membership_expire_date": pd.to_datetime(["2017-02-10", "2017-03-10"]),
                       "is_cancel": [0, 0]})
     assert label(h, 2017, 2) == {"u": 0}
+
+
+def test_rebased_variant_reads_the_expiry_after_the_whole_month():
+    from study.churn.labels import churn_labels_rebased
+
+    h = tx(("prepaid", 20170210, 20170312, 0), ("prepaid", 20170305, 20180419, 0),  # 410-day plan, nothing later
+           ("monthly", 20170210, 20170312, 0), ("monthly", 20170312, 20170412, 0), ("monthly", 20170412, 20170512, 0))
+    assert label(h) == {"prepaid": 0, "monthly": 0}                 # the rule: the March purchase renews
+    rebased = churn_labels_rebased(h, 2017, 3)
+    assert dict(zip(rebased.msno, rebased.is_churn)) == {"prepaid": 1, "monthly": 0}

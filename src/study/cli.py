@@ -11,7 +11,7 @@ def _churn_synth(args) -> int:
     from study.churn.twin import generate
 
     out = Path(args.out) if args.out else twin_dir(args.scale, args.seed)
-    s = generate(out, scale=args.scale, seed=args.seed, progress=not args.quiet)
+    s = generate(out, scale=args.scale, seed=args.seed, progress=not args.quiet, label_rule=args.label_rule)
     print(f"twin ({s.scale}, seed {s.seed}) written to {out} in {s.seconds:.1f} s")
     for name, n in s.rows.items():
         print(f"  {name:<22} {n:>12,} rows")
@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=2017)
     synth.add_argument("--out", help="output folder (default: data/raw/twin/<scale>-seed<seed>)")
     synth.add_argument("--quiet", action="store_true", help="no progress bars")
+    synth.add_argument("--label-rule", choices=["rule", "rebased"], default="rule",
+                       help="rule: the organisers' rule (FACTS.md); rebased: the March experiment of notebooks/20")
     synth.set_defaults(func=_churn_synth)
 
     val = churn.add_parser("validate", help="check the raw files (real or twin) against the schemas")

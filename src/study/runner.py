@@ -104,12 +104,26 @@ def run_notebook(path: Path, params: dict, reports: Path) -> NotebookResult:
     return NotebookResult(path.stem, title, summary, True, time.perf_counter() - t0, html=target)
 
 
-def write_index(result: StudyResult, reports: Path) -> Path:
+def write_index(result: StudyResult, reports: Path, notebooks: list[Path] = ()) -> Path:
+    """reports/index.html: every notebook of the study, with this run's status; a notebook left
+    out of this run (``--only``) keeps its link when an earlier report of it exists."""
+    done = {r.name for r in result.results}
+    results = list(result.results)
+    for path in notebooks:
+        if path.stem not in done:
+            title, summary = notebook_info(path)
+            html_path = reports / f"{path.stem}.html"
+            results.append(NotebookResult(path.stem, title, summary, True, 0.0,
+                                          html=html_path if html_path.is_file() else None, error="not run"))
+    results.sort(key=lambda r: r.name)
     rows = []
-    for r in result.results:
+    for r in results:
         name = html.escape(r.title)
         link = f'<a href="{r.html.name}">{name}</a>' if r.html else name
-        status = "ok" if r.ok else f"<b>FAILED</b>: {html.escape(r.error)}"
+        if r.error == "not run":
+            status = "not run this time" + (" (earlier report)" if r.html else "")
+        else:
+            status = "ok" if r.ok else f"<b>FAILED</b>: {html.escape(r.error)}"
         rows.append(f"<tr><td>{link}</td><td>{html.escape(r.summary)}</td><td>{status}</td>"
                     f"<td>{r.seconds:.0f} s</td></tr>")
     when = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -137,7 +151,11 @@ def run_study(scale: str = "default", only: list[str] | None = None, params_file
     params.setdefault("scale", scale)
     reports.mkdir(parents=True, exist_ok=True)
     result = StudyResult(scale)
-    todo = [p for p in discover(notebooks) if not only or p.stem in only]
+    everything = discover(notebooks)
+    todo = [p for p in everything if not only or p.stem in only]
+    if only and len(todo) != len(set(only)):
+        unknown = sorted(set(only) - {p.stem for p in todo})
+        raise FileNotFoundError(f"no notebook named {', '.join(unknown)} in {notebooks}")
     for i, path in enumerate(todo, 1):
         echo(f"[{i}/{len(todo)}] {path.stem} …", flush=True)
         r = run_notebook(path, params, reports)
@@ -148,6 +166,6 @@ def run_study(scale: str = "default", only: list[str] | None = None, params_file
             echo(f"    FAILED in {r.seconds:.0f} s: {r.error}\n    executed notebook kept at "
                  f"{reports / 'executed' / path.name}; later notebooks skipped", flush=True)
             break
-    result.index = write_index(result, reports)
+    result.index = write_index(result, reports, everything)
     echo(f"\nReports: {result.index}" + ("" if result.ok else "  (with failures)"), flush=True)
     return result

@@ -122,7 +122,8 @@ def _twin_is_current(folder: Path) -> bool:
     meta = folder / "twin.json"
     if not (has_files(folder) and meta.is_file()):
         return False
-    return json.loads(meta.read_text()).get("generator_version") == TWIN_VERSION
+    m = json.loads(meta.read_text())
+    return m.get("generator_version") == TWIN_VERSION and m.get("label_rule", "rule") == "rule"
 
 
 def resolve_source(raw_dir: str | Path | None = None, scale: str = "quick", seed: int = 2017,

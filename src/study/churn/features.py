@@ -58,10 +58,15 @@ def conform(df: pd.DataFrame, with_label: bool = True) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------------
 # The original recipe on DuckDB.
-def _connect(threads: int = 2) -> duckdb.DuckDBPyConnection:
+def _connect(threads: int = 2, memory_limit: str | None = None, spill_dir: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB; past ``memory_limit`` it spills to ``spill_dir`` instead of growing."""
     con = duckdb.connect()
     con.execute(f"SET threads TO {int(threads)}")
     con.execute("SET enable_progress_bar = false")
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+    if spill_dir:
+        con.execute(f"SET temp_directory = '{spill_dir}'")
     return con
 
 
@@ -70,7 +75,14 @@ def _ymd(col: str) -> str:
     return f"make_date(({col} // 10000)::INT, (({col} // 100) % 100)::INT, ({col} % 100)::INT)"
 
 
-def _capped_log_sql(log_sql: str) -> str:
+def _load_logs(con, log_sql: str) -> None:
+    """The daily log rows, read once into a compact table (12-character key inlined by DuckDB,
+    counts as INTEGER): the z-score statistics, medians and sums then run from memory."""
+    cols = ", ".join(f"{m}::INTEGER AS {m}" if m != "total_secs" else m for m in LOG_METRICS)
+    con.execute(f"CREATE TEMP TABLE logs AS SELECT substr(msno, 11, 12) AS msno, {cols} FROM {log_sql}")
+
+
+def _capped_log_sql() -> str:
     """Daily log rows with each |z| > 3 cell replaced by the median of the column's other cells."""
     stats = ", ".join(f"avg({m}) AS mu_{m}, stddev_pop({m}) AS sd_{m}" for m in LOG_METRICS)
     z = {m: f"abs(({m} - mu_{m}) / nullif(sd_{m}, 0))" for m in LOG_METRICS}
@@ -78,23 +90,30 @@ def _capped_log_sql(log_sql: str) -> str:
     capped = ", ".join(f"CASE WHEN coalesce({z[m]}, 0) > {Z_LIMIT} THEN med_{m} ELSE {m}::DOUBLE END AS {m}"
                        for m in LOG_METRICS)
     return f"""
-        logs AS (SELECT msno, {', '.join(LOG_METRICS)} FROM {log_sql}),
         stats AS (SELECT {stats} FROM logs),
         meds AS (SELECT {meds} FROM logs, stats),
-        capped AS (SELECT substr(msno, 11, 12) AS msno, {capped} FROM logs, stats, meds)"""
+        capped AS (SELECT msno, {capped} FROM logs, stats, meds)"""
 
 
 def original_recipe(source: RawSource, label_file: str = "train_v2.csv", tx_file: str = "transactions_v2.csv",
-                    log_file: str = "user_logs_v2.csv", threads: int = 2) -> pd.DataFrame:
+                    log_file: str = "user_logs_v2.csv", threads: int = 2, memory_limit: str = "2GB") -> pd.DataFrame:
     """FACTS.md section 3 on DuckDB → the 33-column processed frame (sorted by msno)."""
-    con = _connect(threads)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="study-duckdb-") as spill:
+        return _original_recipe(source, label_file, tx_file, log_file, _connect(threads, memory_limit, spill))
+
+
+def _original_recipe(source: RawSource, label_file: str, tx_file: str, log_file: str, con) -> pd.DataFrame:
     try:
         # Materialised so that rowid is the file order ("first on ties" of the latest expiry).
         con.execute(f"CREATE TEMP TABLE tx AS SELECT * FROM {read_sql(source.file(tx_file), 'transactions')}")
+        con.execute("SET preserve_insertion_order = false")  # tx keeps its file order; the rest needs none
+        _load_logs(con, read_sql(source.file(log_file), "user_logs"))
         sums = ", ".join(f"sum({m}) AS {m}Sum" for m in LOG_METRICS)
         means = ", ".join(f"avg({m}) AS {m}Mean" for m in LOG_METRICS)
         sql = f"""
-        WITH {_capped_log_sql(read_sql(source.file(log_file), 'user_logs'))},
+        WITH {_capped_log_sql()},
         agg AS (SELECT msno, {sums}, {means}, count(*) AS count FROM capped GROUP BY msno),
         ranked AS (
             SELECT substr(msno, 11, 12) AS msno, payment_method_id, payment_plan_days, plan_list_price,
@@ -137,9 +156,20 @@ def _cap_pandas(logs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _read_pandas(path: Path, kind: str) -> pd.DataFrame:
+    """pandas' own CSV reader with the Kaggle dtypes (the reference is pandas end to end)."""
+    from study.churn.data import COLUMNS
+
+    types = {"BIGINT": "int64", "DOUBLE": "float64", "VARCHAR": object}
+    return pd.read_csv(path, dtype={c: types[t] for c, t in COLUMNS[kind].items()}, keep_default_na=False,
+                       na_values={"gender": [""]})
+
+
 def original_recipe_pandas(source: RawSource, label_file: str = "train_v2.csv",
                            tx_file: str = "transactions_v2.csv", log_file: str = "user_logs_v2.csv") -> pd.DataFrame:
-    from study.churn.data import load
+    def load(_src, name, validate=False):
+        from study.churn.data import FILES
+        return _read_pandas(source.file(name), FILES.get(name, "train"))
 
     logs = _cap_pandas(load(source, log_file, validate=False))
     logs["msno"] = short_msno(logs["msno"])
@@ -254,47 +284,108 @@ def month_labels(source: RawSource, month: str, transactions: pd.DataFrame | Non
     return lab[["msno", "is_churn"]].astype({"is_churn": "int64"})
 
 
+def _int_day(ts: pd.Timestamp) -> int:
+    return ts.year * 10000 + ts.month * 100 + ts.day
+
+
+def _log_windows(cut: pd.Timestamp, i: int) -> str:
+    """Aggregates of month i's listening windows over YYYYMMDD integers (one scan for all months)."""
+    c = _int_day(cut)
+    lo = {w: _int_day(cut - pd.Timedelta(days=w)) for w in (*PIT_WINDOWS, PIT_LOG_HORIZON)}
+    in_window = f"date < {c} AND date >= {lo[PIT_LOG_HORIZON]}"
+    parts = [f"max(date) FILTER (WHERE {in_window}) AS last_listen_{i}"]
+    for w in PIT_WINDOWS:
+        parts.append(f"coalesce(sum(secs) FILTER (WHERE date < {c} AND date >= {lo[w]}), 0) AS secs_{w}_{i}")
+        parts.append(f"count(*) FILTER (WHERE date < {c} AND date >= {lo[w]}) AS days_{w}_{i}")
+    prev = f"date < {lo[30]} AND date >= {lo[PIT_LOG_HORIZON]}"
+    parts.append(f"coalesce(sum(secs) FILTER (WHERE {prev}), 0) AS secs_prev30_{i}")
+    parts.append(f"count(*) FILTER (WHERE {prev}) AS days_prev30_{i}")
+    last30 = f"date < {c} AND date >= {lo[30]}"
+    for name, expr in [("unq_30", "num_unq"), ("skips_30", "num_25"), ("plays_30", "plays")]:
+        parts.append(f"coalesce(sum({expr}) FILTER (WHERE {last30}), 0) AS {name}_{i}")
+    return ", ".join(parts)
+
+
 def point_in_time(source: RawSource, months=("2017-02", "2017-03"), threads: int = 2,
-                  labels: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+                  labels: dict[str, pd.DataFrame] | None = None, memory_limit: str = "4GB") -> pd.DataFrame:
     """One row per labelled user and expiry month; every feature from rows dated before the
-    month's first day. ``labels`` (month → frame msno, is_churn) overrides :func:`month_labels`."""
-    con = _connect(threads)
+    month's first day. ``labels`` (month → frame msno, is_churn) overrides :func:`month_labels`.
+
+    Memory stays bounded at full scale: users get integer keys, the history is kept for the
+    labelled users only, all months' listening windows come from one scan of the logs, and DuckDB
+    spills to a temporary folder past ``memory_limit``."""
+    import tempfile
+
+    cuts = {m: pd.Timestamp(f"{m}-01") for m in months}
+    labs = {m: ((labels or {}).get(m)) for m in months}
+    # transactions.csv holds everything dated before March 2017; transactions_v2 only when it is alone.
+    history_files = ["transactions.csv"] if source.file("transactions.csv").is_file() else ["transactions_v2.csv"]
     frames = []
-    try:
-        con.execute(f"""CREATE TEMP TABLE tx AS SELECT DISTINCT msno, payment_method_id, payment_plan_days,
-            plan_list_price, actual_amount_paid, is_auto_renew, transaction_date, membership_expire_date, is_cancel,
-            {_ymd('transaction_date')} AS tdate, {_ymd('membership_expire_date')} AS edate
-            FROM ({_union(con, source, ['transactions.csv', 'transactions_v2.csv'], 'transactions')})""")
-        con.execute(f"""CREATE TEMP TABLE lg AS SELECT msno, {_ymd('date')} AS d, greatest(total_secs, 0) AS secs,
-            num_unq, num_25, num_100, num_25 + num_50 + num_75 + num_985 + num_100 AS plays
-            FROM ({_union(con, source, ['user_logs.csv', 'user_logs_v2.csv'], 'user_logs')})""")
-        con.execute(f"CREATE TEMP TABLE mem AS SELECT * FROM {read_sql(source.file('members_v3.csv'), 'members')}")
-        tx_for_labels = None
-        for month in months:
-            lab = (labels or {}).get(month)
-            if lab is None:
-                if tx_for_labels is None and month not in ("2017-02", "2017-03"):
-                    tx_for_labels = con.execute("SELECT * EXCLUDE (tdate, edate) FROM tx").df()
-                lab = month_labels(source, month, tx_for_labels)
-            con.register("lab", lab[["msno", "is_churn"]])
-            cutoff = pd.Timestamp(f"{month}-01").date()
-            frames.append(con.execute(_PIT_SQL, {"cutoff": cutoff, "month": month}).df())
-            con.unregister("lab")
-    finally:
-        con.close()
+    with tempfile.TemporaryDirectory(prefix="study-duckdb-") as spill:
+        con = _connect(threads, memory_limit, spill)
+        try:
+            con.execute("SET preserve_insertion_order = false")
+            tx_for_labels = None
+            for m in months:
+                if labs[m] is None:
+                    if tx_for_labels is None and m not in ("2017-02", "2017-03"):
+                        start = _int_day(min(cuts.values()) - pd.DateOffset(months=1))
+                        tx_for_labels = con.execute(
+                            f"SELECT * FROM ({_union(con, source, ['transactions.csv', 'transactions_v2.csv'], 'transactions')}) "
+                            f"WHERE transaction_date >= {start}").df()
+                    labs[m] = month_labels(source, m, tx_for_labels)
+            del tx_for_labels
+            users = pd.concat([labs[m][["msno"]] for m in months]).drop_duplicates().reset_index(drop=True)
+            users["uid"] = np.arange(len(users), dtype=np.int32)
+            con.register("users", users)
+            max_cut = _int_day(max(cuts.values()))
+            # exact duplicate rows (a real-data oddity) are counted once
+            con.execute(f"""CREATE TEMP TABLE tx AS SELECT DISTINCT u.uid, payment_method_id, payment_plan_days, plan_list_price,
+                actual_amount_paid, is_auto_renew, is_cancel,
+                {_ymd('transaction_date')} AS tdate, {_ymd('membership_expire_date')} AS edate
+                FROM ({_union(con, source, history_files, 'transactions')}) t JOIN users u USING (msno)
+                WHERE transaction_date < {max_cut}""")
+            lo = _int_day(min(cuts.values()) - pd.Timedelta(days=PIT_LOG_HORIZON))
+            windows = ", ".join(_log_windows(cuts[m], i) for i, m in enumerate(months))
+            con.execute(f"""CREATE TEMP TABLE lagg AS SELECT u.uid, {windows} FROM (
+                SELECT msno, date, greatest(total_secs, 0) AS secs, num_unq, num_25,
+                       num_25 + num_50 + num_75 + num_985 + num_100 AS plays
+                FROM ({_union(con, source, ['user_logs.csv', 'user_logs_v2.csv'], 'user_logs')})
+                WHERE date >= {lo} AND date < {max_cut}) l JOIN users u USING (msno) GROUP BY u.uid""")
+            con.execute(f"""CREATE TEMP TABLE mem AS SELECT u.uid, m.* EXCLUDE (msno)
+                FROM {read_sql(source.file('members_v3.csv'), 'members')} m JOIN users u USING (msno)""")
+            for i, m in enumerate(months):
+                lab = labs[m][["msno", "is_churn"]].merge(users, on="msno")
+                con.register("lab", lab)
+                frames.append(con.execute(_pit_sql(i), {"cutoff": cuts[m].date(), "month": m}).df())
+                con.unregister("lab")
+        finally:
+            con.close()
     df = pd.concat(frames, ignore_index=True)
+    df["days_since_last_listen"] = _days_since_listen(df.pop("last_listen"), df["month"])
     return _finish_pit(df)
 
 
-_PIT_SQL = f"""
-WITH h AS (SELECT tx.* FROM tx JOIN lab USING (msno) WHERE tdate < $cutoff),
+def _days_since_listen(last_listen: pd.Series, month: pd.Series) -> pd.Series:
+    last = pd.to_datetime(last_listen.astype("Int64").astype(str), format="%Y%m%d", errors="coerce")
+    days = (pd.to_datetime(month + "-01") - last).dt.days
+    return days.fillna(PIT_LOG_HORIZON + 1).astype("int64")
+
+
+def _pit_sql(i: int) -> str:
+    listen = ", ".join(
+        [f"lagg.last_listen_{i} AS last_listen"]
+        + [f"coalesce(lagg.secs_{w}_{i}, 0) AS secs_{w}, coalesce(lagg.days_{w}_{i}, 0) AS days_{w}" for w in PIT_WINDOWS]
+        + [f"coalesce(lagg.{c}_{i}, 0) AS {c}" for c in ("secs_prev30", "days_prev30", "unq_30", "skips_30", "plays_30")])
+    return f"""
+WITH h AS (SELECT tx.* FROM tx JOIN lab USING (uid) WHERE tdate < $cutoff),
 ordered AS (
-    SELECT *, row_number() OVER (PARTITION BY msno ORDER BY tdate DESC, is_cancel DESC,
+    SELECT *, row_number() OVER (PARTITION BY uid ORDER BY tdate DESC, is_cancel DESC,
         CASE WHEN is_cancel = 1 THEN edate END ASC, CASE WHEN is_cancel = 0 THEN edate END DESC) AS rk
     FROM h),
 last AS (SELECT * FROM ordered WHERE rk = 1),
 agg AS (
-    SELECT msno, count(*) AS n_transactions,
+    SELECT uid, count(*) AS n_transactions,
         count_if(is_cancel = 0 AND tdate >= $cutoff - INTERVAL 365 DAY) AS n_renewals_365,
         count_if(is_cancel = 1) AS n_cancels,
         count_if(is_cancel = 1 AND tdate >= $cutoff - INTERVAL 90 DAY) AS n_cancels_90,
@@ -306,19 +397,7 @@ agg AS (
         min(tdate) AS first_tdate,
         max(tdate) FILTER (WHERE is_cancel = 1) AS last_cancel_date,
         max(tdate) FILTER (WHERE is_cancel = 0) AS last_renewal_date
-    FROM h GROUP BY msno),
-l AS (
-    SELECT lg.* FROM lg JOIN lab USING (msno)
-    WHERE d < $cutoff AND d >= $cutoff - INTERVAL {PIT_LOG_HORIZON} DAY),
-lagg AS (
-    SELECT msno, max(d) AS last_listen,
-        {', '.join(f"coalesce(sum(secs) FILTER (WHERE d >= $cutoff - INTERVAL {w} DAY), 0) AS secs_{w}, count(*) FILTER (WHERE d >= $cutoff - INTERVAL {w} DAY) AS days_{w}" for w in PIT_WINDOWS)},
-        coalesce(sum(secs) FILTER (WHERE d < $cutoff - INTERVAL 30 DAY), 0) AS secs_prev30,
-        count(*) FILTER (WHERE d < $cutoff - INTERVAL 30 DAY) AS days_prev30,
-        coalesce(sum(num_unq) FILTER (WHERE d >= $cutoff - INTERVAL 30 DAY), 0) AS unq_30,
-        coalesce(sum(num_25) FILTER (WHERE d >= $cutoff - INTERVAL 30 DAY), 0) AS skips_30,
-        coalesce(sum(plays) FILTER (WHERE d >= $cutoff - INTERVAL 30 DAY), 0) AS plays_30
-    FROM l GROUP BY msno)
+    FROM h GROUP BY uid)
 SELECT lab.msno, $month AS month, lab.is_churn,
     last.payment_method_id, last.payment_plan_days, last.plan_list_price, last.actual_amount_paid,
     last.plan_list_price - last.actual_amount_paid AS discount,
@@ -330,22 +409,19 @@ SELECT lab.msno, $month AS month, lab.is_churn,
     (agg.last_cancel_date IS NULL OR agg.last_renewal_date > agg.last_cancel_date)::INT AS renewed_after_last_cancel,
     agg.n_transactions, agg.n_renewals_365, agg.n_cancels, agg.n_cancels_90, agg.n_plan_changes,
     agg.n_method_changes, agg.auto_renew_share, agg.n_discounts, agg.paid_365,
-    (mem.msno IS NOT NULL)::INT AS has_member,
+    (mem.uid IS NOT NULL)::INT AS has_member,
     coalesce(mem.city, 0) AS city,
     CASE WHEN mem.bd > 10 AND mem.bd < 70 THEN mem.bd ELSE -1 END AS bd,
     coalesce(mem.gender, 'unknown') AS gender,
     coalesce(mem.registered_via, 0) AS registered_via,
-    CASE WHEN mem.msno IS NULL THEN NULL
+    CASE WHEN mem.uid IS NULL THEN NULL
          ELSE date_diff('day', {_ymd('mem.registration_init_time')}, $cutoff) END AS days_since_registration,
-    (lagg.msno IS NOT NULL)::INT AS has_logs,
-    coalesce(date_diff('day', lagg.last_listen, $cutoff), {PIT_LOG_HORIZON + 1}) AS days_since_last_listen,
-    {', '.join(f"coalesce(lagg.secs_{w}, 0) AS secs_{w}, coalesce(lagg.days_{w}, 0) AS days_{w}" for w in PIT_WINDOWS)},
-    coalesce(lagg.secs_prev30, 0) AS secs_prev30, coalesce(lagg.days_prev30, 0) AS days_prev30,
-    coalesce(lagg.unq_30, 0) AS unq_30, coalesce(lagg.skips_30, 0) AS skips_30, coalesce(lagg.plays_30, 0) AS plays_30
+    (lagg.last_listen_{i} IS NOT NULL)::INT AS has_logs,
+    {listen}
 FROM lab
-JOIN last USING (msno) JOIN agg USING (msno)
-LEFT JOIN mem ON mem.msno = lab.msno
-LEFT JOIN lagg ON lagg.msno = lab.msno
+JOIN last USING (uid) JOIN agg USING (uid)
+LEFT JOIN mem ON mem.uid = lab.uid
+LEFT JOIN lagg ON lagg.uid = lab.uid
 ORDER BY lab.msno
 """
 

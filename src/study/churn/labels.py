@@ -32,13 +32,8 @@ def _ordered(tx: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def churn_labels(transactions: pd.DataFrame, year: int, month: int) -> pd.DataFrame:
-    """Label the users whose membership expires in month ``year``-``month``.
-
-    Returns one row per candidate: ``msno``, ``is_churn`` (int8), ``current_expire`` (datetime),
-    ``gap_days`` (float, NaN when no later renewal).
-    """
-    tx = pd.DataFrame(
+def _frame(transactions: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
         {
             "msno": transactions["msno"].to_numpy(),
             "tdate": to_datetime(transactions["transaction_date"]).to_numpy(),
@@ -46,18 +41,12 @@ def churn_labels(transactions: pd.DataFrame, year: int, month: int) -> pd.DataFr
             "is_cancel": transactions["is_cancel"].astype("int8").to_numpy(),
         }
     )
-    month_start = pd.Timestamp(year=year, month=month, day=1)
-    hist_start = month_start - pd.DateOffset(months=1)
-    month_end = month_start + pd.DateOffset(months=1)
 
-    history = _ordered(tx[(tx.tdate >= hist_start) & (tx.tdate < month_start)])
-    current = history.groupby("msno", sort=False).tail(1)[["msno", "expire"]]
-    current = current[(current.expire >= month_start) & (current.expire < month_end)]
-    current = current.rename(columns={"expire": "current_expire"})
 
-    future = tx[(tx.tdate >= month_start) & tx.msno.isin(current.msno)]
-    future = _ordered(future)
-    # Position of each row in the user's ordered future, and of the first renewal.
+def _outcome(tx: pd.DataFrame, current: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
+    """Read the rows dated from ``start`` on: cancellations before the first renewal move the
+    expiry earlier; the first renewal's gap to the expiry decides (>= 30 days or none: churn)."""
+    future = _ordered(tx[(tx.tdate >= start) & tx.msno.isin(current.msno)])
     future = future.assign(_pos=future.groupby("msno", sort=False).cumcount())
     renewals = future[future.is_cancel == 0]
     first_renewal = renewals.groupby("msno", sort=False).head(1)[["msno", "tdate", "_pos"]]
@@ -76,3 +65,36 @@ def churn_labels(transactions: pd.DataFrame, year: int, month: int) -> pd.DataFr
     churn = out.gap_days.isna() | (out.gap_days >= CHURN_GAP_DAYS)
     out["is_churn"] = churn.astype("int8")
     return out[["msno", "is_churn", "current_expire", "gap_days"]].sort_values("msno").reset_index(drop=True)
+
+
+def _current(tx: pd.DataFrame, start, end) -> pd.DataFrame:
+    history = _ordered(tx[(tx.tdate >= start) & (tx.tdate < end)])
+    return history.groupby("msno", sort=False).tail(1)[["msno", "expire"]].rename(columns={"expire": "current_expire"})
+
+
+def churn_labels(transactions: pd.DataFrame, year: int, month: int) -> pd.DataFrame:
+    """Label the users whose membership expires in month ``year``-``month``.
+
+    Returns one row per candidate: ``msno``, ``is_churn`` (int8), ``current_expire`` (datetime),
+    ``gap_days`` (float, NaN when no later renewal).
+    """
+    tx = _frame(transactions)
+    month_start = pd.Timestamp(year=year, month=month, day=1)
+    month_end = month_start + pd.DateOffset(months=1)
+    current = _current(tx, month_start - pd.DateOffset(months=1), month_start)
+    current = current[(current.current_expire >= month_start) & (current.current_expire < month_end)]
+    return _outcome(tx, current, month_start)
+
+
+def churn_labels_rebased(transactions: pd.DataFrame, year: int, month: int) -> pd.DataFrame:
+    """A variant for study, not the rule: the same candidates as :func:`churn_labels`, but the
+    expiry is re-read after the whole target month (its renewals included) and the outcome is the
+    next renewal after that. Long prepaid plans bought in the month then count as churn when no
+    later transaction is in the data, as the real train_v2 labels suggest (see notebooks/20)."""
+    tx = _frame(transactions)
+    month_start = pd.Timestamp(year=year, month=month, day=1)
+    month_end = month_start + pd.DateOffset(months=1)
+    candidates = churn_labels(transactions, year, month)[["msno"]]
+    current = _current(tx, month_start - pd.DateOffset(months=1), month_end)
+    current = current[current.msno.isin(candidates.msno)]
+    return _outcome(tx, current, month_end)

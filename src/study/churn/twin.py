@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from study.churn.labels import churn_labels
+from study.churn.labels import churn_labels, churn_labels_rebased
 
 # A digest of the generator's own source: a cached twin made by other code is remade.
 TWIN_VERSION = hashlib.sha256(
@@ -520,8 +520,16 @@ def _write_csv(df: pd.DataFrame, path: Path, ids: pa.Array) -> None:
         con.close()
 
 
-def generate(out_dir: str | Path, scale: str = "quick", seed: int = 2017, progress: bool = True) -> TwinSummary:
+LABEL_RULES = ("rule", "rebased")
+
+
+def generate(out_dir: str | Path, scale: str = "quick", seed: int = 2017, progress: bool = True,
+             label_rule: str = "rule") -> TwinSummary:
     """Simulate the twin and write the Kaggle files into ``out_dir``; returns a summary.
+
+    ``label_rule="rule"`` (the default) labels both months with the organisers' rule as FACTS.md
+    states it; ``"rebased"`` labels March with :func:`churn_labels_rebased`, an experiment that
+    notebooks/20 uses to test why real train_v2 churners contradict the rule.
 
     Files are written as soon as they are complete and freed, month by month for the logs, so
     the full scale (18 M March log rows) stays within a few GB."""
@@ -550,8 +558,11 @@ def generate(out_dir: str | Path, scale: str = "quick", seed: int = 2017, progre
     n_extra = 0
     churn = {}
     labelled = {}
+    if label_rule not in LABEL_RULES:
+        raise ValueError(f"label_rule must be one of {LABEL_RULES}")
     for name, (y, mth) in {"train.csv": (2017, 2), "train_v2.csv": (2017, 3)}.items():
-        lab = churn_labels(tx_lab, y, mth)
+        rule = churn_labels_rebased if (label_rule == "rebased" and mth == 3) else churn_labels
+        lab = rule(tx_lab, y, mth)
         labelled[name] = pd.DataFrame({"uid": lab.msno.to_numpy(np.int32), "is_churn": lab.is_churn.to_numpy()})
         churn[name] = float(lab.is_churn.mean())
     del tx_lab, recent
@@ -619,6 +630,6 @@ def generate(out_dir: str | Path, scale: str = "quick", seed: int = 2017, progre
 
     summary = TwinSummary(scale=scale, seed=seed, rows=rows, churn=churn, seconds=round(time.perf_counter() - t0, 2))
     # Deterministic metadata only (no timings), so a seed gives identical bytes in every file.
-    meta = {"generator_version": TWIN_VERSION, "scale": scale, "seed": seed, "rows": rows, "churn": churn, "scale_parameters": asdict(sc)}
+    meta = {"generator_version": TWIN_VERSION, "scale": scale, "seed": seed, "label_rule": label_rule, "rows": rows, "churn": churn, "scale_parameters": asdict(sc)}
     (out / "twin.json").write_text(json.dumps(meta, indent=2))
     return summary

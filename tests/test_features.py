@@ -1,0 +1,172 @@
+"""Feature recipes: every formula on hand-made rows, the engines' equality, the cutoff's guarantee."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from study.churn import data, eda, features, leakage
+from study.churn.data import RawSource
+from study.churn.twin import msno_strings
+
+IDS = msno_strings(np.random.default_rng(5), 6)
+A, B, C, D, E, F = IDS
+LOG_HEADER = "msno,date,num_25,num_50,num_75,num_985,num_100,num_unq,total_secs"
+
+
+def write_raw(folder, tx_rows, member_rows, log_rows, label_rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "transactions_v2.csv").write_text(
+        ",".join(data.COLUMNS["transactions"]) + "\n" + "\n".join(",".join(map(str, r)) for r in tx_rows) + "\n")
+    (folder / "members_v3.csv").write_text(
+        ",".join(data.COLUMNS["members"]) + "\n" + "\n".join(",".join(map(str, r)) for r in member_rows) + "\n")
+    (folder / "user_logs_v2.csv").write_text(LOG_HEADER + "\n" + "\n".join(",".join(map(str, r)) for r in log_rows) + "\n")
+    (folder / "train_v2.csv").write_text("msno,is_churn\n" + "\n".join(f"{m},{y}" for m, y in label_rows) + "\n")
+    return RawSource(folder, "real")
+
+
+@pytest.fixture()
+def handmade(tmp_path):
+    tx = [
+        # A: two rows share the latest expiry → the first in file order (method 41) is kept
+        (A, 41, 30, 149, 149, 1, 20170301, 20170401, 0), (A, 39, 30, 99, 99, 1, 20170302, 20170401, 0),
+        (A, 38, 30, 149, 149, 0, 20170201, 20170301, 0),
+        # B: a 0-day plan → price_per_day 0
+        (B, 41, 0, 0, 0, 1, 20170310, 20170410, 0),
+        # C, D: age band edges; E has no logs; F has no member row
+        (C, 41, 30, 149, 149, 1, 20170305, 20170405, 0), (D, 41, 30, 149, 149, 1, 20170305, 20170405, 1),
+        (E, 41, 30, 149, 149, 1, 20170305, 20170405, 0), (F, 41, 30, 149, 149, 1, 20170305, 20170405, 0),
+    ]
+    members = [(A, 1, 10, "", 7, 20150101), (B, 5, 11, "male", 9, 20170420),
+               (C, 13, 69, "female", 3, 20160101), (D, 4, 70, "", 4, 20160101), (E, 1, 30, "male", 7, 20160101)]
+    logs = [(m, 20170300 + d, 1, 1, 1, 1, 10, 10, 2400.5) for m in (A, B, C, D, F) for d in range(1, 31)]
+    logs.append((A, 20170331, 1, 1, 1, 1, 100_000, 10, 2400.5))  # a num_100 outlier cell
+    labels = [(m, int(i % 2)) for i, m in enumerate(IDS)]
+    return write_raw(tmp_path / "raw", tx, members, logs, labels)
+
+
+def by_user(df):
+    return df.set_index("msno")
+
+
+def test_original_recipe_formulas_on_handmade_rows(handmade):
+    df = by_user(features.original_recipe(handmade))
+    short = {m: m[10:22] for m in IDS}
+    assert list(df.reset_index().columns) == features.PROCESSED_COLUMNS
+    # inner joins: E (no logs) and F (no member row) are dropped
+    assert set(df.index) == {short[A], short[B], short[C], short[D]}
+    a, b, c, d = (df.loc[short[m]] for m in (A, B, C, D))
+    assert a.payment_method_id == 41 and a.transaction_count == 3       # latest-expiry tie: first row
+    assert a.membership_expire_date == "2017-04-01" and a.transaction_date == "2017-03-01"
+    assert b.price_per_day == 0.0 and c.price_per_day == pytest.approx(149 / 30)
+    assert (a.bd, b.bd, c.bd, d.bd) == (-1, 11, 69, -1)                   # kept only when 10 < bd < 70
+    assert (a.gender, b.gender, d.gender) == ("inconnu", "male", "inconnu")
+    assert a.days_fidelity == (pd.Timestamp("2017-04-01") - pd.Timestamp("2015-01-01")).days
+    assert b.days_fidelity == abs((pd.Timestamp("2017-04-10") - pd.Timestamp("2017-04-20")).days)
+    # z-score capping: the 100,000 cell is replaced by the median of the other cells (10)
+    assert a.num_100Sum == pytest.approx(31 * 10) and a["count"] == 31
+    assert a.num_100Mean == pytest.approx(10.0) and a.total_secsSum == pytest.approx(31 * 2400.5)
+    assert df.loc[short[D], "is_cancel"] == 1
+
+
+def test_pandas_reference_gives_the_same_frame(handmade, quick_source):
+    for src in (handmade, quick_source):
+        duck, ref = features.original_recipe(src), features.original_recipe_pandas(src)
+        floats = [c for c in duck if duck[c].dtype == "float64"]
+        pd.testing.assert_frame_equal(duck.drop(columns=floats), ref.drop(columns=floats), check_exact=True)
+        # floats agree to the last bits that summation order can change
+        pd.testing.assert_frame_equal(duck[floats], ref[floats], check_exact=False, rtol=1e-12, atol=0)
+
+
+def test_zscore_rule_caps_only_the_upper_outliers():
+    df = pd.DataFrame({"x": [5.0] * 50 + [6.0] * 49 + [500.0]})
+    counts, capped = eda.zscore_outliers(df, ["x"])
+    assert counts.loc[0, "outlier cells"] == 1 and counts.loc[0, "upper tail"] == 1
+    assert capped.x.iloc[-1] == 5.0 and capped.x.max() == 6.0  # median of the 99 other cells (50 fives, 49 sixes)
+
+
+def test_processed_sample_round_trips_identically(shared_kkbox):
+    path = shared_kkbox / "processed_sample.csv"
+    df = features.read_processed(path)
+    assert list(df.columns) == features.PROCESSED_COLUMNS and len(df) == 6023
+    original = pd.read_csv(path, dtype=str, keep_default_na=False).sort_values("msno").reset_index(drop=True)
+    again = pd.read_csv(pd.io.common.StringIO(features.write_processed(df)), dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(again, original)  # every field's text, dates as YYYY-MM-DD
+
+
+def test_processed_reader_rejects_bad_values(tmp_path, shared_kkbox):
+    import pandera.errors
+
+    text = (shared_kkbox / "processed_sample.csv").read_text().splitlines()
+    bad = text[:3]
+    bad[2] = bad[2].replace(",inconnu,", ",robot,").replace(",male,", ",robot,").replace(",female,", ",robot,")
+    (tmp_path / "bad.csv").write_text("\n".join(bad) + "\n")
+    with pytest.raises(pandera.errors.SchemaErrors, match="gender"):
+        features.read_processed(tmp_path / "bad.csv")
+
+
+def _copy_source(src, folder):
+    shutil.copytree(src.path, folder)
+    return data.resolve_source(folder)
+
+
+def test_rows_after_the_cutoff_never_change_point_in_time_features(tmp_path, quick_source):
+    base = features.point_in_time(quick_source, months=("2017-03",))
+    labels = {"2017-03": base[["msno", "is_churn"]]}
+    changed = _copy_source(quick_source, tmp_path / "raw")
+    users = base.msno.to_numpy()[:300]
+    # renewals, cancellations and plan changes dated on or after the cutoff, and late listening
+    with open(changed.file("transactions_v2.csv"), "a") as f:
+        for i, m in enumerate(users):
+            f.write(f"{m},{3 + i % 30},{[30, 410, 7][i % 3]},999,1,{i % 2},2017030{1 + i % 9},2018010{1 + i % 9},{i % 2}\n")
+    with open(changed.file("user_logs_v2.csv"), "a") as f:
+        for m in users:
+            f.write(f"{m},20170301,0,0,0,0,999,999,123456.0\n")
+    after = features.point_in_time(changed, months=("2017-03",), labels=labels)
+    pd.testing.assert_frame_equal(base, after)
+
+
+def test_point_in_time_sees_rows_before_the_cutoff(tmp_path, quick_source):
+    """The same kind of change dated the day before the cutoff does move features (the test above can fail)."""
+    base = features.point_in_time(quick_source, months=("2017-03",))
+    changed = _copy_source(quick_source, tmp_path / "raw")
+    m = base.msno.iloc[0]
+    with open(changed.file("user_logs_v2.csv"), "a") as f:
+        f.write(f"{m},20170228,0,0,0,0,999,999,123456.0\n")
+    after = features.point_in_time(changed, months=("2017-03",), labels={"2017-03": base[["msno", "is_churn"]]})
+    assert after.set_index("msno").loc[m, "secs_7"] > base.set_index("msno").loc[m, "secs_7"]
+
+
+def test_point_in_time_months_and_labels(quick_source):
+    pit = features.point_in_time(quick_source, months=("2017-01", "2017-02", "2017-03"))
+    assert set(pit.month) == {"2017-01", "2017-02", "2017-03"}
+    feb = pit[pit.month == "2017-02"].set_index("msno").is_churn.sort_index()
+    official = data.load(quick_source, "train.csv").set_index("msno").is_churn.sort_index()
+    assert feb.equals(official)
+    assert set(features.DATA_DICTIONARY_PIT) == set(pit.columns)
+    assert pit.days_to_expiry.between(0, 31).all()  # every candidate's current expiry falls in its month
+
+
+def test_leakage_audit_shows_the_post_expiry_signal(quick_source):
+    original = features.original_recipe(quick_source)
+    pit = features.point_in_time(quick_source, months=("2017-03",))
+    audit = leakage.audit(original, pit).set_index(["feature", "taken from"])["one-feature AUC"]
+    no_cut = audit.xs("expiry date").iloc[0]
+    cut = audit.xs("expiry date").iloc[1]
+    assert no_cut > 0.9 and cut < 0.7
+
+
+def test_eda_statistics():
+    lo, hi = eda.wilson(np.array([5]), np.array([100]))
+    assert lo[0] == pytest.approx(0.0215, abs=1e-3) and hi[0] == pytest.approx(0.1118, abs=1e-3)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    df = pd.DataFrame({"is_churn": y, "signal": y * 2 + rng.normal(0, 1, 2000), "noise": rng.normal(0, 1, 2000)})
+    tests = eda.churn_tests(df, ["signal", "noise"])
+    assert tests.column[0] == "signal" and tests["Cohen d"][0] > 1.5 and tests["p (U)"][0] < 1e-50
+    assert eda.anova_ranking(df[["noise", "signal"]], y).feature[0] == "signal"
+    by = eda.churn_by(df.assign(g=np.where(df.signal > 1, "hi", "lo")), "g")
+    assert set(by.columns) >= {"users", "churn", "ci low", "ci high"}
+    assert leakage.one_feature_auc(df.signal, df.is_churn) > 0.8
