@@ -67,3 +67,19 @@ def test_study_notebooks_declare_a_parameters_cell_and_a_summary():
         assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), nb_path
         assert notebook_info(nb_path)[1], f"{nb_path.name} has no study.summary metadata"
         assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{nb_path} has outputs"
+
+
+def test_papermill_sees_every_parameter_of_every_notebook():
+    """A parameter papermill cannot parse is silently never injected: the scale files would not reach it."""
+    import ast
+
+    import papermill as pm
+
+    from study.runner import discover
+
+    for nb_path in discover(paths.NOTEBOOKS):
+        nb = nbformat.read(nb_path, as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)}
+        assert set(pm.inspect_notebook(str(nb_path))) == assigned, nb_path.name
