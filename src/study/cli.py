@@ -56,6 +56,43 @@ def _churn_features(args) -> int:
     return 0
 
 
+def _churn_train(args) -> int:
+    import json
+
+    from study.churn.data import resolve_source
+    from study.churn.scoring import train_original
+
+    src = resolve_source(args.raw, scale=args.scale, seed=args.seed)
+    folder = train_original(src, args.out)
+    card = json.loads((folder / "card.json").read_text())
+    m = card["metrics (validation, threshold 0.5)"]
+    print(f"original-format model saved to {folder} (trained on {src.describe()})")
+    print(f"  validation: ROC AUC {m['ROC AUC']:.4f}, log loss {m['log loss']:.4f}; "
+          f"MCC-F1 threshold {card['threshold']:.3f}")
+    return 0
+
+
+def _churn_score(args) -> int:
+    from study.churn import evaluation, features, scoring
+
+    model = scoring.load(args.model_dir or args.model)
+    try:
+        processed = features.read_processed(args.input)
+    except Exception as exc:  # pandera / parser errors → one clear line
+        from study.churn.data import RawDataError
+
+        raise RawDataError(f"{args.input}: not a valid processed CSV: {str(exc).splitlines()[0]}") from None
+    out = scoring.score_processed(model, processed)
+    out.to_csv(args.output, index=False)
+    print(f"scored {len(out):,} users with the {args.model} model → {args.output}")
+    if "is_churn" in processed.columns:
+        y = processed.set_index("msno").loc[out.msno, "is_churn"].to_numpy()
+        s = evaluation.scores(y, out.risk.to_numpy())
+        print(f"  labelled input: ROC AUC {s['ROC AUC']:.4f}, log loss {s['log loss']:.4f}, "
+              f"churn {y.mean():.2%}")
+    return 0
+
+
 def _run(args) -> int:
     from study.runner import run_study
 
@@ -95,6 +132,22 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument("--seed", type=int, default=2017)
     feat.set_defaults(func=_churn_features)
 
+    train = churn.add_parser("train", help="fit and save a model (native formats, model card, sha256 manifest)")
+    train.add_argument("--model", choices=["original"], default="original",
+                       help="original: the original study's tuned XGBoost on its top-30 features")
+    train.add_argument("--raw", help="folder with the Kaggle files (default: data/raw/kkbox, else the twin)")
+    train.add_argument("--scale", default="quick", help="twin scale when no real files are given")
+    train.add_argument("--seed", type=int, default=2017)
+    train.add_argument("--out", help="model folder (default: data/models/<model>)")
+    train.set_defaults(func=_churn_train)
+
+    score = churn.add_parser("score", help="score a processed CSV: msno, risk, band, top-3 reasons")
+    score.add_argument("--model", choices=["original"], default="original")
+    score.add_argument("--model-dir", help="a saved model folder (default: data/models/<model>)")
+    score.add_argument("--input", required=True, help="CSV in the original study's 33-column format")
+    score.add_argument("--output", required=True, help="where to write the scores (CSV)")
+    score.set_defaults(func=_churn_score)
+
     run = sub.add_parser("run", help="run the notebooks through Papermill and render reports/")
     run.add_argument("--scale", choices=["quick", "default", "full"], default="default")
     run.add_argument("--params", help="a parameter file instead of params/<scale>.yaml")
@@ -109,9 +162,16 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except RawDataError as exc:
+    except (RawDataError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        from study.churn.models import ModelIntegrityError
+
+        if isinstance(exc, ModelIntegrityError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

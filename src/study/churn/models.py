@@ -99,6 +99,7 @@ class ScoringModel:
     _predict: object
     _mean: np.ndarray | None = None
     _scale: np.ndarray | None = None
+    booster: object = None  # the native model (XGBClassifier or lightgbm.Booster), for contributions
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         missing = [c for c in self.columns if c not in frame.columns]
@@ -142,9 +143,9 @@ def load_model(folder: str | Path) -> ScoringModel:
     if pre["kind"] == "XGBClassifier":
         from xgboost import XGBClassifier
 
-        m = XGBClassifier()
-        m.load_model(path)
-        predict = lambda x: m.predict_proba(x)[:, 1]  # noqa: E731
+        booster = XGBClassifier()
+        booster.load_model(path)
+        predict = lambda x: booster.predict_proba(x)[:, 1]  # noqa: E731
     elif pre["kind"] == "LGBMClassifier":
         import lightgbm as lgb
 
@@ -155,4 +156,4 @@ def load_model(folder: str | Path) -> ScoringModel:
     scaler = pre.get("scaler")
     return ScoringModel(pre["columns"], card, predict,
                         np.asarray(scaler["mean"]) if scaler else None,
-                        np.asarray(scaler["scale"]) if scaler else None)
+                        np.asarray(scaler["scale"]) if scaler else None, booster)

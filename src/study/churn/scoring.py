@@ -1,0 +1,113 @@
+"""Scoring: the original-format model, risk bands and per-customer reason codes.
+
+The original-format model is the original study's tuned XGBoost (learning rate .05, depth 9,
+200 trees) on its top-30 features, fitted on the twin's original-recipe rows; it scores any CSV in
+the original study's 33-column processed format. Reason codes are exact TreeSHAP contributions
+from XGBoost itself (``pred_contribs``): the three features pushing a customer's risk up most.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.feature_selection import SelectFromModel
+from sklearn.preprocessing import StandardScaler
+
+from study import paths
+from study.churn import evaluation, features
+from study.churn.data import RawSource
+from study.churn.models import ScoringModel, load_model, save_model, split_users
+from study.churn.realism import model_matrix
+
+BAND_EDGES = [0.25, 0.50, 0.75, 0.90]
+BAND_LABELS = ["≤ 25 %", "25–50 %", "50–75 %", "75–90 %", "> 90 %"]
+ORIGINAL_PARAMS = {"learning_rate": 0.05, "max_depth": 9, "n_estimators": 200}
+MODELS = paths.DATA / "models"
+
+
+def bands(p) -> np.ndarray:
+    """Risk band of each probability (the original study's five bands, upper edges inclusive)."""
+    idx = np.searchsorted(BAND_EDGES, np.asarray(p, dtype=float), side="left")
+    return np.asarray(BAND_LABELS, dtype=object)[idx]
+
+
+def _xgb(**kw):
+    from xgboost import XGBClassifier
+
+    return XGBClassifier(n_jobs=2, random_state=40, eval_metric="logloss", tree_method="hist", **kw)
+
+
+def frame_digest(df: pd.DataFrame) -> str:
+    return hashlib.sha256(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes()).hexdigest()
+
+
+def train_original(source: RawSource, out_dir: str | Path | None = None, top_k: int = 30, seed: int = 40) -> Path:
+    """Fit and save the original-format model; the card holds its validation metrics and threshold."""
+    df = features.original_recipe(source)
+    x, y = model_matrix(df), df.is_churn
+    split = split_users(df, seed=seed).to_numpy()
+    tr, va = split == "train", split == "valid"
+    full_scaler = StandardScaler().fit(x[tr])
+    first = _xgb(**ORIGINAL_PARAMS).fit(full_scaler.transform(x[tr]), y[tr])
+    keep = SelectFromModel(first, prefit=True, max_features=top_k, threshold=-np.inf).get_support()
+    cols = list(x.columns[keep])
+    scaler = StandardScaler().fit(x.loc[tr, cols])
+    model = _xgb(**ORIGINAL_PARAMS).fit(scaler.transform(x.loc[tr, cols]), y[tr])
+    p = model.predict_proba(scaler.transform(x.loc[va, cols]))[:, 1]
+    _, threshold = evaluation.mcc_f1_curve(y[va], p)
+    card = {
+        "name": "original-format model",
+        "what": "the original study's tuned XGBoost on its top-30 features, original recipe, random split",
+        "input": "a CSV in the original study's 33-column processed format",
+        "data": {"source": source.describe(), "rows": int(len(df)), "sha256 of the training frame": frame_digest(df)},
+        "features": cols, "parameters": ORIGINAL_PARAMS,
+        "protocol": "stratified 70/24/6 % split by user (seed 40); metrics on the 24 % validation split",
+        "metrics (validation, threshold 0.5)": evaluation.scores(y[va], p),
+        "threshold": threshold, "threshold rule": "best point of the MCC-F1 curve on the validation split",
+        "metrics (validation, chosen threshold)": evaluation.scores(y[va], p, threshold),
+        "caveat": "the original recipe sees the post-expiry renewal for March expiries: not an honest forecast",
+    }
+    return save_model(Path(out_dir) if out_dir else MODELS / "original", model, cols, card, scaler=scaler)
+
+
+def contributions(model: ScoringModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """Exact per-feature SHAP contributions (log-odds) from the booster itself."""
+    x = model.matrix(frame)
+    booster = model.booster
+    if hasattr(booster, "get_booster"):  # XGBoost
+        import xgboost as xgb
+
+        contrib = booster.get_booster().predict(xgb.DMatrix(x), pred_contribs=True)
+    else:  # LightGBM
+        contrib = booster.predict(x, pred_contrib=True)
+    return pd.DataFrame(contrib[:, :-1], columns=model.columns, index=frame.index)
+
+
+def reason_codes(contrib: pd.DataFrame, k: int = 3) -> pd.DataFrame:
+    """The k features pushing each customer's risk up most (empty when fewer push it up)."""
+    values = contrib.to_numpy()
+    order = np.argsort(-values, axis=1)[:, :k]
+    names = np.asarray(contrib.columns)[order]
+    up = np.take_along_axis(values, order, axis=1) > 0
+    names = np.where(up, names, "")
+    return pd.DataFrame(names, columns=[f"reason_{i + 1}" for i in range(k)], index=contrib.index)
+
+
+def score_processed(model: ScoringModel, processed: pd.DataFrame) -> pd.DataFrame:
+    """msno, churn risk, band and top-3 reasons for a processed (33-column) frame."""
+    x = model_matrix(processed)
+    risk = model.predict_proba(x)
+    out = pd.DataFrame({"msno": processed.msno.to_numpy(), "risk": risk, "band": bands(risk)}, index=processed.index)
+    out = pd.concat([out, reason_codes(contributions(model, x))], axis=1)
+    return out.sort_values("risk", ascending=False, kind="mergesort").reset_index(drop=True)
+
+
+def load(name_or_dir: str | Path = "original") -> ScoringModel:
+    folder = Path(name_or_dir)
+    if not folder.is_dir():
+        folder = MODELS / str(name_or_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no saved model at {folder}: run `study churn train --model {name_or_dir}` first")
+    return load_model(folder)

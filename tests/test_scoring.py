@@ -1,0 +1,80 @@
+"""Risk bands, reason codes, and the original-format model through the command line."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from study.churn import scoring
+
+STUDY = str(Path(sys.executable).parent / "study")
+
+
+def test_band_edges():
+    p = [0.0, 0.25, 0.2501, 0.5, 0.75, 0.9, 0.9001, 1.0]
+    assert list(scoring.bands(p)) == ["≤ 25 %", "≤ 25 %", "25–50 %", "25–50 %", "50–75 %", "75–90 %", "> 90 %", "> 90 %"]
+
+
+def test_reason_codes_take_the_largest_positive_contributions():
+    contrib = pd.DataFrame({"a": [0.5, -0.1], "b": [2.0, -0.3], "c": [-1.0, 0.2], "d": [0.1, -0.5]})
+    r = scoring.reason_codes(contrib)
+    assert r.iloc[0].tolist() == ["b", "a", "d"]
+    assert r.iloc[1].tolist() == ["c", "", ""]  # only one feature pushes the risk up
+
+
+@pytest.fixture(scope="module")
+def original_model(tmp_path_factory, quick_source):
+    out = tmp_path_factory.mktemp("models") / "original"
+    r = subprocess.run([STUDY, "churn", "train", "--model", "original", "--raw", str(quick_source.path), "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_original_model_scores_our_processed_csv_with_reasons(original_model, quick_source, tmp_path):
+    from study.churn import features
+
+    df = features.original_recipe(quick_source).head(300)
+    features.write_processed(df.drop(columns="is_churn"), tmp_path / "in.csv")  # is_churn is optional
+    r = subprocess.run([STUDY, "churn", "score", "--model-dir", str(original_model), "--input", str(tmp_path / "in.csv"),
+                        "--output", str(tmp_path / "out.csv")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert list(out.columns) == ["msno", "risk", "band", "reason_1", "reason_2", "reason_3"]
+    assert len(out) == 300 and out.risk.between(0, 1).all() and out.risk.is_monotonic_decreasing
+    model = scoring.load(original_model)
+    assert len(model.columns) == 30 and model.card["threshold"] > 0
+    assert set(out.reason_1) - {""} <= set(model.columns)
+
+
+def test_original_model_on_the_real_sample(original_model, shared_kkbox, tmp_path):
+    r = subprocess.run([STUDY, "churn", "score", "--model-dir", str(original_model),
+                        "--input", str(shared_kkbox / "processed_sample.csv"), "--output", str(tmp_path / "real.csv")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "ROC AUC" in r.stdout and "scored 6,023 users" in r.stdout
+    print(r.stdout)
+
+
+def test_a_tampered_model_is_refused_by_the_cli(original_model, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(original_model, bad)
+    with open(bad / "model.json", "a") as f:
+        f.write(" ")
+    (tmp_path / "in.csv").write_text("msno\n")
+    r = subprocess.run([STUDY, "churn", "score", "--model-dir", str(bad), "--input", str(tmp_path / "in.csv"),
+                        "--output", str(tmp_path / "o.csv")], capture_output=True, text=True)
+    assert r.returncode == 2 and "model.json does not match" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_malformed_input_gets_a_message(original_model, tmp_path):
+    (tmp_path / "in.csv").write_text("msno,city\nabc,1\n")
+    r = subprocess.run([STUDY, "churn", "score", "--model-dir", str(original_model), "--input", str(tmp_path / "in.csv"),
+                        "--output", str(tmp_path / "o.csv")], capture_output=True, text=True)
+    assert r.returncode == 2 and "not a valid processed CSV" in r.stderr and "Traceback" not in r.stderr
