@@ -78,3 +78,41 @@ def test_a_malformed_input_gets_a_message(original_model, tmp_path):
     r = subprocess.run([STUDY, "churn", "score", "--model-dir", str(original_model), "--input", str(tmp_path / "in.csv"),
                         "--output", str(tmp_path / "o.csv")], capture_output=True, text=True)
     assert r.returncode == 2 and "not a valid processed CSV" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.fixture(scope="module")
+def champion_model(tmp_path_factory, quick_source):
+    out = tmp_path_factory.mktemp("models") / "champion"
+    r = subprocess.run([STUDY, "churn", "train", "--model", "champion", "--raw", str(quick_source.path), "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_champion_follows_its_declared_rule_and_keeps_its_calibration(champion_model, quick_source):
+    from study.churn import features, zoo
+    from study.churn.models import load_model
+
+    model = load_model(champion_model)
+    card = model.card
+    losses = [row["log loss"] for row in card["selection (temporal protocol)"]]
+    assert losses == sorted(losses) and card["model"] == card["selection (temporal protocol)"][0]["model"]
+    assert model.calibration["kind"] == "isotonic" and len(model.calibration["x"]) >= 2
+    pit = features.point_in_time(quick_source, months=("2017-03",))
+    x = zoo.pit_matrix(pit)
+    calibrated = model.predict_proba(x)
+    raw = model._predict(model.matrix(x))
+    assert np.all(np.diff(calibrated[np.argsort(raw)]) >= -1e-12)  # isotonic: order preserved
+    assert card["metrics (test month, calibrated)"]["log loss"] <= card["metrics (test month, raw)"]["log loss"] + 0.02
+
+
+def test_champion_scores_a_month_from_raw_tables(champion_model, quick_source, tmp_path):
+    r = subprocess.run([STUDY, "churn", "score", "--model", "champion", "--model-dir", str(champion_model),
+                        "--raw", str(quick_source.path), "--month", "2017-03", "--output", str(tmp_path / "c.csv")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = pd.read_csv(tmp_path / "c.csv", keep_default_na=False)
+    assert len(out) == len(pd.read_csv(quick_source.file("train_v2.csv"))) and "ROC AUC" in r.stdout
+    missing = subprocess.run([STUDY, "churn", "score", "--model", "champion", "--model-dir", str(champion_model),
+                              "--output", str(tmp_path / "d.csv")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "--month" in missing.stderr

@@ -23,3 +23,30 @@ def test_protocol_table_on_a_learnable_frame():
     np.testing.assert_allclose(r.scaler.mean_, x[split == "train"].mean().to_numpy())  # fitted on train only
     assert set(zoo.families()) >= {"logistic regression", "Gaussian naive Bayes", "random forest", "bagging",
                                    "AdaBoost", "LightGBM default", "XGBoost default"}
+
+
+def _small(n=1500, seed=4):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.15).astype(int)
+    x = np.column_stack([y * 1.5 + rng.normal(0, 1, n)] + [rng.normal(0, 1, n) for _ in range(7)])
+    return x[:1000], y[:1000], x[1000:], y[1000:]
+
+
+def test_halving_search_and_top_k_curve():
+    xt, yt, xv, yv = _small()
+    best, table = zoo.halving_search(xt, yt, {"learning_rate": [0.1, 0.05], "n_estimators": [20, 40], "max_depth": [2, 3]})
+    assert set(best) == {"learning_rate", "n_estimators", "max_depth"}
+    assert table["CV log loss"].is_monotonic_increasing
+    curve = zoo.top_k_curve(xt, yt, xv, yv, [f"f{i}" for i in range(8)], ks=(1, 3),
+                            params={"learning_rate": 0.1, "max_depth": 2, "n_estimators": 20})
+    assert curve["top k features"].tolist() == [1, 3, 8]
+    assert curve.set_index("top k features").loc[1, "ROC AUC"] > 0.75  # the informative feature is kept first
+
+
+def test_imbalance_trials_cover_the_original_strategies():
+    xt, yt, xv, yv = _small()
+    table = zoo.imbalance_trials(xt, yt, xv, yv)
+    names = set(table.strategy)
+    assert {"NearMiss-3", "SMOTE", "ADASYN", "Tomek links", "random under-sampling", "random over-sampling",
+            "balanced random forest", "RUSBoost", "scale_pos_weight 17", "none (tuned XGBoost)"} <= names
+    assert table["log loss"].notna().sum() >= len(table) - 2

@@ -63,6 +63,18 @@ def _churn_train(args) -> int:
     from study.churn.scoring import train_original
 
     src = resolve_source(args.raw, scale=args.scale, seed=args.seed)
+    if args.model == "champion":
+        from study.churn import champion, features
+
+        pit = features.point_in_time(src, months=tuple(args.months))
+        folder, selection, table, _ = champion.train_champion(pit, list(args.months), args.out, src.describe())
+        print(f"champion ({selection.model[0]}) saved to {folder} (trained on {src.describe()})")
+        for _, r in selection.iterrows():
+            print(f"  temporal protocol, {r['model']}: log loss {r['log loss']:.4f}, ROC AUC {r['ROC AUC']:.4f}")
+        cal = table.iloc[1]
+        print(f"  {args.months[-1]} with isotonic calibration from {args.months[1]}: log loss {cal['log loss']:.4f}, "
+              f"Brier {cal['Brier']:.4f}, ROC AUC {cal['ROC AUC']:.4f}")
+        return 0
     folder = train_original(src, args.out)
     card = json.loads((folder / "card.json").read_text())
     m = card["metrics (validation, threshold 0.5)"]
@@ -76,6 +88,24 @@ def _churn_score(args) -> int:
     from study.churn import evaluation, features, scoring
 
     model = scoring.load(args.model_dir or args.model)
+    if args.model == "champion":
+        from study.churn import champion
+        from study.churn.data import RawDataError, resolve_source
+
+        if not args.month:
+            raise RawDataError("the champion scores raw tables: give --raw DIR (or none for the twin) and --month YYYY-MM")
+        src = resolve_source(args.raw, scale=args.scale, seed=args.seed)
+        pit = features.point_in_time(src, months=(args.month,))
+        out = champion.score_month(model, pit)
+        out.to_csv(args.output, index=False)
+        s = evaluation.scores(pit.set_index("msno").loc[out.msno, "is_churn"].to_numpy(), out.risk.to_numpy())
+        print(f"scored {len(out):,} users expiring in {args.month} with the champion → {args.output}")
+        print(f"  labelled month: ROC AUC {s['ROC AUC']:.4f}, log loss {s['log loss']:.4f}")
+        return 0
+    if not args.input:
+        from study.churn.data import RawDataError
+
+        raise RawDataError("--input CSV is required for the original-format model")
     try:
         processed = features.read_processed(args.input)
     except Exception as exc:  # pandera / parser errors → one clear line
@@ -133,8 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     feat.set_defaults(func=_churn_features)
 
     train = churn.add_parser("train", help="fit and save a model (native formats, model card, sha256 manifest)")
-    train.add_argument("--model", choices=["original"], default="original",
-                       help="original: the original study's tuned XGBoost on its top-30 features")
+    train.add_argument("--model", choices=["original", "champion"], default="original",
+                       help="original: the original study's tuned XGBoost on its top-30 features; champion: the "
+                            "temporal-protocol winner on point-in-time features, calibrated on a later month")
+    train.add_argument("--months", nargs=3, default=["2017-01", "2017-02", "2017-03"],
+                       help="champion: fit month, calibration month, test month")
     train.add_argument("--raw", help="folder with the Kaggle files (default: data/raw/kkbox, else the twin)")
     train.add_argument("--scale", default="quick", help="twin scale when no real files are given")
     train.add_argument("--seed", type=int, default=2017)
@@ -142,9 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_churn_train)
 
     score = churn.add_parser("score", help="score a processed CSV: msno, risk, band, top-3 reasons")
-    score.add_argument("--model", choices=["original"], default="original")
+    score.add_argument("--model", choices=["original", "champion"], default="original")
     score.add_argument("--model-dir", help="a saved model folder (default: data/models/<model>)")
-    score.add_argument("--input", required=True, help="CSV in the original study's 33-column format")
+    score.add_argument("--input", help="original model: CSV in the original study's 33-column format")
+    score.add_argument("--raw", help="champion: folder with the raw Kaggle files (default: real files, else the twin)")
+    score.add_argument("--month", help="champion: the expiry month to score (YYYY-MM)")
+    score.add_argument("--scale", default="quick", help="champion: twin scale when no real files are given")
+    score.add_argument("--seed", type=int, default=2017)
     score.add_argument("--output", required=True, help="where to write the scores (CSV)")
     score.set_defaults(func=_churn_score)
 

@@ -52,3 +52,20 @@ REAL_ODDITIES = {
     "transactions expiring on 1970-01-01": 1_776,
     "negative total_secs in user_logs.csv": 61_493,
 }
+
+# The original study's validation results (FACTS.md section 4), for the side-by-side table.
+ORIGINAL_RESULTS = [
+    ("tuned XGBoost (lr .05, depth 9, 200 trees)", .9805, .0681, .8060, .9184, .7182, .8012),
+    ("LightGBM default", .9800, .0687, .8043, .9205, .7142, .7999),
+    ("tuned LightGBM", .9797, .0694, .8023, .9190, .7119, .7978),
+    ("MLP 1 (Keras 20-15-10, Adamax)", .9690, .0801, .7729, .9116, .6708, .7698),
+    ("stacking 2 (tuned XGB+LGBM → LogReg)", .9804, .0817, .8072, .9181, .7203, .8023),
+    ("XGBoost default", .9704, .0830, .7566, .9359, .6349, .7589),
+    ("random forest", .9705, .0996, .7847, .9364, .6753, .7840),
+    ("logistic regression", .9268, .1255, .6606, .8860, .5267, .6679),
+    ("bagging", .9409, .2674, .7974, .9052, .7126, .7916),
+    ("AdaBoost", .9616, .6470, .6842, .8627, .5669, .6837),
+    ("decision tree", .8530, 1.309, .7115, .6960, .7278, .6915),
+    ("Gaussian naive Bayes", .8528, 1.327, .6314, .8155, .5151, .6301),
+]
+ORIGINAL_RESULT_COLUMNS = ["model", "ROC AUC", "log loss", "F1", "precision", "recall", "MCC"]

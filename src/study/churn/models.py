@@ -65,7 +65,7 @@ def _versions() -> dict:
     return out
 
 
-def save_model(folder: str | Path, model, columns: list[str], card: dict, scaler=None) -> Path:
+def save_model(folder: str | Path, model, columns: list[str], card: dict, scaler=None, calibration: dict | None = None) -> Path:
     """Write ``model`` (a fitted XGBClassifier or LGBMClassifier) in its native format, the
     preprocessing as JSON, the model card, and the manifest of their sha256 digests."""
     folder = Path(folder)
@@ -82,6 +82,8 @@ def save_model(folder: str | Path, model, columns: list[str], card: dict, scaler
     pre = {"columns": list(columns), "kind": kind, "model_file": model_file}
     if scaler is not None:
         pre["scaler"] = {"mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()}
+    if calibration is not None:
+        pre["calibration"] = calibration  # {"kind": "isotonic", "x": [...], "y": [...]}
     (folder / "preprocess.json").write_text(json.dumps(pre, indent=1))
     full_card = {"saved": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                  "library versions": _versions(), **card}
@@ -100,6 +102,7 @@ class ScoringModel:
     _mean: np.ndarray | None = None
     _scale: np.ndarray | None = None
     booster: object = None  # the native model (XGBClassifier or lightgbm.Booster), for contributions
+    calibration: dict | None = None
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         missing = [c for c in self.columns if c not in frame.columns]
@@ -111,8 +114,11 @@ class ScoringModel:
         return x
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        """Churn probability per row."""
-        return self._predict(self.matrix(frame))
+        """Churn probability per row (calibrated when the model carries a calibration)."""
+        p = self._predict(self.matrix(frame))
+        if self.calibration:
+            p = np.interp(p, self.calibration["x"], self.calibration["y"])
+        return p
 
 
 def verify(folder: str | Path) -> dict:
@@ -156,4 +162,4 @@ def load_model(folder: str | Path) -> ScoringModel:
     scaler = pre.get("scaler")
     return ScoringModel(pre["columns"], card, predict,
                         np.asarray(scaler["mean"]) if scaler else None,
-                        np.asarray(scaler["scale"]) if scaler else None, booster)
+                        np.asarray(scaler["scale"]) if scaler else None, booster, pre.get("calibration"))

@@ -62,6 +62,7 @@ class ProtocolResult:
     columns: list = field(default_factory=list)
     scaler: StandardScaler | None = None
     fitted: dict = field(default_factory=dict)
+    split: np.ndarray | None = None  # 'train' / 'valid' / 'test' per row
 
 
 def run_protocol(x: pd.DataFrame, y: pd.Series, users: pd.Series, names=None, folds: int = 5,
@@ -95,4 +96,111 @@ def run_protocol(x: pd.DataFrame, y: pd.Series, users: pd.Series, names=None, fo
             row["CV ROC AUC"] = f"{np.mean(cv_auc):.4f} ± {np.std(cv_auc):.4f}"
         rows.append(row)
     table = pd.DataFrame(rows).sort_values("log loss").reset_index(drop=True)
-    return ProtocolResult(table, preds, yv, list(x.columns), scaler, fitted)
+    return ProtocolResult(table, preds, yv, list(x.columns), scaler, fitted, split)
+
+
+def pit_matrix(df: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time features as a model matrix: identifiers and label dropped, gender one-hot."""
+    x = df.drop(columns=["msno", "month", "is_churn"])
+    g = x.pop("gender")
+    for v in ("male", "female", "unknown"):
+        x[f"gender_{v}"] = (g == v).astype("int8")
+    return x
+
+
+def ladder(pit: pd.DataFrame, test_month: str, seed: int = SEED) -> pd.DataFrame:
+    """Random split vs temporal split on the point-in-time set, same model (tuned XGBoost).
+
+    Random: rows of every month split by user (70/24/6), scored on the validation users' rows of
+    ``test_month``. Temporal: fitted on the earlier months, scored on every row of ``test_month``
+    (as the winning solution validated on a later month)."""
+    rows = []
+    x, y = pit_matrix(pit), pit.is_churn
+    split = split_users(pit, seed=seed).to_numpy()
+    month = pit.month.to_numpy()
+    protocols = {
+        "random split by user": (split == "train", (split == "valid") & (month == test_month)),
+        f"temporal: earlier months → {test_month}": (month < test_month, month == test_month),
+    }
+    for name, (tr, te) in protocols.items():
+        t0 = time.perf_counter()
+        model = families()["tuned XGBoost (lr .05, depth 9, 200 trees)"]().fit(x[tr], y[tr])
+        p = model.predict_proba(x[te])[:, 1]
+        rows.append({"protocol": name, "train rows": int(tr.sum()), "test rows": int(te.sum()),
+                     **evaluation.scores(y[te], p), "fit time s": time.perf_counter() - t0})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tuning, feature selection and class imbalance (the original study's trials).
+ORIGINAL_GRID = {"learning_rate": [0.1, 0.05], "n_estimators": [100, 150, 200], "max_depth": [6, 9, 12]}
+WIDER_GRID = {"learning_rate": [0.1, 0.05, 0.02], "n_estimators": [200, 400], "max_depth": [4, 6, 9],
+              "min_child_weight": [1, 5], "subsample": [0.8, 1.0]}
+
+
+def halving_search(x, y, grid: dict, seed: int = SEED, cv: int = 3) -> tuple[dict, pd.DataFrame]:
+    """HalvingGridSearchCV on XGBoost (neg log loss); returns the best parameters and the ranking."""
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn.model_selection import HalvingGridSearchCV
+
+    search = HalvingGridSearchCV(_xgb(), grid, scoring="neg_log_loss", cv=cv, factor=3, random_state=seed, n_jobs=1)
+    search.fit(x, y)
+    res = pd.DataFrame(search.cv_results_)
+    res = res[res.iter == res.iter.max()].sort_values("rank_test_score")
+    table = pd.DataFrame({"parameters": res.params.astype(str), "CV log loss": -res.mean_test_score,
+                          "resources (rows)": res.n_resources}).reset_index(drop=True)
+    return search.best_params_, table
+
+
+def top_k_curve(xt, yt, xv, yv, columns, ks=(5, 10, 20, 30, 50), params=None) -> pd.DataFrame:
+    """Validation log loss and AUC of tuned XGBoost on its top-k features (SelectFromModel)."""
+    from sklearn.feature_selection import SelectFromModel
+
+    params = params or {"learning_rate": 0.05, "max_depth": 9, "n_estimators": 200}
+    first = _xgb(**params).fit(xt, yt)
+    rows = []
+    for k in [k for k in ks if k < len(columns)] + [len(columns)]:
+        keep = SelectFromModel(first, prefit=True, max_features=k, threshold=-np.inf).get_support()
+        p = _xgb(**params).fit(xt[:, keep], yt).predict_proba(xv[:, keep])[:, 1]
+        s = evaluation.scores(yv, p)
+        rows.append({"top k features": k, "log loss": s["log loss"], "ROC AUC": s["ROC AUC"]})
+    return pd.DataFrame(rows)
+
+
+def imbalance_trials(xt, yt, xv, yv, seed: int = SEED) -> pd.DataFrame:
+    """Resampling and cost-sensitive strategies with imbalanced-learn, all scored on the untouched
+    validation split with tuned XGBoost (or their own ensemble)."""
+    from imblearn.ensemble import BalancedRandomForestClassifier, RUSBoostClassifier
+    from imblearn.over_sampling import ADASYN, SMOTE, RandomOverSampler
+    from imblearn.pipeline import make_pipeline
+    from imblearn.under_sampling import NearMiss, RandomUnderSampler, TomekLinks
+
+    tuned = lambda **kw: _xgb(learning_rate=0.05, max_depth=9, n_estimators=200, **kw)  # noqa: E731
+    trials = {
+        "none (tuned XGBoost)": tuned(),
+        "NearMiss-3": make_pipeline(NearMiss(version=3), tuned()),
+        "SMOTE": make_pipeline(SMOTE(random_state=seed), tuned()),
+        "ADASYN": make_pipeline(ADASYN(random_state=seed), tuned()),
+        "Tomek links": make_pipeline(TomekLinks(), tuned()),
+        "random under-sampling": make_pipeline(RandomUnderSampler(random_state=seed), tuned()),
+        "random over-sampling": make_pipeline(RandomOverSampler(random_state=seed), tuned()),
+        "balanced random forest": BalancedRandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=2,
+                                                                 sampling_strategy="all", replacement=True, bootstrap=False),
+        "RUSBoost": RUSBoostClassifier(random_state=seed),
+    }
+    for over in (0.1, 0.2):
+        for under in (0.5, 0.8):
+            trials[f"SMOTE {over} + under {under}"] = make_pipeline(
+                SMOTE(sampling_strategy=over, random_state=seed), RandomUnderSampler(sampling_strategy=under, random_state=seed), tuned())
+    for w in (1, 3, 5, 9, 13, 17):
+        trials[f"scale_pos_weight {w}"] = tuned(scale_pos_weight=w)
+    rows = []
+    for name, model in trials.items():
+        t0 = time.perf_counter()
+        try:
+            p = model.fit(xt, yt).predict_proba(xv)[:, 1]
+        except ValueError as exc:  # e.g. a sampler that cannot reach its ratio on a tiny minority
+            rows.append({"strategy": name, "error": str(exc).splitlines()[0]})
+            continue
+        rows.append({"strategy": name, **evaluation.scores(yv, p), "fit time s": time.perf_counter() - t0})
+    return pd.DataFrame(rows)
