@@ -59,7 +59,7 @@ ORIGINAL_RESULTS = [
     ("LightGBM default", .9800, .0687, .8043, .9205, .7142, .7999),
     ("tuned LightGBM", .9797, .0694, .8023, .9190, .7119, .7978),
     ("MLP 1 (Keras 20-15-10, Adamax)", .9690, .0801, .7729, .9116, .6708, .7698),
-    ("stacking 2 (tuned XGB+LGBM → LogReg)", .9804, .0817, .8072, .9181, .7203, .8023),
+    ("stacking 2 (tuned XGBoost + LightGBM → logistic regression)", .9804, .0817, .8072, .9181, .7203, .8023),
     ("XGBoost default", .9704, .0830, .7566, .9359, .6349, .7589),
     ("random forest", .9705, .0996, .7847, .9364, .6753, .7840),
     ("logistic regression", .9268, .1255, .6606, .8860, .5267, .6679),

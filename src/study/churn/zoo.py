@@ -48,9 +48,15 @@ def families() -> dict:
         "LightGBM default": lambda: _lgbm(),
         "XGBoost default": lambda: _xgb(),
         "tuned XGBoost (lr .05, depth 9, 200 trees)": lambda: _xgb(learning_rate=0.05, max_depth=9, n_estimators=200),
-        "stacking (XGBoost + LightGBM → logistic regression)": lambda: StackingClassifier(
+        "stacking 1 (XGBoost + LightGBM → logistic regression)": lambda: StackingClassifier(
+            [("xgb", _xgb()), ("lgbm", _lgbm())],
+            final_estimator=LogisticRegression(max_iter=1000), cv=3, n_jobs=1),
+        "stacking 2 (tuned XGBoost + LightGBM → logistic regression)": lambda: StackingClassifier(
             [("xgb", _xgb(learning_rate=0.05, max_depth=9, n_estimators=200)), ("lgbm", _lgbm())],
             final_estimator=LogisticRegression(max_iter=1000), cv=3, n_jobs=1),
+        "stacking 3 (tuned XGBoost + LightGBM → LightGBM)": lambda: StackingClassifier(
+            [("xgb", _xgb(learning_rate=0.05, max_depth=9, n_estimators=200)), ("lgbm", _lgbm())],
+            final_estimator=_lgbm(n_estimators=100, num_leaves=7), cv=3, n_jobs=1),
     }
 
 
