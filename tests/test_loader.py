@@ -46,7 +46,7 @@ def test_a_valid_file_reads_with_kaggle_dtypes(tmp_path):
     ("train.csv", f"msno,is_churn\n{MSNO},0\n{MSNO},1\n", r"train\.csv, column .*msno.*unique"),
     ("train.csv", f"msno,is_churn\n{MSNO},3\n", r"train\.csv, column is_churn: .*isin"),
     ("train.csv", "msno,is_churn\nnot-an-id,0\n", r"train\.csv, column msno: .*44-character base64 msno"),
-    ("train.csv", f"msno,is_churn\n,0\n", r"train\.csv, column msno: 1 empty value"),
+    ("train.csv", "msno,is_churn\n,0\n", r"train\.csv, column msno: 1 empty value"),
     ("members_v3.csv", f"msno,city,bd,gender,registered_via,registration_init_time\n{MSNO},1,0,robot,7,20110911\n",
      r"members_v3\.csv, column gender: .*isin.*robot"),
     ("user_logs.csv", "msno,date,num_25,num_50,num_75,num_985,num_100,num_unq,total_secs\n"

@@ -116,3 +116,17 @@ def test_champion_scores_a_month_from_raw_tables(champion_model, quick_source, t
     missing = subprocess.run([STUDY, "churn", "score", "--model", "champion", "--model-dir", str(champion_model),
                               "--output", str(tmp_path / "d.csv")], capture_output=True, text=True)
     assert missing.returncode == 2 and "--month" in missing.stderr
+
+
+def test_tree_contributions_add_up_to_the_log_odds():
+    from xgboost import XGBClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    y = (x[:, 0] + rng.normal(0, 0.5, 400) > 1).astype(int)
+    m = XGBClassifier(n_estimators=20, max_depth=3, n_jobs=1).fit(x, y)
+    c = scoring.tree_contributions(m, x, ["a", "b", "c"])
+    logit = np.log(m.predict_proba(x)[:, 1] / (1 - m.predict_proba(x)[:, 1]))
+    bias = logit - c.sum(axis=1).to_numpy()
+    assert np.allclose(bias, bias[0], atol=1e-4)  # contributions + one bias = the model's log-odds
+    assert c.abs().mean().idxmax() == "a"

@@ -72,17 +72,23 @@ def train_original(source: RawSource, out_dir: str | Path | None = None, top_k: 
     return save_model(Path(out_dir) if out_dir else MODELS / "original", model, cols, card, scaler=scaler)
 
 
-def contributions(model: ScoringModel, frame: pd.DataFrame) -> pd.DataFrame:
-    """Exact per-feature SHAP contributions (log-odds) from the booster itself."""
-    x = model.matrix(frame)
-    booster = model.booster
+def tree_contributions(booster, x: np.ndarray, columns, index=None) -> pd.DataFrame:
+    """Exact TreeSHAP contributions (log-odds) of a fitted XGBoost classifier or LightGBM booster,
+    from the library itself (no extra dependency); the bias column is dropped."""
     if hasattr(booster, "get_booster"):  # XGBoost
         import xgboost as xgb
 
         contrib = booster.get_booster().predict(xgb.DMatrix(x), pred_contribs=True)
-    else:  # LightGBM
+    elif hasattr(booster, "booster_"):  # LGBMClassifier
+        contrib = booster.booster_.predict(x, pred_contrib=True)
+    else:  # lightgbm.Booster
         contrib = booster.predict(x, pred_contrib=True)
-    return pd.DataFrame(contrib[:, :-1], columns=model.columns, index=frame.index)
+    return pd.DataFrame(contrib[:, :-1], columns=list(columns), index=index)
+
+
+def contributions(model: ScoringModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """SHAP contributions of a loaded model for the rows of ``frame``."""
+    return tree_contributions(model.booster, model.matrix(frame), model.columns, frame.index)
 
 
 def reason_codes(contrib: pd.DataFrame, k: int = 3) -> pd.DataFrame:
