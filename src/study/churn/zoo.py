@@ -85,7 +85,8 @@ def run_protocol(x: pd.DataFrame, y: pd.Series, users: pd.Series, names=None, fo
         if progress:
             progress(name)
         cv_ll, cv_auc = [], []
-        if folds > 1:
+        # Stackings already cross-fit internally (3 folds); they get the validation score only.
+        if folds > 1 and not name.startswith("stacking"):
             for a, b in StratifiedKFold(folds, shuffle=True, random_state=seed).split(xt, yt):
                 p = zoo[name]().fit(xt[a], yt[a]).predict_proba(xt[b])[:, 1]
                 s = evaluation.scores(yt[b], p)
