@@ -170,6 +170,8 @@ def test_eda_statistics():
     by = eda.churn_by(df.assign(g=np.where(df.signal > 1, "hi", "lo")), "g")
     assert set(by.columns) >= {"users", "churn", "ci low", "ci high"}
     assert leakage.one_feature_auc(df.signal, df.is_churn) > 0.8
+    bands = eda.age_band(pd.Series([-1, 11, 15, 16, 24, 25, 69]))
+    assert bands.tolist() == ["unknown", "≤15", "≤15", "16–19", "20–24", "25–34", "45+"]
 
 
 def test_realism_of_the_twin_against_real_users(quick_source, shared_kkbox):

@@ -124,3 +124,12 @@ def strongest_pairs(corr: pd.DataFrame, n: int = 5) -> pd.DataFrame:
     c = corr.where(np.triu(np.ones(corr.shape, bool), k=1)).stack()
     c = c.reindex(c.abs().sort_values(ascending=False).index).head(n)
     return c.rename("r").reset_index().rename(columns={"level_0": "a", "level_1": "b"})
+
+
+AGE_BANDS = ([-2, 0, 15, 19, 24, 34, 44, 70], ["unknown", "≤15", "16–19", "20–24", "25–34", "35–44", "45+"])
+
+
+def age_band(bd: pd.Series) -> pd.Series:
+    """Age bands of the cleaned bd (−1 = unknown), matching the real data's churn drivers (13–15, 16–19 …)."""
+    edges, labels = AGE_BANDS
+    return pd.cut(bd, edges, labels=labels).astype(str)

@@ -198,6 +198,31 @@ def original_recipe_pandas(source: RawSource, label_file: str = "train_v2.csv",
 
 
 # ---------------------------------------------------------------------------------------------
+# The original study's model matrix.
+# One-hot categories fixed in advance, so that twin and real matrices share their columns.
+CATEGORIES = {
+    "gender": ["female", "inconnu", "male"],
+    "payment_method_id": list(range(1, 42)),
+    "registered_via": [-1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 16, 17, 19],
+    "city": list(range(1, 23)),
+}
+
+
+def original_model_matrix(df: pd.DataFrame) -> pd.DataFrame:
+    """The original study's matrix (FACTS.md section 3, step 7): drop transaction_date and msno,
+    dates to int YYYYMMDD, one-hot gender, payment method, registered_via and city."""
+    x = df.drop(columns=["msno", "transaction_date", "is_churn"], errors="ignore").copy()
+    for c in ["membership_expire_date", "registration_init_time"]:
+        x[c] = x[c].str.replace("-", "", regex=False).astype("int64")
+    for c, cats in CATEGORIES.items():
+        dummies = pd.get_dummies(pd.Categorical(x.pop(c), categories=cats), prefix=c, dtype="int8")
+        dummies.index = x.index
+        x = pd.concat([x, dummies], axis=1)
+    return x
+
+
+
+# ---------------------------------------------------------------------------------------------
 # Reading and writing the processed CSV format (the original study's app format).
 def _processed_schema(with_label: bool) -> pa.DataFrameSchema:
     date = pa.Column(str, pa.Check.str_matches(r"^\d{4}-\d{2}-\d{2}$", error="a YYYY-MM-DD date"))

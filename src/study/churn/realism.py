@@ -16,30 +16,10 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+from study.churn.features import original_model_matrix
+
 CATEGORICAL = ["payment_method_id", "is_auto_renew", "is_cancel", "city", "gender", "registered_via"]
 DATES = ["transaction_date", "membership_expire_date", "registration_init_time"]
-# One-hot categories fixed in advance, so that twin and real matrices share their columns.
-CATEGORIES = {
-    "gender": ["female", "inconnu", "male"],
-    "payment_method_id": list(range(1, 42)),
-    "registered_via": [-1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 16, 17, 19],
-    "city": list(range(1, 23)),
-}
-
-
-def model_matrix(df: pd.DataFrame) -> pd.DataFrame:
-    """The original study's matrix (FACTS.md section 3, step 7): drop transaction_date and msno,
-    dates to int YYYYMMDD, one-hot gender, payment method, registered_via and city."""
-    x = df.drop(columns=["msno", "transaction_date", "is_churn"], errors="ignore").copy()
-    for c in ["membership_expire_date", "registration_init_time"]:
-        x[c] = x[c].str.replace("-", "", regex=False).astype("int64")
-    for c, cats in CATEGORIES.items():
-        dummies = pd.get_dummies(pd.Categorical(x.pop(c), categories=cats), prefix=c, dtype="int8")
-        dummies.index = x.index
-        x = pd.concat([x, dummies], axis=1)
-    return x
-
-
 def _days(s: pd.Series) -> np.ndarray:
     return (pd.to_datetime(s, format="%Y-%m-%d") - pd.Timestamp("1970-01-01")).dt.days.to_numpy()
 
@@ -90,8 +70,8 @@ class Realism:
 def evaluate(twin: pd.DataFrame, real: pd.DataFrame, seed: int = 40, folds: int = 5) -> Realism:
     dist = distances(twin, real)
     churn = {"twin": float(twin.is_churn.mean()), "real sample": float(real.is_churn.mean())}
-    xt, yt = model_matrix(twin), twin.is_churn.to_numpy()
-    xr, yr = model_matrix(real), real.is_churn.to_numpy()
+    xt, yt = original_model_matrix(twin), twin.is_churn.to_numpy()
+    xr, yr = original_model_matrix(real), real.is_churn.to_numpy()
     m = _model(seed).fit(xt, yt)
     p = m.predict_proba(xr)[:, 1]
     rows = [{"protocol": "train on twin, test on real", "ROC AUC": roc_auc_score(yr, p), "log loss": log_loss(yr, p),

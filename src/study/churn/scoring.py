@@ -19,7 +19,7 @@ from study import paths
 from study.churn import evaluation, features
 from study.churn.data import RawSource
 from study.churn.models import ScoringModel, load_model, save_model, split_users
-from study.churn.realism import model_matrix
+from study.churn.features import original_model_matrix
 
 BAND_EDGES = [0.25, 0.50, 0.75, 0.90]
 BAND_LABELS = ["≤ 25 %", "25–50 %", "50–75 %", "75–90 %", "> 90 %"]
@@ -46,7 +46,7 @@ def frame_digest(df: pd.DataFrame) -> str:
 def train_original(source: RawSource, out_dir: str | Path | None = None, top_k: int = 30, seed: int = 40) -> Path:
     """Fit and save the original-format model; the card holds its validation metrics and threshold."""
     df = features.original_recipe(source)
-    x, y = model_matrix(df), df.is_churn
+    x, y = original_model_matrix(df), df.is_churn
     split = split_users(df, seed=seed).to_numpy()
     tr, va = split == "train", split == "valid"
     full_scaler = StandardScaler().fit(x[tr])
@@ -103,7 +103,7 @@ def reason_codes(contrib: pd.DataFrame, k: int = 3) -> pd.DataFrame:
 
 def score_processed(model: ScoringModel, processed: pd.DataFrame) -> pd.DataFrame:
     """msno, churn risk, band and top-3 reasons for a processed (33-column) frame."""
-    x = model_matrix(processed)
+    x = original_model_matrix(processed)
     risk = model.predict_proba(x)
     out = pd.DataFrame({"msno": processed.msno.to_numpy(), "risk": risk, "band": bands(risk)}, index=processed.index)
     out = pd.concat([out, reason_codes(contributions(model, x))], axis=1)
