@@ -274,13 +274,9 @@ def load(source: RawSource, name: str, limit: int | None = None, validate: bool 
     return read_table(source.file(name), limit=limit, validate=validate)
 
 
-def load_all(source: RawSource, names=REQUIRED, validate: bool = True) -> dict[str, pd.DataFrame]:
-    return {n: load(source, n, validate=validate) for n in names if source.file(n).is_file()}
-
-
 def yyyymmdd_to_datetime(values) -> pd.Series:
     return pd.to_datetime(pd.Series(values).astype("int64").astype(str), format="%Y%m%d", errors="coerce")
 
 
-__all__ = ["RawDataError", "RawSource", "resolve_source", "read_table", "load", "load_all", "check_header",
+__all__ = ["RawDataError", "RawSource", "resolve_source", "read_table", "load", "check_header",
            "read_sql", "COLUMNS", "FILES", "REQUIRED", "SCHEMAS", "twin_dir"]

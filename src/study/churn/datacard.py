@@ -11,15 +11,13 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from study.churn import facts
+from study.churn import facts, features
 from study.churn.data import FILES, RawSource, read_sql
 
 
 def connect(source: RawSource) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with one view per raw file present (``train_v2``, ``user_logs`` …)."""
-    con = duckdb.connect()
-    con.execute("SET threads TO 2")
-    con.execute("SET enable_progress_bar = false")
+    con = features.connect()
     for name, kind in FILES.items():
         path = source.file(name)
         if path.is_file():

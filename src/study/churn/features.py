@@ -58,7 +58,7 @@ def conform(df: pd.DataFrame, with_label: bool = True) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------------
 # The original recipe on DuckDB.
-def _connect(threads: int = 2, memory_limit: str | None = None, spill_dir: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(threads: int = 2, memory_limit: str | None = None, spill_dir: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB; past ``memory_limit`` it spills to ``spill_dir`` instead of growing."""
     con = duckdb.connect()
     con.execute(f"SET threads TO {int(threads)}")
@@ -101,7 +101,7 @@ def original_recipe(source: RawSource, label_file: str = "train_v2.csv", tx_file
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="study-duckdb-") as spill:
-        return _original_recipe(source, label_file, tx_file, log_file, _connect(threads, memory_limit, spill))
+        return _original_recipe(source, label_file, tx_file, log_file, connect(threads, memory_limit, spill))
 
 
 def _original_recipe(source: RawSource, label_file: str, tx_file: str, log_file: str, con) -> pd.DataFrame:
@@ -156,33 +156,30 @@ def _cap_pandas(logs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _read_pandas(path: Path, kind: str) -> pd.DataFrame:
+def _read_pandas(source: RawSource, name: str) -> pd.DataFrame:
     """pandas' own CSV reader with the Kaggle dtypes (the reference is pandas end to end)."""
-    from study.churn.data import COLUMNS
+    from study.churn.data import COLUMNS, FILES
 
     types = {"BIGINT": "int64", "DOUBLE": "float64", "VARCHAR": object}
-    return pd.read_csv(path, dtype={c: types[t] for c, t in COLUMNS[kind].items()}, keep_default_na=False,
-                       na_values={"gender": [""]})
+    kind = FILES.get(name, "train")
+    return pd.read_csv(source.file(name), dtype={c: types[t] for c, t in COLUMNS[kind].items()},
+                       keep_default_na=False, na_values={"gender": [""]})
 
 
 def original_recipe_pandas(source: RawSource, label_file: str = "train_v2.csv",
                            tx_file: str = "transactions_v2.csv", log_file: str = "user_logs_v2.csv") -> pd.DataFrame:
-    def load(_src, name, validate=False):
-        from study.churn.data import FILES
-        return _read_pandas(source.file(name), FILES.get(name, "train"))
-
-    logs = _cap_pandas(load(source, log_file, validate=False))
+    logs = _cap_pandas(_read_pandas(source, log_file))
     logs["msno"] = short_msno(logs["msno"])
     g = logs.groupby("msno")
     agg = pd.concat([g[LOG_METRICS].sum().add_suffix("Sum"), g[LOG_METRICS].mean().add_suffix("Mean"),
                      g.size().rename("count")], axis=1).reset_index()
-    tx = load(source, tx_file, validate=False)
+    tx = _read_pandas(source, tx_file)
     tx["msno"] = short_msno(tx["msno"])
     tx["transaction_count"] = tx.groupby("msno")["msno"].transform("size")
     tx = tx.sort_values("membership_expire_date", ascending=False, kind="mergesort").drop_duplicates("msno")
-    members = load(source, "members_v3.csv", validate=False)
+    members = _read_pandas(source, "members_v3.csv")
     members["msno"] = short_msno(members["msno"])
-    labels = load(source, label_file, validate=False)
+    labels = _read_pandas(source, label_file)
     labels["msno"] = short_msno(labels["msno"])
     df = tx.merge(members, on="msno").merge(agg, on="msno").merge(labels, on="msno")
     expire = pd.to_datetime(df.membership_expire_date.astype(str), format="%Y%m%d")
@@ -299,7 +296,7 @@ def month_labels(source: RawSource, month: str, transactions: pd.DataFrame | Non
     if month in official and source.file(official[month]).is_file():
         return load(source, official[month], validate=False)
     if transactions is None:
-        con = _connect()
+        con = connect()
         try:
             transactions = con.execute(f"SELECT DISTINCT * FROM ({_union(con, source, ['transactions.csv', 'transactions_v2.csv'], 'transactions')})").df()
         finally:
@@ -347,7 +344,7 @@ def point_in_time(source: RawSource, months=("2017-02", "2017-03"), threads: int
     history_files = ["transactions.csv"] if source.file("transactions.csv").is_file() else ["transactions_v2.csv"]
     frames = []
     with tempfile.TemporaryDirectory(prefix="study-duckdb-") as spill:
-        con = _connect(threads, memory_limit, spill)
+        con = connect(threads, memory_limit, spill)
         try:
             con.execute("SET preserve_insertion_order = false")
             tx_for_labels = None
