@@ -185,3 +185,30 @@ def test_realism_of_the_twin_against_real_users(quick_source, shared_kkbox):
     assert 0.5 < fit.twin_to_real_auc <= 1.0 and len(fit.transfer) == 2
     incons = realism.rule_inconsistent_churners(real)
     assert incons["share"] > 0.5  # the measured reason why transfer stays below the target
+
+
+def test_february_analogue_sees_the_v1_files_as_v2_sees_march(tmp_path):
+    """February labels; February's transactions plus each uncovered member's running membership;
+    February's logs only (the v1 files hold several months)."""
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    tx = [
+        (A, 41, 30, 149, 149, 1, 20170105, 20170205, 0), (A, 41, 30, 149, 149, 1, 20170205, 20170305, 0),  # renewed in Feb
+        (B, 38, 30, 99, 99, 0, 20170120, 20170220, 0),  # running membership, no February row
+        (C, 38, 30, 99, 99, 0, 20161220, 20170125, 0),  # ended before February: not seen
+        (D, 40, 30, 99, 99, 0, 20170101, 20170210, 0), (D, 41, 30, 99, 99, 0, 20170115, 20170210, 1),  # cancel row skipped
+    ]
+    (folder / "transactions.csv").write_text(
+        ",".join(data.COLUMNS["transactions"]) + "\n" + "\n".join(",".join(map(str, r)) for r in tx) + "\n")
+    (folder / "members_v3.csv").write_text(",".join(data.COLUMNS["members"]) + "\n" + "\n".join(
+        f"{m},1,30,male,7,20150101" for m in (A, B, C, D)) + "\n")
+    logs = [(m, day, 1, 1, 1, 1, 10, 10, 100.0) for m in (A, B, C, D) for day in (20170115, 20170210, 20170211)]
+    (folder / "user_logs.csv").write_text(LOG_HEADER + "\n" + "\n".join(",".join(map(str, r)) for r in logs) + "\n")
+    (folder / "train.csv").write_text("msno,is_churn\n" + "\n".join(f"{m},{y}" for m, y in ((A, 0), (B, 1), (C, 1), (D, 1))) + "\n")
+    df = by_user(features.original_recipe_february(RawSource(folder, "real")))
+    short = {m: m[10:22] for m in IDS}
+    assert set(df.index) == {short[A], short[B], short[D]}
+    assert df.loc[short[A], "transaction_date"] == "2017-02-05" and df.loc[short[A], "transaction_count"] == 1
+    assert df.loc[short[B], "membership_expire_date"] == "2017-02-20" and df.loc[short[B], "is_churn"] == 1
+    assert df.loc[short[D], "payment_method_id"] == 40 and df.loc[short[D], "is_cancel"] == 0
+    assert (df["count"] == 2).all()  # the January log day is outside the window

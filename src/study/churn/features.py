@@ -96,20 +96,58 @@ def _capped_log_sql() -> str:
 
 
 def original_recipe(source: RawSource, label_file: str = "train_v2.csv", tx_file: str = "transactions_v2.csv",
-                    log_file: str = "user_logs_v2.csv", threads: int = 2, memory_limit: str = "2GB") -> pd.DataFrame:
-    """FACTS.md section 3 on DuckDB → the 33-column processed frame (sorted by msno)."""
+                    log_file: str = "user_logs_v2.csv", threads: int = 2, memory_limit: str = "2GB",
+                    month: str | None = None) -> pd.DataFrame:
+    """FACTS.md section 3 on DuckDB → the 33-column processed frame (sorted by msno).
+
+    ``month`` ("YYYY-MM") keeps only the transactions and log rows dated in that month, as the v2
+    files hold March only: see :func:`original_recipe_february`."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="study-duckdb-") as spill:
-        return _original_recipe(source, label_file, tx_file, log_file, connect(threads, memory_limit, spill))
+        return _original_recipe(source, label_file, tx_file, log_file, connect(threads, memory_limit, spill), month)
 
 
-def _original_recipe(source: RawSource, label_file: str, tx_file: str, log_file: str, con) -> pd.DataFrame:
+def original_recipe_february(source: RawSource, **kw) -> pd.DataFrame:
+    """The recipe one month earlier: February labels (train.csv), the v1 files seen as the v2 files
+    see March (February's transactions and running memberships, February's logs). Used to fit the original recipe on an earlier
+    month and test it on March (the temporal protocol)."""
+    return original_recipe(source, "train.csv", "transactions.csv", "user_logs.csv", month="2017-02", **kw)
+
+
+def _tx_sql(tx: str, month: str | None) -> str:
+    """All rows, or the v2-like view of one month: its transactions plus, for members covered on
+    the 1st without a row in the month, the row that defines their running membership (the latest
+    uncancelled one before the month whose expiry reaches it), as transactions_v2 does for March."""
+    if not month:
+        return f"SELECT * FROM {tx}"
+    start = pd.Timestamp(f"{month}-01")
+    return f"""
+        WITH raw AS (SELECT * FROM {tx}),
+        inside AS (SELECT * FROM raw{_month_filter('transaction_date', month)}),
+        prior AS (SELECT * EXCLUDE (rk) FROM (
+            SELECT *, row_number() OVER (PARTITION BY msno ORDER BY transaction_date DESC, membership_expire_date DESC) AS rk
+            FROM raw WHERE transaction_date < {start:%Y%m%d} AND is_cancel = 0)
+            WHERE rk = 1 AND membership_expire_date >= {start:%Y%m%d} AND msno NOT IN (SELECT msno FROM inside))
+        SELECT * FROM inside UNION ALL SELECT * FROM prior"""
+
+
+def _month_filter(column: str, month: str | None) -> str:
+    if not month:
+        return ""
+    start = pd.Timestamp(f"{month}-01")
+    end = start + pd.offsets.MonthEnd(0)
+    return f" WHERE {column} BETWEEN {start:%Y%m%d} AND {end:%Y%m%d}"
+
+
+def _original_recipe(source: RawSource, label_file: str, tx_file: str, log_file: str, con,
+                     month: str | None = None) -> pd.DataFrame:
     try:
         # Materialised so that rowid is the file order ("first on ties" of the latest expiry).
-        con.execute(f"CREATE TEMP TABLE tx AS SELECT * FROM {read_sql(source.file(tx_file), 'transactions')}")
+        con.execute(f"CREATE TEMP TABLE tx AS {_tx_sql(read_sql(source.file(tx_file), 'transactions'), month)}")
         con.execute("SET preserve_insertion_order = false")  # tx keeps its file order; the rest needs none
-        _load_logs(con, read_sql(source.file(log_file), "user_logs"))
+        logs = read_sql(source.file(log_file), "user_logs")
+        _load_logs(con, f"({'SELECT * FROM ' + logs + _month_filter('date', month)})" if month else logs)
         sums = ", ".join(f"sum({m}) AS {m}Sum" for m in LOG_METRICS)
         means = ", ".join(f"avg({m}) AS {m}Mean" for m in LOG_METRICS)
         sql = f"""

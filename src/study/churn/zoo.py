@@ -37,7 +37,9 @@ def _lgbm(**kw):
 
 
 def families() -> dict:
-    """name → factory of an unfitted estimator (the original study's line-up, MLPs aside)."""
+    """name → factory of an unfitted estimator (the original study's line-up)."""
+    from study.churn.mlp import original_mlps
+
     return {
         "logistic regression": lambda: LogisticRegression(max_iter=2000, random_state=SEED),
         "Gaussian naive Bayes": lambda: GaussianNB(),
@@ -57,7 +59,14 @@ def families() -> dict:
         "stacking 3 (tuned XGBoost + LightGBM → LightGBM)": lambda: StackingClassifier(
             [("xgb", _xgb(learning_rate=0.05, max_depth=9, n_estimators=200)), ("lgbm", _lgbm())],
             final_estimator=_lgbm(n_estimators=100, num_leaves=7), cv=3, n_jobs=1),
+        **original_mlps(),
     }
+
+
+def cross_validated(name: str) -> bool:
+    """Stackings cross-fit internally and MLPs hold out 10 % for early stopping: they get the
+    validation score only (an outer CV would multiply the longest fits of the study by the folds)."""
+    return not (name.startswith("stacking") or name.startswith("MLP"))
 
 
 @dataclass
@@ -85,8 +94,11 @@ def run_protocol(x: pd.DataFrame, y: pd.Series, users: pd.Series, names=None, fo
         if progress:
             progress(name)
         cv_ll, cv_auc = [], []
-        # Stackings already cross-fit internally (3 folds); they get the validation score only.
-        if folds > 1 and not name.startswith("stacking"):
+        if name.startswith("MLP"):
+            from study.churn.mlp import _keras
+
+            _keras()  # import Keras and PyTorch outside the timed fit
+        if folds > 1 and cross_validated(name):
             for a, b in StratifiedKFold(folds, shuffle=True, random_state=seed).split(xt, yt):
                 p = zoo[name]().fit(xt[a], yt[a]).predict_proba(xt[b])[:, 1]
                 s = evaluation.scores(yt[b], p)
@@ -121,14 +133,26 @@ def ladder(pit: pd.DataFrame, test_month: str, seed: int = SEED) -> pd.DataFrame
     Random: rows of every month split by user (70/24/6), scored on the validation users' rows of
     ``test_month``. Temporal: fitted on the earlier months, scored on every row of ``test_month``
     (as the winning solution validated on a later month)."""
-    rows = []
-    x, y = pit_matrix(pit), pit.is_churn
-    split = split_users(pit, seed=seed).to_numpy()
-    month = pit.month.to_numpy()
+    return _ladder(pit_matrix(pit), pit.is_churn, pit, pit.month.to_numpy(), test_month, seed)
+
+
+def original_ladder(february: pd.DataFrame, march: pd.DataFrame, seed: int = SEED) -> pd.DataFrame:
+    """The same two protocols on the original recipe: March (v2 files) and its February analogue
+    (:func:`study.churn.features.original_recipe_february`)."""
+    from study.churn.features import original_model_matrix
+
+    both = pd.concat([february.assign(month="2017-02"), march.assign(month="2017-03")], ignore_index=True)
+    x = original_model_matrix(both.drop(columns="month"))
+    return _ladder(x, both.is_churn, both, both.month.to_numpy(), "2017-03", seed)
+
+
+def _ladder(x, y, frame, month, test_month, seed) -> pd.DataFrame:
+    split = split_users(frame[["msno", "is_churn"]], seed=seed).to_numpy()
     protocols = {
         "random split by user": (split == "train", (split == "valid") & (month == test_month)),
         f"temporal: earlier months → {test_month}": (month < test_month, month == test_month),
     }
+    rows = []
     for name, (tr, te) in protocols.items():
         t0 = time.perf_counter()
         model = families()["tuned XGBoost (lr .05, depth 9, 200 trees)"]().fit(x[tr], y[tr])
