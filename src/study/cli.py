@@ -123,6 +123,45 @@ def _churn_score(args) -> int:
     return 0
 
 
+def _churn_export_db(args) -> int:
+    import time
+
+    from tqdm.auto import tqdm
+
+    from study.churn import database as db
+    from study.churn.data import resolve_source
+
+    if not 0 < args.sample_fraction <= 1:  # checked before anything is written
+        raise ValueError(f"sample fraction must be in (0, 1], got {args.sample_fraction}")
+    src = resolve_source(args.raw, scale=args.scale, seed=args.seed)
+    app = db.app_url(args.url)
+    analytic = db.analytic_url(args.analytic_url, app=app)
+    print(f"{src.describe()}\n  application database: {db.redact(app)}\n  analytic database:    {db.redact(analytic)}")
+    bars: dict = {}
+
+    def progress(table, done, total):
+        if args.quiet:
+            return
+        bar = bars.get(table) or bars.setdefault(table, tqdm(total=total, desc=f"  {table}", unit=" rows", leave=False))
+        bar.update(done - bar.n)
+
+    t0 = time.perf_counter()
+    counts = db.export_application(src, app, progress=progress)
+    t_app = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    an_counts = db.export_analytic(src, analytic, fraction=args.sample_fraction, seed=args.sample_seed, progress=progress)
+    t_an = time.perf_counter() - t0
+    for bar in bars.values():
+        bar.close()
+    print(f"application: {sum(counts.values()):,} rows in {t_app:.1f} s (one transaction)")
+    for name, n in counts.items():
+        print(f"  {name:<20} {n:>12,}")
+    print(f"analytic ({args.sample_fraction:g} stratified sample): {sum(an_counts.values()):,} rows in {t_an:.1f} s")
+    for name, n in an_counts.items():
+        print(f"  {name:<20} {n:>12,}")
+    return 0
+
+
 def _run(args) -> int:
     from study.runner import run_study
 
@@ -185,6 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--output", required=True, help="where to write the scores (CSV)")
     score.set_defaults(func=_churn_score)
 
+    exp = churn.add_parser("export-db", help="write the application and analytic databases (SQLite by default)")
+    exp.add_argument("--url", help="SQLAlchemy URL of the application database (default: $STUDY_DB_URL, "
+                                   "else data/db/application.sqlite), e.g. mysql+pymysql://user:pw@host/crm")
+    exp.add_argument("--analytic-url", help="SQLAlchemy URL of the analytic database (default: "
+                                            "$STUDY_ANALYTIC_DB_URL, else beside the application one, name + _analytic)")
+    exp.add_argument("--sample-fraction", type=float, default=0.01,
+                     help="stratified share of the labelled users in the analytic database (the original study: 0.01)")
+    exp.add_argument("--sample-seed", type=int, default=40)
+    exp.add_argument("--raw", help="folder with the Kaggle files (default: data/raw/kkbox, else the twin)")
+    exp.add_argument("--scale", default="quick", help="twin scale when no real files are given")
+    exp.add_argument("--seed", type=int, default=2017)
+    exp.add_argument("--quiet", action="store_true", help="no progress bars")
+    exp.set_defaults(func=_churn_export_db)
+
     run = sub.add_parser("run", help="run the notebooks through Papermill and render reports/")
     run.add_argument("--scale", choices=["quick", "default", "full"], default="default")
     run.add_argument("--params", help="a parameter file instead of params/<scale>.yaml")
@@ -205,6 +258,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         from study.churn.models import ModelIntegrityError
 
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from study.churn.database import DatabaseError
+
+        if isinstance(exc, (SQLAlchemyError, DatabaseError)):
+            print(f"error: database: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
+            return 2
+        if isinstance(exc, ValueError) and "sample fraction" in str(exc):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         if isinstance(exc, ModelIntegrityError):
             print(f"error: {exc}", file=sys.stderr)
             return 2

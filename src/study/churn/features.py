@@ -115,21 +115,24 @@ def original_recipe_february(source: RawSource, **kw) -> pd.DataFrame:
     return original_recipe(source, "train.csv", "transactions.csv", "user_logs.csv", month="2017-02", **kw)
 
 
-def _tx_sql(tx: str, month: str | None) -> str:
-    """All rows, or the v2-like view of one month: its transactions plus, for members covered on
-    the 1st without a row in the month, the row that defines their running membership (the latest
-    uncancelled one before the month whose expiry reaches it), as transactions_v2 does for March."""
+def _tx_sql(raw: str, month: str | None) -> str:
+    """All rows of the table ``raw`` (file order in its rowid), or the v2-like view of one month:
+    its transactions plus, for members covered on the 1st without a row in the month, the row that
+    defines their running membership (the latest uncancelled one before the month whose expiry
+    reaches it), as transactions_v2 does for March. Rows keep the file order (ties depend on it)."""
     if not month:
-        return f"SELECT * FROM {tx}"
+        return f"SELECT * FROM {raw} ORDER BY rowid"
     start = pd.Timestamp(f"{month}-01")
     return f"""
-        WITH raw AS (SELECT * FROM {tx}),
-        inside AS (SELECT * FROM raw{_month_filter('transaction_date', month)}),
+        WITH numbered AS (SELECT *, rowid AS pos FROM {raw}),
+        inside AS (SELECT * FROM numbered{_month_filter('transaction_date', month)}),
         prior AS (SELECT * EXCLUDE (rk) FROM (
-            SELECT *, row_number() OVER (PARTITION BY msno ORDER BY transaction_date DESC, membership_expire_date DESC) AS rk
-            FROM raw WHERE transaction_date < {start:%Y%m%d} AND is_cancel = 0)
+            SELECT *, row_number() OVER (PARTITION BY msno ORDER BY transaction_date DESC, membership_expire_date DESC, pos) AS rk
+            FROM numbered WHERE transaction_date < {start:%Y%m%d} AND is_cancel = 0)
             WHERE rk = 1 AND membership_expire_date >= {start:%Y%m%d} AND msno NOT IN (SELECT msno FROM inside))
-        SELECT * FROM inside UNION ALL SELECT * FROM prior"""
+        SELECT * EXCLUDE (pos, part) FROM (
+            SELECT *, 0 AS part FROM inside UNION ALL SELECT *, 1 AS part FROM prior)
+        ORDER BY part, pos"""
 
 
 def _month_filter(column: str, month: str | None) -> str:
@@ -144,7 +147,9 @@ def _original_recipe(source: RawSource, label_file: str, tx_file: str, log_file:
                      month: str | None = None) -> pd.DataFrame:
     try:
         # Materialised so that rowid is the file order ("first on ties" of the latest expiry).
-        con.execute(f"CREATE TEMP TABLE tx AS {_tx_sql(read_sql(source.file(tx_file), 'transactions'), month)}")
+        con.execute(f"CREATE TEMP TABLE raw_tx AS SELECT * FROM {read_sql(source.file(tx_file), 'transactions')}")
+        con.execute(f"CREATE TEMP TABLE tx AS {_tx_sql('raw_tx', month)}")
+        con.execute("DROP TABLE raw_tx")
         con.execute("SET preserve_insertion_order = false")  # tx keeps its file order; the rest needs none
         logs = read_sql(source.file(log_file), "user_logs")
         _load_logs(con, f"({'SELECT * FROM ' + logs + _month_filter('date', month)})" if month else logs)
@@ -495,14 +500,16 @@ def _finish_pit(df: pd.DataFrame) -> pd.DataFrame:
     df["skip_ratio_30"] = df.skips_30 / df.plays_30.where(df.plays_30 > 0)
     df["skip_ratio_30"] = df["skip_ratio_30"].fillna(0.0)
     df["days_since_registration"] = df["days_since_registration"].fillna(-1)
-    for c in df.columns:
-        if c in ("msno", "month", "gender"):
-            df[c] = df[c].astype("str")
-        elif pd.api.types.is_bool_dtype(df[c]) or pd.api.types.is_integer_dtype(df[c]):
-            df[c] = df[c].astype("int64")
-        else:
-            df[c] = df[c].astype("float64")
+    df = df[list(DATA_DICTIONARY_PIT)].copy()  # the data dictionary is the schema: order and dtypes
+    for c, dtype in pit_dtypes().items():
+        df[c] = df[c].astype(dtype)
     return df.sort_values(["month", "msno"], kind="mergesort").reset_index(drop=True)
+
+
+def pit_dtypes() -> dict[str, str]:
+    """column → pandas dtype of the point-in-time set, from the data dictionary (also the SQL schema)."""
+    kinds = {"int": "int64", "float": "float64", "str": "str"}
+    return {c: ("str" if c == "gender" else kinds.get(kind, "int64")) for c, (_, _, kind) in DATA_DICTIONARY_PIT.items()}
 
 
 PIT_CATEGORICAL = ["payment_method_id", "city", "gender", "registered_via"]
