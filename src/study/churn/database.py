@@ -380,9 +380,15 @@ def export_application(source: RawSource, url: str | None = None, users: pd.Seri
     return _replace(url, app_meta, APP_DATA_TABLES, frames, progress, _fail_after)
 
 
+WRITE_SECONDS: dict[str, float] = {}  # url → seconds of the last write transaction (benchmarks read it)
+
+
 def _replace(url, metadata: MetaData, data_tables: list[Table], frames, progress, fail_after) -> dict[str, int]:
     """Delete the previous rows and insert the new ones in ONE transaction (all or nothing)."""
+    import time
+
     eng = engine(url)
+    t0 = time.perf_counter()
     metadata.create_all(eng)  # DDL first: MariaDB commits DDL implicitly
     counts = {}
     with eng.begin() as conn:
@@ -392,6 +398,7 @@ def _replace(url, metadata: MetaData, data_tables: list[Table], frames, progress
             counts[table.name] = _bulk_insert(conn, table, df, progress)
             if fail_after == table.name:  # tests: a failure midway must leave the previous content
                 raise RuntimeError(f"simulated failure after writing {table.name}")
+    WRITE_SECONDS[url] = time.perf_counter() - t0
     return counts
 
 
