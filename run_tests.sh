@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup_env.sh test
+# The dashboard tests drive Debian's chromium (Playwright cannot download a browser here).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "==> installing chromium (Debian) for the dashboard tests"
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+  log="$(mktemp)"
+  { $sudo_ apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq chromium; } >"$log" 2>&1 \
+    || { tail -20 "$log"; echo "warning: chromium could not be installed: the browser tests will skip"; }
+fi
 export PLOTLY_RENDERER="plotly_mimetype+notebook"
 # nbval (lax mode) runs notebooks/ for errors (no outputs are stored there) and compares the
 # cells marked nbval-check-output in the golden notebooks of tests/golden/.

@@ -162,6 +162,12 @@ def _churn_export_db(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    from study.serve import serve
+
+    return serve(args.port, args.token, args.preheat, args.scale, args.seed, args.raw, args.no_prepare)
+
+
 def _run(args) -> int:
     from study.runner import run_study
 
@@ -237,6 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--seed", type=int, default=2017)
     exp.add_argument("--quiet", action="store_true", help="no progress bars")
     exp.set_defaults(func=_churn_export_db)
+
+    srv = sub.add_parser("serve", help="serve the dashboards (Voilà on 127.0.0.1, token authentication)")
+    srv.add_argument("--port", type=int, default=8866)
+    srv.add_argument("--token", help="the access token (default: $STUDY_TOKEN, else a fresh random one)")
+    srv.add_argument("--preheat", action="store_true", help="keep one executed kernel ready (faster first render)")
+    srv.add_argument("--scale", default="default", help="twin scale used to prepare missing models or database")
+    srv.add_argument("--seed", type=int, default=2017)
+    srv.add_argument("--raw", help="folder with the Kaggle files (default: data/raw/kkbox, else the twin)")
+    srv.add_argument("--no-prepare", action="store_true", help="do not train or export what is missing")
+    srv.set_defaults(func=_serve)
 
     run = sub.add_parser("run", help="run the notebooks through Papermill and render reports/")
     run.add_argument("--scale", choices=["quick", "default", "full"], default="default")

@@ -8,6 +8,7 @@ from XGBoost itself (``pred_contribs``): the three features pushing a customer's
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from study.churn.features import original_model_matrix
 BAND_EDGES = [0.25, 0.50, 0.75, 0.90]
 BAND_LABELS = ["≤ 25 %", "25–50 %", "50–75 %", "75–90 %", "> 90 %"]
 ORIGINAL_PARAMS = {"learning_rate": 0.05, "max_depth": 9, "n_estimators": 200}
-MODELS = paths.DATA / "models"
+MODELS = Path(os.environ.get("STUDY_MODELS_DIR") or paths.DATA / "models")  # saved models
 
 
 def bands(p) -> np.ndarray:

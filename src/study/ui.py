@@ -1,0 +1,78 @@
+"""Presentation helpers shared by the Voilà dashboards: escaped tables, static charts, messages,
+and the guard that turns any failure of a callback into a sentence in the page (never a
+traceback; the traceback goes to the server log only)."""
+from __future__ import annotations
+
+import html
+import logging
+import traceback
+from contextlib import contextmanager
+
+import pandas as pd
+
+log = logging.getLogger("study.dashboard")
+
+STYLE = """
+<style>
+.study-table table {border-collapse: collapse; font-size: 12px;}
+.study-table th, .study-table td {border: 1px solid #ddd; padding: 2px 6px; text-align: left;}
+.study-msg-error {color: #a40000; font-weight: 600;}
+.study-msg-ok {color: #1b5e20;}
+.study-note {color: #555; font-style: italic;}
+</style>"""
+
+
+def message(text: str, kind: str = "ok") -> str:
+    """HTML for a one-line status (text is escaped)."""
+    return f'<div class="study-msg-{kind}">{html.escape(str(text))}</div>'
+
+
+def table_html(df: pd.DataFrame, max_rows: int = 200, float_format: str = "{:,.4g}") -> str:
+    """An HTML table with every value escaped (uploaded text never becomes markup)."""
+    shown = df.head(max_rows)
+    more = f"<div class='study-note'>showing {max_rows:,} of {len(df):,} rows (download the CSV for all)</div>" \
+        if len(df) > max_rows else ""
+    body = shown.to_html(index=False, escape=True, border=0, float_format=float_format.format, na_rep="")
+    return f"<div class='study-table'>{body}</div>{more}"
+
+
+@contextmanager
+def guard(status_widget, working: str = "Working…", progress=None):
+    """Show ``working`` while the block runs, then nothing (success) or one sentence (failure)."""
+    from study.churn.dashboard import UserError
+
+    status_widget.value = message(working)
+    if progress is not None:
+        progress.layout.visibility = "visible"
+    try:
+        yield
+        status_widget.value = ""
+    except UserError as exc:
+        status_widget.value = message(str(exc), "error")
+    except Exception as exc:  # noqa: BLE001 — the page gets a sentence, the log the traceback
+        log.error("dashboard callback failed\n%s", traceback.format_exc())
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        status_widget.value = message(f"Something went wrong ({type(exc).__name__}: {first}). "
+                                      "Nothing was changed; please try again or report it.", "error")
+    finally:
+        if progress is not None:
+            progress.layout.visibility = "hidden"
+
+
+def png(fig) -> bytes:
+    """PNG bytes of a matplotlib figure (shown in an ipywidgets Image: static, no JavaScript)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=90)
+    return buf.getvalue()
+
+
+def figure(ncols: int = 1, width: float = 4.6, height: float = 3.0):
+    """A figure from matplotlib's object API (Agg canvas, no pyplot state shared between users)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height))
+    axes = fig.subplots(1, ncols, squeeze=False)
+    return fig, list(axes[0])

@@ -1,0 +1,204 @@
+"""The churn dashboard end to end in a real headless Chromium (Debian's, driven by Playwright with
+``executable_path``) against a live ``study serve`` (Voilà, token authentication, offline
+template). The server prepares its own models and database at the quick scale in a temporary
+folder. Screenshots of each tab go to reports/screenshots/ (generated, not committed)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from study import paths
+
+CHROMIUM = os.environ.get("STUDY_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+SHOTS = paths.REPORTS / "screenshots"
+pytestmark = pytest.mark.skipif(not CHROMIUM, reason="Debian chromium not installed (./run_tests.sh installs it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, quick_source):
+    root = tmp_path_factory.mktemp("serve")
+    port, token = _free_port(), "t0k-" + os.urandom(12).hex()
+    env = {**os.environ, "STUDY_MODELS_DIR": str(root / "models"),
+           "STUDY_DB_URL": f"sqlite:///{(root / 'application.sqlite').as_posix()}"}
+    log = open(root / "serve.log", "w")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "study"), "serve", "--scale", "quick", "--port", str(port),
+                             "--token", token], stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"study serve exited: {(root / 'serve.log').read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(f"{base}/?token={token}", timeout=2)
+            break
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(1)
+    else:
+        proc.terminate()
+        pytest.fail("study serve did not answer within 10 minutes")
+    yield {"base": base, "token": token, "url": f"{base}/voila/render/churn_scoring.ipynb?token={token}", "root": root,
+           "log": root / "serve.log"}
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser, server):
+    """A fresh page on the dashboard, rendered; console errors and failed requests collected."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+    pg = ctx.new_page()
+    pg.problems = []
+    pg.on("console", lambda m: pg.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    pg.on("pageerror", lambda e: pg.problems.append(f"page error: {e}"))
+    pg.on("requestfailed", lambda r: pg.problems.append(f"request failed: {r.url}"))
+    pg.goto(server["url"], timeout=180_000)
+    pg.wait_for_selector(".study-month-go", timeout=180_000)
+    yield pg
+    text = pg.inner_text("body")
+    assert "Failed to load model class" not in text and "Traceback" not in text
+    assert not pg.problems, pg.problems
+    ctx.close()
+
+
+def _shot(pg, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(SHOTS / f"churn_{name}.png"), full_page=True)
+
+
+def _done(pg, status_class, timeout=120_000):
+    """Wait until the tab's status no longer says it is working."""
+    pg.wait_for_function(f"() => !document.querySelector('.{status_class}').innerText.match(/…/)", timeout=timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+def test_requests_without_the_token_are_refused(server):
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **k):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    for path in ("/voila/render/churn_scoring.ipynb", "/", "/api/kernels"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            opener.open(server["base"] + path, timeout=10)
+        assert err.value.code in ((302, 403, 404) if path.startswith("/api") else (302, 403)), path
+        if err.value.code == 302:
+            assert "/login" in err.value.headers["Location"]
+    with pytest.raises(urllib.error.HTTPError):
+        opener.open(server["base"] + "/voila/render/churn_scoring.ipynb?token=wrong", timeout=10)
+
+
+def test_by_month_tab_lists_users_with_bands_and_a_download(page):
+    page.click(".study-month-go")
+    page.wait_for_selector(".study-month-table tbody tr", timeout=120_000)
+    _done(page, "study-month-status")
+    assert page.locator(".study-month-table tbody tr").count() > 50
+    header = page.inner_text(".study-month-table thead")
+    for col in ("msno", "expiry date", "risk %", "band", "reason_1"):
+        assert col in header
+    link = page.locator("a[download]")
+    assert link.first.get_attribute("href").startswith("data:text/csv")
+    _shot(page, "1_by_month")
+
+
+def _tab(page, title):
+    page.locator(".lm-TabBar-tab", has_text=title).click()
+
+
+def _upload(page, file_class, path):
+    """The FileUpload button opens the browser's file chooser (its input is created on click)."""
+    with page.expect_file_chooser() as chooser:
+        page.click(f".{file_class}")
+    chooser.value.set_files(str(path))
+    page.wait_for_function(f"() => document.querySelector('.{file_class}').innerText.includes('(1)')")
+
+
+def test_upload_tab_scores_the_real_sample(page, shared_kkbox):
+    _tab(page, "Upload a CSV")
+    _upload(page, "study-upload-file", shared_kkbox / "processed_sample.csv")
+    page.click(".study-upload-go")
+    page.wait_for_selector(".study-upload-table tbody tr", timeout=180_000)
+    _done(page, "study-upload-status")
+    assert page.locator(".study-upload-table tbody tr").count() == 200  # first 200 shown, all downloadable
+    assert "of 6,0" in page.inner_text(".study-upload-table")
+    _shot(page, "2_upload")
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("empty.csv", b"", "is empty"),
+    ("image.csv", b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(200)), "not a CSV file"),
+    ("columns.csv", b"msno,city\nabc,1\n", "missing column"),
+    ("latin1.csv", "msno,gender\né,1\n".encode("latin-1"), "not UTF-8"),
+])
+def test_upload_tab_explains_each_bad_file(page, tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    _tab(page, "Upload a CSV")
+    _upload(page, "study-upload-file", path)
+    page.click(".study-upload-go")
+    page.wait_for_selector(".study-upload-status .study-msg-error", timeout=60_000)
+    assert re.search(message, page.inner_text(".study-upload-status"))
+    assert page.locator(".study-upload-table tbody tr").count() == 0
+
+
+def test_performance_tab_shows_metrics_and_appends_history(page):
+    _tab(page, "Performance")
+    page.click(".study-perf-go")
+    page.wait_for_selector(".study-perf-metrics table", timeout=120_000)
+    _done(page, "study-perf-status")
+    metrics = page.inner_text(".study-perf-metrics")
+    for name in ("ROC AUC", "log loss", "F1", "MCC", "recall", "precision", "predicted churn"):
+        assert name in metrics
+    rows_before = page.locator(".study-perf-history tbody tr").count()
+    page.click(".study-perf-go")
+    page.wait_for_function(f"() => document.querySelectorAll('.study-perf-history tbody tr').length > {rows_before}",
+                           timeout=120_000)
+    _done(page, "study-perf-status")
+    _shot(page, "3_performance")
+
+
+def test_what_if_tab_gives_a_risk(page):
+    _tab(page, "What-if")
+    page.click(".study-whatif-random")
+    page.wait_for_selector(".study-whatif-result .study-msg-ok", timeout=120_000)
+    _done(page, "study-whatif-status")
+    text = page.inner_text(".study-whatif-result")
+    assert re.search(r"Risk \d+(\.\d)? %", text) and "not the effect" in text
+    _shot(page, "4_what_if")
+
+
+def test_about_tab_shows_the_cards(page):
+    _tab(page, "About")
+    page.wait_for_selector(".study-about table")
+    text = page.inner_text(".study-about")
+    assert "Model card: champion" in text and "Model card: original" in text
+    _shot(page, "5_about")
