@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sqlalchemy import (BigInteger, Column, Date, DateTime, Float, ForeignKey, Index, Integer, MetaData, SmallInteger,
-                        String, Table, Text, create_engine, delete, event, func, insert, select)
+                        String, Table, Text, create_engine, delete, event, func, insert, select, type_coerce)
 from sqlalchemy.engine import Engine, make_url
 
 from study import paths
@@ -500,29 +500,33 @@ def month_frame(month: str, url: str | None = None, recipe: str = "pit") -> pd.D
     if recipe == "pit":
         t = features_pit
         cols = [user.c.msno, t.c.month, t.c.expiry_date, *[t.c[c] for c in features.pit_dtypes() if c not in ("msno", "month")]]
-        q = select(*cols).join(user, user.c.user_id == t.c.user_id).where(t.c.month == month).order_by(user.c.msno)
     elif recipe == "original":
         t = features_original
         cols = [user.c.msno, *[t.c[c] for c in features.PROCESSED_COLUMNS if c != "msno"]]
-        q = select(*cols).join(user, user.c.user_id == t.c.user_id).where(t.c.month == month).order_by(user.c.msno)
     else:
         raise ValueError(f"recipe must be 'pit' or 'original', got {recipe!r}")
+    # Dates leave the database as the driver gives them (ISO text on SQLite, date objects on
+    # MariaDB) and are parsed once per column by pandas, not once per row by SQLAlchemy.
+    cols = [type_coerce(c, String).label(c.name) if isinstance(c.type, Date) else c for c in cols]
+    q = select(*cols).join(user, user.c.user_id == t.c.user_id).where(t.c.month == month)
     with engine(url).connect() as conn:
         res = conn.execute(q)
-        df = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+        names = list(res.keys())
+        columns = list(zip(*res.fetchall())) or [() for _ in names]  # column-wise: no per-row probing
+    df = pd.DataFrame({n: np.array(c, dtype=object) if len(c) == 0 else np.asarray(c) for n, c in zip(names, columns)})
     return _restore(df, recipe)
 
 
 def _restore(df: pd.DataFrame, recipe: str) -> pd.DataFrame:
     if recipe == "pit":
         dtypes = features.pit_dtypes()
-        expiry = pd.to_datetime(df.pop("expiry_date"))
+        expiry = pd.to_datetime(df.pop("expiry_date").astype("str"), format="%Y-%m-%d")
         out = pd.DataFrame({c: df[c].astype(k) for c, k in dtypes.items()})
         out.insert(2, "expiry_date", expiry)
         return out.sort_values(["month", "msno"], kind="mergesort").reset_index(drop=True)
     df["msno"] = features.short_msno(df.msno)
     for c in _ORIGINAL_DATES:
-        df[c] = pd.to_datetime(df[c]).dt.strftime("%Y-%m-%d")
+        df[c] = df[c].astype("str")  # ISO text from either driver (date objects print as YYYY-MM-DD)
     return features.conform(df)
 
 

@@ -1,0 +1,130 @@
+"""Benchmark: the churn dashboard in a real headless Chromium against a live `study serve`.
+
+Measures, in one run: time to first render without and with a preheated kernel (each a fresh
+server), month query → table shown (champion and original-format model), upload of a 10 k-row CSV
+→ results shown, and the memory (RSS) of each kernel process. Uses the default models and
+database (prepared by `study serve` when missing, at --scale).
+Usage: python benchmarks/bench_dashboard.py [--scale default] [--rows 10000]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(scale: str, preheat: bool):
+    port, token = free_port(), "bench-" + os.urandom(8).hex()
+    cmd = [str(Path(sys.executable).parent / "study"), "serve", "--scale", scale, "--port", str(port), "--token", token]
+    if preheat:
+        cmd.append("--preheat")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(1200):
+        try:
+            urllib.request.urlopen(f"{base}/?token={token}", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    return proc, f"{base}/voila/render/churn_scoring.ipynb?token={token}"
+
+
+def kernel_rss_mb(proc) -> list[float]:
+    import psutil
+
+    out = []
+    for child in psutil.Process(proc.pid).children(recursive=True):
+        try:
+            if "ipykernel" in " ".join(child.cmdline()):
+                out.append(child.memory_info().rss / 1e6)
+        except psutil.Error:
+            pass
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", default="default")
+    ap.add_argument("--rows", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    from study.churn import data, features
+    from study.churn.dashboard import MODEL_NAMES
+
+    chromium = shutil.which("chromium")
+    src = data.resolve_source(None, scale=args.scale)
+    upload = Path(tempfile.mkdtemp()) / "upload.csv"
+    features.write_processed(features.original_recipe(src).head(args.rows), upload)
+    print(f"data: {src.describe()}; upload file {args.rows:,} rows, {upload.stat().st_size / 1e6:.1f} MB")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        for preheat in (False, True):
+            proc, url = start(args.scale, preheat)
+            try:
+                if preheat:
+                    time.sleep(20)  # let the pool execute the notebook ahead of the first visitor
+                renders, months, uploads = [], {"champion": [], "original": []}, []
+                for i in range(args.repeat):
+                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                    t0 = time.perf_counter()
+                    page.goto(url, timeout=300_000)
+                    page.wait_for_selector(".study-month-go", timeout=300_000)
+                    renders.append(time.perf_counter() - t0)
+                    if not preheat:
+                        for model in ("champion", "original"):
+                            page.locator("select").nth(2).select_option(label=MODEL_NAMES[model])
+                            t0 = time.perf_counter()
+                            page.click(".study-month-go")
+                            page.wait_for_function("() => document.querySelectorAll('.study-month-table tbody tr').length > 0 && "
+                                                   "!document.querySelector('.study-month-status').innerText.match(/…/)",
+                                                   timeout=300_000)
+                            months[model].append(time.perf_counter() - t0)
+                            page.evaluate("() => { document.querySelector('.study-month-table').innerHTML = '' }")
+                        page.locator(".lm-TabBar-tab", has_text="Upload a CSV").click()
+                        with page.expect_file_chooser() as fc:
+                            page.click(".study-upload-file")
+                        fc.value.set_files(str(upload))
+                        page.wait_for_function("() => document.querySelector('.study-upload-file').innerText.includes('(1)')",
+                                               timeout=300_000)
+                        t0 = time.perf_counter()
+                        page.click(".study-upload-go")
+                        page.wait_for_function("() => document.querySelectorAll('.study-upload-table tbody tr').length > 0 && "
+                                               "!document.querySelector('.study-upload-status').innerText.match(/…/)",
+                                               timeout=300_000)
+                        uploads.append(time.perf_counter() - t0)
+                    rss = kernel_rss_mb(proc)
+                    page.close()
+                label = "preheated kernel" if preheat else "no preheating"
+                print(f"\n== {label}")
+                print(f"time to first render: {', '.join(f'{r:.1f}' for r in renders)} s "
+                      f"(median {statistics.median(renders):.1f} s)")
+                for model, ts in months.items():
+                    if ts:
+                        print(f"month query → table shown ({model}): median {statistics.median(ts):.2f} s")
+                if uploads:
+                    print(f"upload {args.rows:,} rows → results shown: median {statistics.median(uploads):.2f} s")
+                print(f"kernel processes: {len(rss)}, RSS {', '.join(f'{r:.0f}' for r in rss)} MB")
+            finally:
+                proc.terminate()
+                proc.wait(20)
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
