@@ -321,13 +321,12 @@ def what_if(ctx: Context, base: pd.Series, inputs: dict, model_name: str) -> dic
             raise UserError(f"{name}: {value!r} must be a non-negative number.")
         col = WHAT_IF_INPUTS[name][k]
         row[col] = v * 3600 if name.startswith("listening") else int(round(v))
+    # derived columns follow their inputs, as the recipes compute them
+    row["price_per_day"] = row["plan_list_price"] / row["payment_plan_days"] if row["payment_plan_days"] else 0.0
+    row["bd"] = row["bd"] if 10 < row["bd"] < 70 else -1
     if k == 0:
         row["discount"] = row["plan_list_price"] - row["actual_amount_paid"]
-        row["price_per_day"] = row["plan_list_price"] / row["payment_plan_days"] if row["payment_plan_days"] else 0.0
-        row["bd"] = row["bd"] if 10 < row["bd"] < 70 else -1
     else:
-        row["price_per_day"] = row["plan_list_price"] / row["payment_plan_days"] if row["payment_plan_days"] else 0.0
-        row["bd"] = row["bd"] if 10 < row["bd"] < 70 else -1
         row["total_secsMean"] = row["total_secsSum"] / max(int(row["count"]), 1)
     frame = pd.DataFrame([row])
     for c in frame.columns:  # back to the stored dtypes

@@ -60,9 +60,11 @@ def analytic_url(url: str | None = None, app: str | None = None) -> str:
     name = u.database or "study"
     if u.get_backend_name() == "sqlite":
         p = Path(name)
-        return u.set(database=str(p.with_name(p.stem.replace("application", "analytic") if "application" in p.stem
-                                              else p.stem + "_analytic").with_suffix(p.suffix or ".sqlite"))).render_as_string(hide_password=False)
-    return u.set(database=f"{name}_analytic").render_as_string(hide_password=False)
+        stem = p.stem.replace("application", "analytic") if "application" in p.stem else p.stem + "_analytic"
+        name = str(p.with_name(stem + (p.suffix or ".sqlite")))
+    else:
+        name = f"{name}_analytic"
+    return u.set(database=name).render_as_string(hide_password=False)
 
 
 def redact(url: str) -> str:
@@ -307,8 +309,7 @@ def write_raw(rows: dict[str, pd.DataFrame], folder: str | Path) -> RawSource:
 
 def _features_for(src: RawSource, months=PIT_MONTHS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(point-in-time frame for ``months``, original-recipe frames for March and its February analogue)."""
-    have = [m for m in months]
-    pit = features.point_in_time(src, months=have)
+    pit = features.point_in_time(src, months=tuple(months))
     parts = []
     if all(src.file(f).is_file() for f in ("train_v2.csv", "transactions_v2.csv", "user_logs_v2.csv")):
         parts.append(features.original_recipe(src).assign(month="2017-03"))
