@@ -15,5 +15,7 @@ fi
 export PLOTLY_RENDERER="plotly_mimetype+notebook"
 # nbval (lax mode) runs notebooks/ for errors (no outputs are stored there) and compares the
 # cells marked nbval-check-output in the golden notebooks of tests/golden/.
+# Notebooks write their databases to a scratch place, not over data/db/ of a real run.
+export STUDY_DB_URL="${STUDY_DB_URL:-sqlite:///$(mktemp -d)/application.sqlite}"
 .venv/bin/python -m pytest tests notebooks --nbval-lax \
   --nbval-sanitize-with tests/golden/sanitize.cfg -p no:cacheprovider "$@"

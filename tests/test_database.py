@@ -69,11 +69,14 @@ def test_round_trip_features_rebuilt_from_sql_equal_the_in_memory_ones(url, quic
     assert db.available_months(url) == list(db.PIT_MONTHS)
     assert db.available_months(url, "original") == ["2017-02", "2017-03"]
     for m in db.PIT_MONTHS:
-        stored = db.month_frame(m, url)
+        stored, rows = db.month_frame(m, url), db.month_frame(m, url, from_rows=True)
+        pd.testing.assert_frame_equal(stored, rows)  # the cached Arrow parts = the per-user rows
         assert stored.expiry_date.dt.strftime("%Y-%m").eq(m).mean() > 0.9  # expiring in the month (a few cancel earlier)
         pd.testing.assert_frame_equal(stored.drop(columns="expiry_date"), pit_mem[pit_mem.month == m].reset_index(drop=True))
     for m in ("2017-02", "2017-03"):
-        pd.testing.assert_frame_equal(db.month_frame(m, url, "original"), features.conform(orig_mem[orig_mem.month == m]))
+        stored = db.month_frame(m, url, "original")
+        pd.testing.assert_frame_equal(stored, db.month_frame(m, url, "original", from_rows=True))
+        pd.testing.assert_frame_equal(stored, features.conform(orig_mem[orig_mem.month == m]))
 
 
 def test_export_twice_gives_the_same_content(url, quick_source, small_users):

@@ -22,8 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import (BigInteger, Column, Date, DateTime, Float, ForeignKey, Index, Integer, MetaData, SmallInteger,
+from sqlalchemy import (BigInteger, Column, Date, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
+                        SmallInteger,
                         String, Table, Text, create_engine, delete, event, func, insert, select, type_coerce)
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine, make_url
 
 from study import paths
@@ -165,6 +167,17 @@ features_original = Table(
       for c in features.PROCESSED_COLUMNS if c != "msno"],
     Index("ix_features_original_month", "month", "membership_expire_date"),
 )
+# Each month's scoring frame, also as compressed Arrow IPC in parts (the month query then reads a
+# few rows instead of one per user: ~10x faster at 45 k users). The per-user tables stay the source
+# of truth; tests check that both paths give the same frame.
+frame_cache = Table(
+    "frame_cache", app_meta,
+    Column("recipe", String(16), primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Column("part", Integer, primary_key=True, autoincrement=False),
+    Column("arrow", LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb"), nullable=False),
+)
+CACHE_PART_BYTES = 4_000_000  # below MariaDB's default max_allowed_packet (16 MB)
 METRICS = {"ROC AUC": "roc_auc", "log loss": "log_loss", "F1": "f1", "precision": "precision", "recall": "recall",
            "MCC": "mcc", "PR AUC": "pr_auc", "Brier": "brier"}
 log_model = Table(
@@ -184,7 +197,7 @@ meta = Table(
     Column("value", Text, nullable=False),
 )
 # Children first: the order rows are deleted in (and the reverse of the order they are inserted in).
-APP_DATA_TABLES = [features_original, features_pit, labels, logs, transactions, members, user, meta]
+APP_DATA_TABLES = [frame_cache, features_original, features_pit, labels, logs, transactions, members, user, meta]
 
 # ---------------------------------------------------------------------------------------------
 # The analytic database: a star around the user, with code tables and a date dimension.
@@ -279,6 +292,10 @@ def _records(df: pd.DataFrame) -> list[dict]:
 
 
 def _bulk_insert(conn, table: Table, df: pd.DataFrame, progress=None) -> int:
+    if table is frame_cache:  # a few large rows: one statement each keeps every packet small
+        for rec in _records(df):
+            conn.execute(insert(table), [rec])
+        return len(df)
     for start in range(0, len(df), CHUNK):
         conn.execute(insert(table), _records(df.iloc[start:start + CHUNK]))
         if progress:
@@ -375,6 +392,19 @@ def export_application(source: RawSource, url: str | None = None, users: pd.Seri
         for c in _ORIGINAL_DATES:
             fo[c] = [dt.date.fromisoformat(v) for v in fo[c]]
         frames.append((features_original, fo))
+    cache = []
+    for recipe, frame in (("pit", pit), ("original", original)):
+        for m in sorted(set(frame.month)) if len(frame) else []:
+            part = frame[frame.month == m]
+            if recipe == "pit":
+                part = part.reset_index(drop=True)
+                part.insert(2, "expiry_date", pd.to_datetime(part.month + "-01") + pd.to_timedelta(part.days_to_expiry, unit="D"))
+            else:
+                part = features.conform(part)
+            blob = _to_arrow(_restore_dtypes(part, recipe))
+            cache += [{"recipe": recipe, "month": m, "part": i, "arrow": blob[o:o + CACHE_PART_BYTES]}
+                      for i, o in enumerate(range(0, len(blob), CACHE_PART_BYTES))]
+    frames.append((frame_cache, pd.DataFrame(cache, columns=["recipe", "month", "part", "arrow"])))
     info = {"source": source.describe(), "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "users": str(len(users)), "pit_months": ",".join(months)}
     frames.append((meta, pd.DataFrame({"key": list(info), "value": list(info.values())})))
@@ -493,7 +523,40 @@ def available_months(url: str | None = None, recipe: str = "pit") -> list[str]:
                             f"(has `study churn export-db` been run?): {str(exc).splitlines()[0][:200]}") from exc
 
 
-def month_frame(month: str, url: str | None = None, recipe: str = "pit") -> pd.DataFrame:
+def _to_arrow(df: pd.DataFrame) -> bytes:
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, table.schema, options=ipc.IpcWriteOptions(compression="zstd")) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _from_arrow(blob: bytes) -> pd.DataFrame:
+    import pyarrow.ipc as ipc
+
+    return ipc.open_stream(blob).read_all().to_pandas()
+
+
+def month_frame(month: str, url: str | None = None, recipe: str = "pit", from_rows: bool = False) -> pd.DataFrame:
+    """The users whose membership expires in ``month`` → the frame ready for scoring (see
+    :func:`month_frame_from_rows`); read from the month's cached Arrow parts when present."""
+    month = check_month(month)
+    if recipe not in ("pit", "original"):
+        raise ValueError(f"recipe must be 'pit' or 'original', got {recipe!r}")
+    if not from_rows:
+        q = (select(frame_cache.c.arrow).where(frame_cache.c.recipe == recipe, frame_cache.c.month == month)
+             .order_by(frame_cache.c.part))
+        with engine(url).connect() as conn:
+            parts = [bytes(r[0]) for r in conn.execute(q)]
+        if parts:
+            return _from_arrow(b"".join(parts))
+    return month_frame_from_rows(month, url, recipe)
+
+
+def month_frame_from_rows(month: str, url: str | None = None, recipe: str = "pit") -> pd.DataFrame:
     """The users whose membership expires in ``month`` → the frame ready for scoring: the
     point-in-time features (``recipe='pit'``, plus ``expiry_date``) or the original 33-column
     format (``recipe='original'``), with the same columns and dtypes as the in-memory frames."""
@@ -518,13 +581,19 @@ def month_frame(month: str, url: str | None = None, recipe: str = "pit") -> pd.D
     return _restore(df, recipe)
 
 
+def _restore_dtypes(df: pd.DataFrame, recipe: str) -> pd.DataFrame:
+    """The canonical dtypes of a scoring frame (expiry as datetime64[us])."""
+    if recipe == "pit":
+        out = pd.DataFrame({c: df[c].astype(k) for c, k in features.pit_dtypes().items()})
+        out.insert(2, "expiry_date", pd.to_datetime(df["expiry_date"]).astype("datetime64[us]").to_numpy())
+        return out.sort_values(["month", "msno"], kind="mergesort").reset_index(drop=True)
+    return features.conform(df)
+
+
 def _restore(df: pd.DataFrame, recipe: str) -> pd.DataFrame:
     if recipe == "pit":
-        dtypes = features.pit_dtypes()
-        expiry = pd.to_datetime(df.pop("expiry_date").astype("str"), format="%Y-%m-%d")
-        out = pd.DataFrame({c: df[c].astype(k) for c, k in dtypes.items()})
-        out.insert(2, "expiry_date", expiry)
-        return out.sort_values(["month", "msno"], kind="mergesort").reset_index(drop=True)
+        df["expiry_date"] = pd.to_datetime(df["expiry_date"].astype("str"), format="%Y-%m-%d")
+        return _restore_dtypes(df, recipe)
     df["msno"] = features.short_msno(df.msno)
     for c in _ORIGINAL_DATES:
         df[c] = df[c].astype("str")  # ISO text from either driver (date objects print as YYYY-MM-DD)
