@@ -86,20 +86,21 @@ def main() -> None:
                     page.goto(url, timeout=300_000)
                     page.wait_for_selector(".study-month-go", timeout=300_000)
                     renders.append(time.perf_counter() - t0)
+                    print(f"  rendered in {renders[-1]:.1f} s", flush=True)
                     if not preheat:
                         for model in ("champion", "original"):
                             page.locator("select").nth(2).select_option(label=MODEL_NAMES[model])
                             t0 = time.perf_counter()
                             page.click(".study-month-go")
-                            page.wait_for_function("() => document.querySelectorAll('.study-month-table tbody tr').length > 0 && "
-                                                   "!document.querySelector('.study-month-status').innerText.match(/…/)",
-                                                   timeout=300_000)
+                            # the download link names the model: it changes when this model's table is shown
+                            page.wait_for_selector(f'a[download$="_{model}.csv"]', timeout=300_000)
                             months[model].append(time.perf_counter() - t0)
-                            page.evaluate("() => { document.querySelector('.study-month-table').innerHTML = '' }")
+                            print(f"  month table shown ({model}): {months[model][-1]:.2f} s", flush=True)
                         page.locator(".lm-TabBar-tab", has_text="Upload a CSV").click()
                         with page.expect_file_chooser() as fc:
                             page.click(".study-upload-file")
                         fc.value.set_files(str(upload))
+                        print("  file chosen", flush=True)
                         page.wait_for_function("() => document.querySelector('.study-upload-file').innerText.includes('(1)')",
                                                timeout=300_000)
                         t0 = time.perf_counter()
