@@ -1,0 +1,177 @@
+"""Synthetic door scenes (the embedded default data of the doors case) and the DeepDoors2-like layout.
+
+A scene is a room corner (wall, floor, ceiling band, lighting gradient, texture), a door frame on
+the wall and a door leaf turned about its hinge by an angle drawn from the class (closed 0°,
+semi-open 10–60°, open 65–110°). The leaf is drawn in a simple perspective: its free edge moves
+toward the hinge by cos θ and grows taller by sin θ, as a leaf swinging toward the camera does;
+the opening it uncovers shows the space behind (a darker room with its own floor). Distractors
+(windows, cabinets, people-like shapes), blur, noise and colour casts make the task less trivial.
+
+Every random draw comes from one seeded generator per scene, so a scene is a pure function of
+(seed, index): the same seed gives the same bytes. Boxes are xyxy in pixels.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, asdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+STATES = ("closed", "open", "semi")
+FOLDER = {"closed": "Closed", "open": "Open", "semi": "Semi"}
+ANGLES = {"closed": (0.0, 0.0), "semi": (10.0, 60.0), "open": (65.0, 110.0)}
+SPLITS = (("Train", 0.7), ("Valid", 0.15), ("Test", 0.15))
+SCALES = {"tiny": 24, "quick": 180, "default": 1800}  # scenes per scale
+SIZE = (320, 240)
+
+
+@dataclass
+class Scene:
+    index: int
+    state: str
+    angle: float
+    box: tuple  # door frame, xyxy pixels
+    gap_pixels: int  # pixels of the frame opening not covered by the leaf (0 when closed)
+    distractors: list
+
+
+def _colour(rng, lo=60, hi=230) -> tuple:
+    return tuple(int(v) for v in rng.integers(lo, hi, 3))
+
+
+def _shade(c, f) -> tuple:
+    return tuple(int(max(0, min(255, v * f))) for v in c)
+
+
+def leaf_polygon(frame: tuple, angle_deg: float, hinge_left: bool) -> list[tuple[float, float]]:
+    """The leaf's corners for a frame (xyxy) turned by ``angle_deg`` about its hinge side."""
+    x0, y0, x1, y1 = frame
+    w, h = x1 - x0, y1 - y0
+    t = np.radians(angle_deg)
+    reach = w * np.cos(t)  # horizontal extent of the turned leaf
+    grow = 0.18 * h * np.sin(t)  # the free edge comes toward the camera: taller
+    if hinge_left:
+        xf = x0 + reach
+        return [(x0, y0), (xf, y0 - grow), (xf, y1 + grow * 0.5), (x0, y1)]
+    xf = x1 - reach
+    return [(x1, y0), (xf, y0 - grow), (xf, y1 + grow * 0.5), (x1, y1)]
+
+
+def render(seed: int, index: int, state: str, size=SIZE) -> tuple[Image.Image, Scene]:
+    """One scene of the given state (deterministic for seed and index)."""
+    if state not in STATES:
+        raise ValueError(f"state must be one of {STATES}, got {state!r}")
+    rng = np.random.default_rng([seed, index])
+    W, H = size
+    img = Image.new("RGB", size, _colour(rng, 150, 235))
+    d = ImageDraw.Draw(img)
+    wall = _colour(rng, 140, 235)
+    horizon = int(H * rng.uniform(0.72, 0.85))
+    ceiling = int(H * rng.uniform(0.03, 0.1))
+    for y in range(ceiling, horizon):  # lighting gradient on the wall
+        d.line([(0, y), (W, y)], fill=_shade(wall, 0.85 + 0.25 * y / H))
+    d.rectangle([0, 0, W, ceiling], fill=_shade(wall, 1.1))
+    floor = _colour(rng, 60, 170)
+    d.polygon([(0, horizon), (W, horizon), (W, H), (0, H)], fill=floor)
+    for x in range(-W, 2 * W, int(rng.integers(18, 40))):  # floor boards in perspective
+        d.line([(W / 2 + (x - W / 2) * 0.4, horizon), (x, H)], fill=_shade(floor, 0.8))
+
+    # the door frame standing on the floor line
+    fh = int((horizon - ceiling) * rng.uniform(0.7, 0.92))
+    fw = int(fh * rng.uniform(0.38, 0.5))
+    fx0 = int(rng.integers(int(0.05 * W), max(int(0.05 * W) + 1, W - fw - int(0.05 * W))))
+    frame = (fx0, horizon - fh, fx0 + fw, horizon)
+    distractors = []
+    for _ in range(int(rng.integers(0, 3))):  # windows, cabinets, people-like shapes, away from the door
+        kind = str(rng.choice(["window", "cabinet", "person"]))
+        for _try in range(10):
+            w_, h_ = int(W * rng.uniform(0.12, 0.25)), int(H * rng.uniform(0.15, 0.35))
+            x_, y_ = int(rng.integers(0, W - w_)), int(rng.integers(ceiling, max(ceiling + 1, horizon - h_)))
+            if x_ + w_ < frame[0] - 8 or x_ > frame[2] + 8:
+                break
+        else:
+            continue
+        box = (x_, y_, x_ + w_, y_ + h_)
+        if kind == "window":
+            d.rectangle(box, fill=(170, 200, 230), outline=(240, 240, 240), width=4)
+            d.line([((box[0] + box[2]) / 2, box[1]), ((box[0] + box[2]) / 2, box[3])], fill=(240, 240, 240), width=3)
+            d.line([(box[0], (box[1] + box[3]) / 2), (box[2], (box[1] + box[3]) / 2)], fill=(240, 240, 240), width=3)
+        elif kind == "cabinet":
+            c = _colour(rng, 80, 200)
+            d.rectangle(box, fill=c, outline=_shade(c, 0.6), width=2)
+            d.line([((box[0] + box[2]) / 2, box[1]), ((box[0] + box[2]) / 2, box[3])], fill=_shade(c, 0.6), width=2)
+        else:
+            c = _colour(rng, 30, 120)
+            cx = (box[0] + box[2]) / 2
+            d.ellipse([cx - w_ * 0.15, box[1], cx + w_ * 0.15, box[1] + h_ * 0.2], fill=c)
+            d.rectangle([cx - w_ * 0.25, box[1] + h_ * 0.2, cx + w_ * 0.25, box[3]], fill=c)
+        distractors.append({"kind": kind, "box": box})
+
+    # the space behind the opening, the leaf, then the frame on top
+    behind = _colour(rng, 20, 90)
+    d.rectangle(frame, fill=behind)
+    d.polygon([(frame[0], frame[3] - fh * 0.15), (frame[2], frame[3] - fh * 0.15), (frame[2], frame[3]), (frame[0], frame[3])],
+              fill=_shade(floor, 0.6))
+    angle = float(rng.uniform(*ANGLES[state])) if state != "closed" else 0.0
+    hinge_left = bool(rng.integers(0, 2))
+    leaf = _colour(rng, 70, 220)
+    poly = leaf_polygon(frame, angle, hinge_left)
+    d.polygon(poly, fill=_shade(leaf, 1.0 - 0.35 * np.sin(np.radians(angle))))
+    knob_x = poly[1][0] + (-6 if hinge_left else 6) * np.cos(np.radians(angle))
+    d.ellipse([knob_x - 3, (frame[1] + frame[3]) / 2 - 3, knob_x + 3, (frame[1] + frame[3]) / 2 + 3], fill=(200, 180, 60))
+    # gap = frame opening not covered by the leaf, measured on a mask before the frame is drawn
+    mask = Image.new("1", size, 0)
+    ImageDraw.Draw(mask).rectangle([frame[0] + 1, frame[1] + 1, frame[2] - 1, frame[3] - 1], fill=1)
+    ImageDraw.Draw(mask).polygon(poly, fill=0)
+    gap = int(np.asarray(mask).sum())
+    d.rectangle(frame, outline=_shade(wall, 0.55), width=3)
+
+    img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0, 1.2))))
+    arr = np.asarray(img).astype(np.float32)
+    arr *= rng.uniform(0.85, 1.15, 3)  # colour cast
+    arr += rng.normal(0, rng.uniform(1, 8), arr.shape)
+    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    return img, Scene(index, state, angle, frame, gap, distractors)
+
+
+def crop(img: Image.Image, box: tuple, margin: float = 0.08) -> Image.Image:
+    """The door crop (box xyxy) with a small margin, clipped at the borders."""
+    x0, y0, x1, y1 = box
+    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+    return img.crop((max(0, int(x0 - mx)), max(0, int(y0 - my)), min(img.width, int(x1 + mx)), min(img.height, int(y1 + my))))
+
+
+def generate(out: str | Path, scale: str = "quick", seed: int = 2017) -> dict:
+    """Write the DeepDoors2-like layout: ``Full/<Split>/`` scenes with ``<id>.json`` boxes and
+    ``<Split>/<Closed|Open|Semi>/<id>.png`` crops. Each scene is one door instance and lives in
+    exactly one split. Classes are balanced by construction (a third each)."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
+    out = Path(out)
+    n = SCALES[scale]
+    counts: dict = {}
+    order = np.random.default_rng(seed).permutation(n)
+    per_class = {st: [int(i) for i in order if int(i) % 3 == k] for k, st in enumerate(STATES)}
+    for state, members in per_class.items():  # splits stratified by class, each scene in one split
+        bounds = np.cumsum([int(round(f * len(members))) for _, f in SPLITS[:-1]])
+        for rank, i in enumerate(members):
+            split = SPLITS[int(np.searchsorted(bounds, rank, side="right"))][0]
+            _write_scene(out, seed, i, state, split, counts)
+    meta = {"scale": scale, "seed": seed, "scenes": n, "size": SIZE,
+            "counts": {f"{s}/{c}": v for (s, c), v in sorted(counts.items())}}
+    (out / "doors.json").write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+def _write_scene(out: Path, seed: int, i: int, state: str, split: str, counts: dict) -> None:
+    """Render one scene and write its full image, its boxes and its door crop."""
+    img, scene = render(seed, int(i), state)
+    sid = f"scene{int(i):05d}"
+    (out / "Full" / split).mkdir(parents=True, exist_ok=True)
+    (out / split / FOLDER[state]).mkdir(parents=True, exist_ok=True)
+    img.save(out / "Full" / split / f"{sid}.png")
+    (out / "Full" / split / f"{sid}.json").write_text(json.dumps(asdict(scene)))
+    crop(img, scene.box).save(out / split / FOLDER[state] / f"{sid}.png")
+    counts[(split, state)] = counts.get((split, state), 0) + 1

@@ -1,0 +1,58 @@
+"""Doors (issue 7, first part): the synthetic scene generator and the box format."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from study.doors import data, detect
+
+
+def _digest(folder):
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(folder)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def test_same_seed_same_bytes_and_a_deepdoors2_layout(tmp_path):
+    a, b, c = (data.generate(tmp_path / n, "tiny", seed=s) for n, s in (("a", 7), ("b", 7), ("c", 8)))
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b") != _digest(tmp_path / "c")
+    assert a == b and sum(a["counts"].values()) == data.SCALES["tiny"]
+    for split in ("Train", "Valid", "Test"):
+        for folder in ("Closed", "Open", "Semi"):
+            assert (tmp_path / "a" / split / folder).is_dir()
+    # one door instance per scene, each scene in exactly one split
+    scenes = [p.stem for p in (tmp_path / "a" / "Full").rglob("*.png")]
+    assert len(scenes) == len(set(scenes)) == data.SCALES["tiny"]
+    meta = json.loads(next((tmp_path / "a" / "Full").rglob("*.json")).read_text())
+    assert set(meta) >= {"state", "angle", "box", "gap_pixels"}
+
+
+def test_a_closed_door_shows_no_gap_and_wider_angles_show_more():
+    gaps = {s: [data.render(1, i, s)[1].gap_pixels for i in range(12)] for s in data.STATES}
+    assert all(g == 0 for g in gaps["closed"])
+    assert min(gaps["semi"]) > 0 and np.mean(gaps["open"]) > np.mean(gaps["semi"])
+    for s in data.STATES:
+        scene = data.render(1, 3, s)[1]
+        lo, hi = data.ANGLES[s]
+        assert lo <= scene.angle <= hi
+        x0, y0, x1, y1 = scene.box
+        assert 0 <= x0 < x1 <= data.SIZE[0] and 0 <= y0 < y1 <= data.SIZE[1]
+    with pytest.raises(ValueError, match="state must be one of"):
+        data.render(1, 0, "ajar")
+
+
+def test_box_conversions_round_trip_and_clip_at_the_borders():
+    xyxy = np.array([[10, 20, 110, 220], [0, 0, 640, 480]], dtype=float)
+    yolo = detect.xyxy_to_yolo(xyxy, 640, 480)
+    np.testing.assert_allclose(detect.yolo_to_xyxy(yolo, 640, 480), xyxy)
+    np.testing.assert_allclose(detect.xywh_to_xyxy([[10, 20, 100, 200]]), [[10, 20, 110, 220]])
+    # a box hanging over the left and bottom borders is clipped, not wrapped
+    np.testing.assert_allclose(detect.yolo_to_xyxy([[0.0, 0.95, 0.2, 0.3]], 640, 480), [[0, 384, 64, 480]])
+    np.testing.assert_allclose(detect.clip([[-5, -5, 700, 500]], 640, 480), [[0, 0, 640, 480]])
+    assert detect.iou([[0, 0, 10, 10]], [[5, 0, 15, 10], [20, 20, 30, 30]]).tolist() == [[pytest.approx(1 / 3), 0.0]]
