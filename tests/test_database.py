@@ -59,7 +59,7 @@ def test_round_trip_features_rebuilt_from_sql_equal_the_in_memory_ones(url, quic
     counts = db.export_application(quick_source, url, users=small_users)
     assert counts["user"] == len(small_users) > 100 and counts["logs"] > 1000
     with tempfile.TemporaryDirectory() as tmp:
-        pit_mem, orig_mem = db._features_for(db.write_raw(db.raw_rows(quick_source, small_users), tmp))
+        pit_mem, orig_mem = db.feature_frames(db.write_raw(db.raw_rows(quick_source, small_users), tmp))
     pit_sql, orig_sql = db.rebuild_features(url)
     pd.testing.assert_frame_equal(pit_sql, pit_mem)
     pd.testing.assert_frame_equal(orig_sql, orig_mem)
@@ -208,6 +208,8 @@ def test_er_diagram_names_every_table_and_relation():
     for t in ("USER", "TRANSACTIONS", "LOGS", "CITY", "PAYMENT_METHOD", "REGISTER", "TIME_SAVE", "MEMBERS"):
         assert f"    {t} {{" in mermaid
     assert 'TIME_SAVE ||--o{ TRANSACTIONS : "expire_time_id"' in mermaid
+    keys = db.schema_table(db.an_meta).set_index("table")
+    assert keys.loc["transactions", "foreign keys"].count("→") == 4 and "(user_id)" in keys.loc["transactions", "indexes"]
 
 
 def test_analytic_sample_is_stratified_and_consistent(quick_source, tmp_path):

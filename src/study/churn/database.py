@@ -324,7 +324,7 @@ def write_raw(rows: dict[str, pd.DataFrame], folder: str | Path) -> RawSource:
     return RawSource(folder, "real")
 
 
-def _features_for(src: RawSource, months=PIT_MONTHS) -> tuple[pd.DataFrame, pd.DataFrame]:
+def feature_frames(src: RawSource, months=PIT_MONTHS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(point-in-time frame for ``months``, original-recipe frames for March and its February analogue)."""
     pit = features.point_in_time(src, months=tuple(months))
     parts = []
@@ -342,7 +342,7 @@ def export_application(source: RawSource, url: str | None = None, users: pd.Seri
     users = test_users(source) if users is None else pd.Series(sorted(set(users)), dtype="str")
     rows = raw_rows(source, users)
     with tempfile.TemporaryDirectory(prefix="study-export-") as tmp:
-        pit, original = _features_for(write_raw(rows, tmp), months)
+        pit, original = feature_frames(write_raw(rows, tmp), months)
     ids = pd.Series(np.arange(1, len(users) + 1, dtype="int64"), index=users.to_numpy())
     short_ids = pd.Series(ids.to_numpy(), index=features.short_msno(users).to_numpy())
     short_ids = short_ids[~short_ids.index.duplicated()]
@@ -641,7 +641,7 @@ def rebuild_raw(url: str | None = None, msnos: list[str] | None = None) -> dict[
 def rebuild_features(url: str | None = None, months=PIT_MONTHS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(point-in-time, original-recipe) frames recomputed from the raw tables in SQL."""
     with tempfile.TemporaryDirectory(prefix="study-rebuild-") as tmp:
-        return _features_for(write_raw(rebuild_raw(url), tmp), months)
+        return feature_frames(write_raw(rebuild_raw(url), tmp), months)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -672,6 +672,16 @@ def metric_history(url: str | None = None, limit: int = 500) -> pd.DataFrame:
 def read_meta(url: str | None = None) -> dict[str, str]:
     with engine(url).connect() as conn:
         return {k: v for k, v in conn.execute(select(meta.c.key, meta.c.value))}
+
+
+def schema_table(metadata: MetaData) -> pd.DataFrame:
+    """One line per table: columns, primary key, foreign keys, indexes (from the metadata)."""
+    rows = []
+    for t in metadata.sorted_tables:
+        rows.append({"table": t.name, "columns": len(t.columns), "primary key": ", ".join(c.name for c in t.primary_key),
+                     "foreign keys": ", ".join(f"{fk.parent.name} → {fk.column.table.name}" for fk in t.foreign_keys),
+                     "indexes": ", ".join(f"({', '.join(c.name for c in ix.columns)})" for ix in t.indexes)})
+    return pd.DataFrame(rows)
 
 
 def er_diagram(metadata: MetaData) -> str:
