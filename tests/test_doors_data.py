@@ -56,3 +56,39 @@ def test_box_conversions_round_trip_and_clip_at_the_borders():
     np.testing.assert_allclose(detect.yolo_to_xyxy([[0.0, 0.95, 0.2, 0.3]], 640, 480), [[0, 384, 64, 480]])
     np.testing.assert_allclose(detect.clip([[-5, -5, 700, 500]], 640, 480), [[0, 0, 640, 480]])
     assert detect.iou([[0, 0, 10, 10]], [[5, 0, 15, 10], [20, 20, 30, 30]]).tolist() == [[pytest.approx(1 / 3), 0.0]]
+
+
+def test_loaders_read_our_layout_and_refuse_what_is_not_an_image(tmp_path):
+    data.generate(tmp_path / "dd", "tiny", seed=3)
+    crops = data.load_deepdoors2(tmp_path / "dd")
+    assert len(crops) == data.SCALES["tiny"] and set(crops.state) == set(data.STATES)
+    assert set(crops.split) == {"Train", "Valid", "Test"}
+    with pytest.raises(FileNotFoundError, match="no DeepDoors2 layout"):
+        data.load_deepdoors2(tmp_path)
+    png = (crops.path[0]).read_bytes()
+    assert data.open_image(png).mode == "RGB"
+    from PIL import Image
+
+    Image.new("CMYK", (900, 300)).save(tmp_path / "cmyk.jpg")
+    Image.new("LA", (50, 40)).save(tmp_path / "grey.png")
+    assert data.open_image(tmp_path / "cmyk.jpg", max_side=300).size == (300, 100)
+    assert data.open_image(tmp_path / "grey.png").mode == "RGB"
+    for content, message in [(b"not an image at all", "is not an image"), (png[: len(png) // 2], "truncated or corrupt"),
+                             (b"", "is not an image")]:
+        with pytest.raises(data.ImageError, match=message):
+            data.open_image(content, "upload.png")
+    with pytest.raises(data.ImageError, match="cannot be opened"):
+        data.open_image(tmp_path / "missing.jpg")
+
+
+def test_real_door_boxes_load_in_pixels(tmp_path):
+    from study import paths
+
+    if not (paths.SHARED_DOORS / "doordetect" / "states.csv").is_file():
+        pytest.skip("../shared/doors is absent: real door photos not found")
+    real = data.load_real_doors()
+    assert len(real) == 580 and set(real.state) <= {"closed", "open", "semi", "unclear", "disputed"}
+    assert (real.x0 >= 0).all() and (real.x1 <= real.width).all() and (real.y1 <= real.height).all()
+    assert (real.x1 > real.x0).all() and (real.y1 > real.y0).all()
+    with pytest.raises(FileNotFoundError, match="states.csv is missing"):
+        data.load_real_doors(tmp_path)

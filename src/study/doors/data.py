@@ -175,3 +175,78 @@ def _write_scene(out: Path, seed: int, i: int, state: str, split: str, counts: d
     (out / "Full" / split / f"{sid}.json").write_text(json.dumps(asdict(scene)))
     crop(img, scene.box).save(out / split / FOLDER[state] / f"{sid}.png")
     counts[(split, state)] = counts.get((split, state), 0) + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Loaders: images in, with a clear error for anything that is not one.
+class ImageError(ValueError):
+    """A file that cannot be used as an image, in one sentence."""
+
+
+def open_image(source, name: str = "the file", max_side: int | None = None) -> Image.Image:
+    """An RGB image from a path or bytes (greyscale, RGBA, CMYK and palette converted), optionally
+    downscaled so its longer side is at most ``max_side``; anything else raises ImageError."""
+    import io
+
+    from PIL import UnidentifiedImageError
+
+    try:
+        fp = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else open(source, "rb")
+    except OSError as exc:
+        raise ImageError(f"{name} cannot be opened: {exc.strerror or exc}.") from None
+    with fp:
+        try:
+            img = Image.open(fp)
+            img.load()
+        except UnidentifiedImageError:
+            raise ImageError(f"{name} is not an image (JPEG, PNG, BMP, WebP…).") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"{name} is truncated or corrupt ({str(exc)[:80]}).") from None
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    if max_side and max(img.size) > max_side:
+        img.thumbnail((max_side, max_side))
+    return img
+
+
+def load_deepdoors2(folder: str | Path) -> "pd.DataFrame":
+    """The crops of a DeepDoors2-style folder (``<Split>/<Closed|Open|Semi>/*``; ours or the real
+    data set's): path, split, state."""
+    import pandas as pd
+
+    folder = Path(folder)
+    rows = [{"path": p, "split": split, "state": state}
+            for split, _ in SPLITS for state in STATES
+            for p in sorted((folder / split / FOLDER[state]).glob("*")) if p.suffix.lower() in (".png", ".jpg", ".jpeg")]
+    if not rows:
+        raise FileNotFoundError(f"no DeepDoors2 layout under {folder} (expected Train|Valid|Test/Closed|Open|Semi/)")
+    return pd.DataFrame(rows)
+
+
+def load_real_doors(folder: str | Path | None = None) -> "pd.DataFrame":
+    """The real door boxes of ``../shared/doors/doordetect`` with their states: image path, box
+    index, xyxy pixels, state (closed, open, semi, unclear or disputed)."""
+    import pandas as pd
+
+    from study import paths
+    from study.doors.detect import yolo_to_xyxy
+
+    folder = Path(folder) if folder else paths.SHARED_DOORS / "doordetect"
+    states = folder / "states.csv"
+    if not states.is_file():
+        raise FileNotFoundError(f"real door photos not found: {states} is missing (see ../shared/doors/README.md)")
+    df = pd.read_csv(states, dtype={"image": str})
+    sizes = {}
+    boxes = []
+    for r in df.itertuples():
+        path = folder / "images" / f"{r.image}.jpg"
+        if r.image not in sizes:
+            with Image.open(path) as im:
+                sizes[r.image] = im.size
+        w, h = sizes[r.image]
+        boxes.append(yolo_to_xyxy([[r.x, r.y, r.w, r.h]], w, h)[0])
+    out = pd.DataFrame({"path": [folder / "images" / f"{i}.jpg" for i in df.image], "box": df.box,
+                        "state": df.state})
+    out[["x0", "y0", "x1", "y1"]] = np.array(boxes).reshape(-1, 4)
+    out[["width", "height"]] = [sizes[i] for i in df.image]
+    return out
