@@ -73,6 +73,8 @@ def test_round_trip_features_rebuilt_from_sql_equal_the_in_memory_ones(url, quic
         pd.testing.assert_frame_equal(stored, rows)  # the cached Arrow parts = the per-user rows
         assert stored.expiry_date.dt.strftime("%Y-%m").eq(m).mean() > 0.9  # expiring in the month (a few cancel earlier)
         pd.testing.assert_frame_equal(stored.drop(columns="expiry_date"), pit_mem[pit_mem.month == m].reset_index(drop=True))
+    checks = db.verify_round_trip(quick_source, small_users, url)
+    assert len(checks) == 5 and checks.filter(like="=").fillna(True).all().all()
     for m in ("2017-02", "2017-03"):
         stored = db.month_frame(m, url, "original")
         pd.testing.assert_frame_equal(stored, db.month_frame(m, url, "original", from_rows=True))

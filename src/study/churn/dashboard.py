@@ -317,7 +317,7 @@ def what_if(ctx: Context, base: pd.Series, inputs: dict, model_name: str) -> dic
             v = float(value)
         except (TypeError, ValueError):
             raise UserError(f"{name}: {value!r} is not a number.") from None
-        if not np.isfinite(v) or v < 0 and name != "age":
+        if not np.isfinite(v) or (v < 0 and name != "age"):
             raise UserError(f"{name}: {value!r} must be a non-negative number.")
         col = WHAT_IF_INPUTS[name][k]
         row[col] = v * 3600 if name.startswith("listening") else int(round(v))

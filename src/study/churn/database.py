@@ -644,6 +644,38 @@ def rebuild_features(url: str | None = None, months=PIT_MONTHS) -> tuple[pd.Data
         return feature_frames(write_raw(rebuild_raw(url), tmp), months)
 
 
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    try:
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+        return True
+    except AssertionError:
+        return False
+
+
+def verify_round_trip(source: RawSource, users: pd.Series, url: str | None = None) -> pd.DataFrame:
+    """The original study's check, per month and recipe: the frame rebuilt from SQL, and the cached
+    frame the dashboard reads, equal the in-memory one (dtypes included); for point-in-time features
+    also the full data set's rows of these users. One row per month and recipe, True/False per check."""
+    with tempfile.TemporaryDirectory(prefix="study-verify-") as tmp:
+        pit_mem, orig_mem = feature_frames(write_raw(raw_rows(source, users), tmp))
+    pit_sql, orig_sql = rebuild_features(url)
+    full = features.point_in_time(source, months=PIT_MONTHS)
+    full = full[full.msno.isin(set(users))].reset_index(drop=True)
+    checks = []
+    for m in PIT_MONTHS:
+        mem = pit_mem[pit_mem.month == m]
+        checks.append({"recipe": "point-in-time", "month": m, "rows": len(mem),
+                       "rebuilt from SQL = in memory": _same(pit_sql[pit_sql.month == m], mem),
+                       "cached frame = in memory": _same(month_frame(m, url).drop(columns="expiry_date"), mem),
+                       "in memory = full data set's rows": _same(full[full.month == m], mem)})
+    for m in available_months(url, "original"):
+        mem = features.conform(orig_mem[orig_mem.month == m])
+        checks.append({"recipe": "original", "month": m, "rows": len(mem),
+                       "rebuilt from SQL = in memory": _same(features.conform(orig_sql[orig_sql.month == m]), mem),
+                       "cached frame = in memory": _same(month_frame(m, url, "original"), mem)})
+    return pd.DataFrame(checks)
+
+
 # ---------------------------------------------------------------------------------------------
 # The metric history.
 def log_evaluation(scores: dict, model: str, source: str, n_users: int, threshold: float, url: str | None = None,

@@ -27,7 +27,8 @@ ORIGINAL_MLPS = {
 }
 
 
-def _keras():
+def keras_backend():
+    """Keras on the PyTorch CPU backend, with the thread count set (imported on first use)."""
     import keras
     import torch
 
@@ -49,7 +50,7 @@ class KerasMLP(ClassifierMixin, BaseEstimator):
         self.seed = seed
 
     def _build(self, n_features: int):
-        keras = _keras()
+        keras = keras_backend()
         layers = [keras.Input(shape=(n_features,))]
         layers += [keras.layers.Dense(n, activation="relu") for n in self.hidden]
         layers.append(keras.layers.Dense(1, activation="sigmoid"))
@@ -58,7 +59,7 @@ class KerasMLP(ClassifierMixin, BaseEstimator):
         return model
 
     def fit(self, x, y):
-        keras = _keras()
+        keras = keras_backend()
         keras.utils.set_random_seed(self.seed)
         x = np.asarray(x, dtype="float32")
         y = np.asarray(y, dtype="float32")

@@ -95,9 +95,9 @@ def run_protocol(x: pd.DataFrame, y: pd.Series, users: pd.Series, names=None, fo
             progress(name)
         cv_ll, cv_auc = [], []
         if name.startswith("MLP"):
-            from study.churn.mlp import _keras
+            from study.churn.mlp import keras_backend
 
-            _keras()  # import Keras and PyTorch outside the timed fit
+            keras_backend()  # import Keras and PyTorch outside the timed fit
         if folds > 1 and cross_validated(name):
             for a, b in StratifiedKFold(folds, shuffle=True, random_state=seed).split(xt, yt):
                 p = zoo[name]().fit(xt[a], yt[a]).predict_proba(xt[b])[:, 1]
