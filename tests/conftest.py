@@ -1,6 +1,16 @@
 """Shared fixtures: the quick twin (generated once under data/raw/twin/, as the notebooks use it)."""
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
 import pytest
 
 from study import paths
@@ -19,3 +29,62 @@ def shared_kkbox():
     if not sample.is_file():
         pytest.skip(f"../shared is absent: {sample} not found (real KKBOX sample needed)")
     return paths.SHARED_KKBOX
+
+
+# ---------------------------------------------------------------------------------------------
+# The live dashboards (both browser test files share one server and one browser).
+CHROMIUM = os.environ.get("STUDY_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, quick_source):
+    """``study serve --scale quick`` in a temporary folder, shared by the browser tests of both
+    dashboards. The door models are trained first on quick synthetic scenes only (about two minutes;
+    the real photos would add several), the churn models and database by the server itself."""
+    from study.doors.train import train_all
+
+    root = tmp_path_factory.mktemp("serve")
+    train_all("quick", out=root / "models" / "doors", use_real=False, echo=lambda *_: None)
+    port, token = _free_port(), "t0k-" + os.urandom(12).hex()
+    env = {**os.environ, "STUDY_MODELS_DIR": str(root / "models"),
+           "STUDY_DB_URL": f"sqlite:///{(root / 'application.sqlite').as_posix()}"}
+    log = open(root / "serve.log", "w")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "study"), "serve", "--scale", "quick", "--port", str(port),
+                             "--token", token], stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"study serve exited: {(root / 'serve.log').read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(f"{base}/?token={token}", timeout=2)
+            break
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(1)
+    else:
+        proc.terminate()
+        pytest.fail("study serve did not answer within 10 minutes")
+    yield {"base": base, "token": token, "url": f"{base}/voila/render/churn_scoring.ipynb?token={token}", "root": root,
+           "log": root / "serve.log"}
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield b
+        b.close()

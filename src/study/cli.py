@@ -162,6 +162,47 @@ def _churn_export_db(args) -> int:
     return 0
 
 
+def _doors_synth(args) -> int:
+    from study.doors.data import generate
+    from study.doors.train import synthetic_folder
+
+    out = args.out or synthetic_folder(args.scale)
+    meta = generate(out, args.scale, seed=args.seed)
+    print(f"wrote {meta['scenes']} scenes to {out}")
+    return 0
+
+
+def _doors_predict(args) -> int:
+    import json
+
+    from study.doors.pipeline import DoorPipeline, predict_files
+
+    pipe = DoorPipeline.load(args.models, classifier=args.classifier, confidence=args.confidence,
+                             state_threshold=args.state_threshold)
+    results = predict_files(args.images, pipe, out_dir=args.annotate)
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        for r in results:
+            if "error" in r:
+                print(f"{r['image']}: error: {r['error']}")
+                continue
+            print(f"{r['image']} ({r['width']}×{r['height']}): {len(r['doors'])} door(s)")
+            for d in r["doors"]:
+                x0, y0, x1, y1 = d["box_xyxy"]
+                print(f"  box xyxy ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f})  score {d['score']:.2f}  "
+                      f"{d['state']} {d['probability']:.0%}")
+    return 0 if all("error" not in r for r in results) else 2
+
+
+def _doors_train(args) -> int:
+    from study.doors.train import train_all
+
+    train_all(args.scale, out=args.out, source=args.source, use_real=not args.no_real, cnn_epochs=args.cnn_epochs,
+              detector_epochs=args.detector_epochs, seed=args.seed)
+    return 0
+
+
 def _serve(args) -> int:
     from study.serve import serve
 
@@ -243,6 +284,35 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--seed", type=int, default=2017)
     exp.add_argument("--quiet", action="store_true", help="no progress bars")
     exp.set_defaults(func=_churn_export_db)
+
+    doors = sub.add_parser("doors", help="the doors case").add_subparsers(dest="doors_command", required=True)
+    dsyn = doors.add_parser("synth", help="generate synthetic door scenes (DeepDoors2-like layout)")
+    dsyn.add_argument("--scale", choices=["tiny", "quick", "default"], default="quick")
+    dsyn.add_argument("--seed", type=int, default=2017)
+    dsyn.add_argument("--out", help="output folder (default: data/doors/<scale>)")
+    dsyn.set_defaults(func=_doors_synth)
+
+    pred = doors.add_parser("predict", help="find doors and their state in images (boxes are xyxy pixels)")
+    pred.add_argument("images", nargs="+", help="image files (JPEG, PNG, …)")
+    pred.add_argument("--json", action="store_true", help="print JSON (one object per image)")
+    pred.add_argument("--models", help="model folder (default: data/models/doors)")
+    pred.add_argument("--classifier", choices=["transfer", "original_cnn"], default="transfer")
+    pred.add_argument("--confidence", type=float, default=0.3, help="minimum detector score of a box")
+    pred.add_argument("--state-threshold", type=float, default=0.0,
+                      help="below this probability the state is reported as 'uncertain'")
+    pred.add_argument("--annotate", metavar="DIR", help="also write annotated images into DIR")
+    pred.set_defaults(func=_doors_predict)
+
+    dtrain = doors.add_parser("train", help="train the detector and both state classifiers, evaluate, save")
+    dtrain.add_argument("--scale", choices=["tiny", "quick", "default", "full"], default="quick")
+    dtrain.add_argument("--source", default="synthetic",
+                        help="'synthetic' (generated scenes) or a DeepDoors2 folder (Train|Valid|Test/Closed|Open|Semi)")
+    dtrain.add_argument("--no-real", action="store_true", help="do not use the real photos of ../shared/doors")
+    dtrain.add_argument("--cnn-epochs", type=int, help="epochs of the original CNN (default by scale)")
+    dtrain.add_argument("--detector-epochs", type=int, help="epochs of the detector head (default by scale)")
+    dtrain.add_argument("--seed", type=int, default=2017)
+    dtrain.add_argument("--out", help="model folder (default: data/models/doors)")
+    dtrain.set_defaults(func=_doors_train)
 
     srv = sub.add_parser("serve", help="serve the dashboards (Voilà on 127.0.0.1, token authentication)")
     srv.add_argument("--port", type=int, default=8866)

@@ -20,6 +20,14 @@ def prepare(scale: str = "default", seed: int = 2017, raw: str | None = None, lo
     """Train the models and export the database if they are absent (once; later runs reuse them)."""
     from study.churn import database, scoring
 
+    from study.doors.pipeline import models_folder
+
+    doors = models_folder()
+    if not all((doors / part / "model.json").is_file() for part in ("detector", "transfer", "original_cnn")):
+        from study.doors.train import train_all
+
+        log(f"preparing: training the door models at scale {scale} into {doors}")
+        train_all("quick" if scale in ("tiny", "quick") else scale, out=doors, seed=seed, echo=log)
     need_models = [m for m in ("original", "champion") if not (scoring.MODELS / m / "manifest.json").is_file()]
     url = database.app_url()
     db_file = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
@@ -59,7 +67,8 @@ def serve(port: int = 8866, token: str | None = None, preheat: bool = False, sca
     jp = os.pathsep.join(p for p in (str(DASHBOARDS / "jupyter"), os.environ.get("JUPYTER_PATH", "")) if p)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "JUPYTER_PATH": jp}
     proc = subprocess.Popen(command(port, token, preheat), cwd=DASHBOARDS, env=env)
-    print(f"dashboards: http://127.0.0.1:{port}/voila/render/churn_scoring.ipynb?token={token}", flush=True)
+    print(f"dashboards: http://127.0.0.1:{port}/voila/render/churn_scoring.ipynb?token={token}\n"
+          f"            http://127.0.0.1:{port}/voila/render/door_demo.ipynb?token={token}", flush=True)
     try:
         return proc.wait()
     except KeyboardInterrupt:

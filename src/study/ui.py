@@ -22,6 +22,10 @@ STYLE = """
 </style>"""
 
 
+class UserError(ValueError):
+    """A problem with what the user gave or asked for, as one plain sentence (shown, not raised)."""
+
+
 def message(text: str, kind: str = "ok") -> str:
     """HTML for a one-line status (text is escaped)."""
     return f'<div class="study-msg-{kind}">{html.escape(str(text))}</div>'
@@ -39,8 +43,6 @@ def table_html(df: pd.DataFrame, max_rows: int = 200, float_format: str = "{:,.4
 @contextmanager
 def guard(status_widget, working: str = "Working…", progress=None):
     """Show ``working`` while the block runs, then nothing (success) or one sentence (failure)."""
-    from study.churn.dashboard import UserError
-
     status_widget.value = message(working)
     if progress is not None:
         progress.layout.visibility = "visible"

@@ -23,9 +23,7 @@ MODEL_NAMES = {"champion": "champion (point-in-time features, calibrated)",
                "original": "original-format model (the original study's recipe)"}
 
 
-class UserError(ValueError):
-    """A problem with what the user gave or asked for, as one plain sentence."""
-
+from study.ui import UserError  # noqa: E402,F401 - one sentence shown by ui.guard
 
 # ---------------------------------------------------------------------------------------------
 @dataclass

@@ -250,3 +250,85 @@ def load_real_doors(folder: str | Path | None = None) -> "pd.DataFrame":
     out[["x0", "y0", "x1", "y1"]] = np.array(boxes).reshape(-1, 4)
     out[["width", "height"]] = [sizes[i] for i in df.image]
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Real photos split by image (seeded), and the crop tables both classifiers train and test on.
+REAL_SPLITS = (("Train", 0.6), ("Valid", 0.2), ("Test", 0.2))
+DOOR, HANDLE, CABINET_DOOR, FRIDGE_DOOR = 0, 1, 2, 3
+
+
+def real_images(folder: str | Path | None = None, seed: int = 2017) -> "pd.DataFrame":
+    """Every DoorDetect photo (with or without doors): id, path, width, height, split (Train 60 %,
+    Valid 20 %, Test 20 %, drawn per image with ``seed``, stratified on having a door), ``doors``
+    (xyxy pixel boxes of class 0) and ``others`` (cabinet and refrigerator doors, for the analysis
+    of false positives)."""
+    import pandas as pd
+
+    from study import paths
+    from study.doors.detect import yolo_to_xyxy
+
+    folder = Path(folder) if folder else paths.SHARED_DOORS / "doordetect"
+    if not (folder / "labels").is_dir():
+        raise FileNotFoundError(f"real door photos not found under {folder} (see ../shared/doors/README.md)")
+    rows = []
+    for label in sorted((folder / "labels").glob("*.txt")):
+        path = folder / "images" / f"{label.stem}.jpg"
+        if not path.is_file():
+            continue
+        with Image.open(path) as im:
+            w, h = im.size
+        lines = [ln.split() for ln in label.read_text().splitlines() if ln.strip()]
+        cls = np.array([int(ln[0]) for ln in lines], dtype=int)
+        boxes = yolo_to_xyxy([[float(v) for v in ln[1:5]] for ln in lines], w, h) if lines else np.zeros((0, 4))
+        rows.append({"id": label.stem, "path": path, "width": w, "height": h, "doors": boxes[cls == DOOR],
+                     "others": boxes[(cls == CABINET_DOOR) | (cls == FRIDGE_DOOR)]})
+    df = pd.DataFrame(rows)
+    rng = np.random.default_rng(seed)
+    df["split"] = ""
+    for has_door in (True, False):
+        idx = df.index[df.doors.map(len).gt(0) == has_door].to_numpy()
+        idx = idx[rng.permutation(len(idx))]
+        bounds = np.cumsum([int(round(f * len(idx))) for _, f in REAL_SPLITS[:-1]])
+        for rank, i in enumerate(idx):
+            df.loc[i, "split"] = REAL_SPLITS[int(np.searchsorted(bounds, rank, side="right"))][0]
+    return df
+
+
+def real_crops(folder: str | Path | None = None, seed: int = 2017) -> "pd.DataFrame":
+    """Crops of the real door boxes whose state the two raters agreed on (closed, open, semi), with
+    the split of their photo: image (PIL), state, split, origin, path, box."""
+    import pandas as pd
+
+    doors = load_real_doors(folder)
+    split = real_images(folder, seed).set_index("path")["split"]
+    doors = doors[doors.state.isin(STATES)].reset_index(drop=True)
+    images, cache = [], {}
+    for r in doors.itertuples():
+        if r.path not in cache:
+            cache = {r.path: open_image(r.path)}
+        images.append(crop(cache[r.path], (r.x0, r.y0, r.x1, r.y1)))
+    return pd.DataFrame({"image": images, "state": doors.state, "split": doors.path.map(split).to_numpy(),
+                         "origin": "real", "path": doors.path,
+                         "box": [tuple(b) for b in doors[["x0", "y0", "x1", "y1"]].to_numpy()]})
+
+
+def synthetic_crops(folder: str | Path) -> "pd.DataFrame":
+    """The crops of a generated (or real DeepDoors2) layout, loaded: image, state, split, origin, path."""
+    df = load_deepdoors2(folder)
+    df["image"] = [open_image(p) for p in df.path]
+    df["origin"] = "synthetic"
+    return df[["image", "state", "split", "origin", "path"]]
+
+
+def synthetic_scenes(folder: str | Path) -> "pd.DataFrame":
+    """The full scenes of a generated layout with their door boxes: path, split, doors (xyxy)."""
+    import pandas as pd
+
+    rows = []
+    for split, _ in SPLITS:
+        for meta in sorted((Path(folder) / "Full" / split).glob("*.json")):
+            scene = json.loads(meta.read_text())
+            rows.append({"path": meta.with_suffix(".png"), "split": split, "state": scene["state"],
+                         "doors": np.array([scene["box"]], dtype=float), "others": np.zeros((0, 4))})
+    return pd.DataFrame(rows)

@@ -1,0 +1,224 @@
+"""Image → door boxes → crops → state and probability → annotated image; video → annotated frames.
+
+Boxes are xyxy in pixels of the image given (x0, y0, x1, y1; x right, y down), everywhere: in
+``Detection``, in the JSON of ``study doors predict`` and in the dashboard's table.
+"""
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from study.doors import classify, detect
+from study.doors.data import STATES, ImageError, crop, open_image
+
+COLOURS = {"closed": (46, 139, 87), "open": (230, 126, 34), "semi": (142, 68, 173), "uncertain": (127, 127, 127)}
+MAX_SIDE = 4096  # larger images are downscaled on load (the detector sees 320 px anyway)
+
+
+def models_folder() -> Path:
+    from study.churn import scoring
+
+    return Path(scoring.MODELS) / "doors"
+
+
+@dataclass
+class Detection:
+    box: tuple  # x0, y0, x1, y1 in pixels of the image
+    score: float  # detector confidence that this is a door
+    state: str  # closed, open, semi, or "uncertain" below the classification threshold
+    probability: float  # the classifier's probability of the most likely state
+    probabilities: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"box_xyxy": [round(float(v), 1) for v in self.box], "score": round(self.score, 4),
+                "state": self.state, "probability": round(self.probability, 4),
+                "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}}
+
+    @property
+    def label(self) -> str:
+        return f"{self.state} {self.probability:.0%}"
+
+
+class VideoError(ValueError):
+    """A file that cannot be used as a video, in one sentence."""
+
+
+class DoorPipeline:
+    """A detector and a state classifier; ``confidence`` filters boxes, ``state_threshold`` marks a
+    door "uncertain" when its most likely state is less probable than that."""
+
+    def __init__(self, detector, classifier, confidence: float = 0.3, state_threshold: float = 0.0,
+                 nms_iou: float = 0.5):
+        self.detector, self.classifier = detector, classifier
+        self.confidence, self.state_threshold, self.nms_iou = confidence, state_threshold, nms_iou
+
+    @classmethod
+    def load(cls, folder: str | Path | None = None, classifier: str = "transfer", **kw) -> "DoorPipeline":
+        folder = Path(folder) if folder else models_folder()
+        return cls(detect.DoorDetector.load(folder / "detector"), classify.load(folder / classifier), **kw)
+
+    def predict(self, image, confidence: float | None = None, state_threshold: float | None = None) -> list[Detection]:
+        """Doors of one image (PIL, a path or bytes), best first."""
+        if not isinstance(image, Image.Image):
+            image = open_image(image, max_side=MAX_SIDE)
+        conf = self.confidence if confidence is None else confidence
+        thr = self.state_threshold if state_threshold is None else state_threshold
+        boxes = self.detector.detect([image], confidence=conf, nms_iou=self.nms_iou)[0]
+        crops = [crop(image, tuple(b[:4])) for b in boxes]
+        proba = self.classifier.predict_proba(crops) if crops else np.zeros((0, len(STATES)))
+        out = []
+        for b, p in zip(boxes, proba):
+            k = int(np.argmax(p))
+            state = STATES[k] if p[k] >= thr else "uncertain"
+            out.append(Detection(tuple(float(v) for v in b[:4]), float(b[4]), state, float(p[k]),
+                                 {s: float(v) for s, v in zip(STATES, p)}))
+        return out
+
+    def predict_video(self, source, every: int | None = None, max_frames: int = 300, fps_target: float = 5.0,
+                      name: str = "the video", progress=None) -> "VideoResult":
+        """Doors in frames of a video (path or bytes): one frame in ``every`` (by default enough to
+        analyse about ``fps_target`` frames per second of video), at most ``max_frames``."""
+        frames, timeline, t0, fps_in, n_read = [], [], time.perf_counter(), None, 0
+        for index, t, image, rate in read_video(source, name=name):
+            fps_in = rate
+            step = every or max(1, int(round((rate or fps_target) / fps_target)))
+            n_read += 1
+            if index % step:
+                continue
+            found = self.predict(image)
+            frames.append(annotate(image, found))
+            timeline += [{"frame": index, "time_s": round(t, 3), "door": k, **d.to_dict()} for k, d in enumerate(found)]
+            if not found:
+                timeline.append({"frame": index, "time_s": round(t, 3), "door": -1, "state": "no door"})
+            if progress:
+                progress(len(frames))
+            if len(frames) >= max_frames:
+                break
+        if not frames:
+            raise VideoError(f"{name} has no frames that could be decoded.")
+        import pandas as pd
+
+        seconds = time.perf_counter() - t0
+        return VideoResult(frames, pd.DataFrame(timeline), fps_in or 0.0, len(frames) / seconds, n_read, seconds)
+
+
+@dataclass
+class VideoResult:
+    frames: list  # annotated PIL frames
+    timeline: "pd.DataFrame"  # one row per door per analysed frame (door -1: no door found)
+    video_fps: float
+    processed_fps: float  # analysed frames per second of wall time (decode + detect + classify)
+    frames_read: int
+    seconds: float
+
+
+def read_video(source, name: str = "the video"):
+    """(frame index, time in seconds, PIL image, frames per second) for each frame of a video file
+    (path or bytes; MP4, AVI, WEBM, MKV, MOV…), with a VideoError sentence for anything else."""
+    import av
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if not len(source):
+            raise VideoError(f"{name} is empty.")
+        fp = io.BytesIO(bytes(source))
+    else:
+        if not Path(source).is_file():
+            raise VideoError(f"{name} does not exist.")
+        if Path(source).stat().st_size == 0:
+            raise VideoError(f"{name} is empty.")
+        fp = str(source)
+    try:
+        container = av.open(fp, mode="r")
+    except (av.error.InvalidDataError, av.error.ValueError, ValueError, OSError) as exc:
+        raise VideoError(f"{name} is not a video that can be read (MP4, AVI, WEBM…): {str(exc)[:80]}.") from None
+    with container:
+        if not container.streams.video:
+            raise VideoError(f"{name} has no video stream.")
+        stream = container.streams.video[0]
+        if stream.codec_context is None or not stream.codec_context.name:
+            raise VideoError(f"{name} uses a video codec that is not supported.")
+        rate = float(stream.average_rate) if stream.average_rate else 0.0
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                t = float(frame.time) if frame.time is not None else index / (rate or 1)
+                yield index, t, frame.to_image().convert("RGB"), rate
+                index += 1
+        except av.error.FFmpegError as exc:
+            if index == 0:
+                raise VideoError(f"{name} could not be decoded (unsupported codec or corrupt data: "
+                                 f"{str(exc)[:80]}).") from None
+            # a truncated tail: keep the frames decoded so far
+
+
+def write_video(frames, path: str | Path, fps: float = 5.0) -> Path:
+    """Annotated frames → an H.264 MP4 (or VP9 WEBM when the suffix is .webm) the browser plays."""
+    import av
+
+    path = Path(path)
+    codec = "libvpx-vp9" if path.suffix == ".webm" else "libx264"
+    w, h = frames[0].size
+    w, h = w - w % 2, h - h % 2
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream(codec, rate=max(1, int(round(fps))))
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for im in frames:
+            frame = av.VideoFrame.from_image(im.crop((0, 0, w, h)))
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def annotate(image: Image.Image, detections: list[Detection]) -> Image.Image:
+    """A copy of the image with each door framed in its state's colour and labelled "open 97 %"."""
+    out = image.copy()
+    d = ImageDraw.Draw(out)
+    line = max(2, round(max(out.size) / 250))
+    font = _font(max(12, round(max(out.size) / 40)))
+    for det in detections:
+        colour = COLOURS.get(det.state, COLOURS["uncertain"])
+        x0, y0, x1, y1 = det.box
+        d.rectangle([x0, y0, x1, y1], outline=colour, width=line)
+        text = det.label
+        tb = d.textbbox((0, 0), text, font=font)
+        tw, th = tb[2] - tb[0], tb[3] - tb[1]
+        ty = y0 - th - 2 * line if y0 - th - 2 * line >= 0 else y0
+        d.rectangle([x0, ty, x0 + tw + 2 * line, ty + th + 2 * line], fill=colour)
+        d.text((x0 + line, ty + line - tb[1]), text, fill=(255, 255, 255), font=font)
+    return out
+
+
+def predict_files(paths, pipeline: DoorPipeline | None = None, out_dir: str | Path | None = None) -> list[dict]:
+    """Per image file: its doors (``Detection.to_dict``) or the sentence saying why it could not be read."""
+    pipeline = pipeline or DoorPipeline.load()
+    results = []
+    for p in paths:
+        try:
+            image = open_image(p, name=str(p), max_side=MAX_SIDE)
+        except ImageError as exc:
+            results.append({"image": str(p), "error": str(exc)})
+            continue
+        found = pipeline.predict(image)
+        row = {"image": str(p), "width": image.width, "height": image.height,
+               "doors": [d.to_dict() for d in found]}
+        if out_dir:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            target = Path(out_dir) / f"{Path(p).stem}_doors.png"
+            annotate(image, found).save(target)
+            row["annotated"] = str(target)
+        results.append(row)
+    return results

@@ -1,0 +1,224 @@
+"""The doors study in functions: assemble the data, train the two classifiers and the detector,
+evaluate them on synthetic and real photos, and save what the pipeline and dashboard load.
+
+Data: the generated scenes (or a real DeepDoors2 folder) always; the DoorDetect photos of
+``../shared/doors`` when present, split by photo (Train/Valid/Test, seeded). Their agreed door
+states join the classifiers' training crops of the same split when ``use_real`` is set; the
+detector trains on the real Train photos plus the synthetic Train scenes. Real Test photos are
+never trained on.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from study import paths
+from study.doors import classify, data, detect
+from study.doors.data import STATES, open_image
+
+# at quick scale only part of the real Train photos feed the detector and classifiers (CI time)
+REAL_TRAIN_LIMIT = {"tiny": 40, "quick": 160, "default": None, "full": None}
+DETECTOR_EPOCHS = {"tiny": 5, "quick": 12, "default": 12, "full": 16}
+CNN_EPOCHS = {"tiny": 1, "quick": 3, "default": 12, "full": 25}
+SYNTHETIC_SCALE = {"tiny": "tiny", "quick": "quick", "default": "default", "full": "default"}
+
+
+@dataclass
+class DoorData:
+    scale: str
+    source: str  # "synthetic" or the DeepDoors2 folder
+    crops: pd.DataFrame  # image, state, split, origin, path (synthetic or DeepDoors2 crops)
+    scenes: pd.DataFrame  # full synthetic scenes: path, split, state, doors
+    real_images: pd.DataFrame | None  # DoorDetect photos with split, doors, others (None if absent)
+    real_crops: pd.DataFrame | None  # agreed-state real crops with the split of their photo
+    notes: list = field(default_factory=list)
+
+    def classifier_sets(self, use_real: bool = True) -> dict:
+        """Train/Valid crops (synthetic + real Train/Valid when ``use_real``) and the test sets."""
+        syn = self.crops
+        real = self.real_crops if (use_real and self.real_crops is not None) else None
+        parts = {}
+        for split in ("Train", "Valid"):
+            frames = [syn[syn.split == split]]
+            if real is not None:
+                frames.append(real[real.split == split])
+            parts[split] = pd.concat(frames, ignore_index=True)
+        parts["synthetic Test"] = syn[syn.split == "Test"].reset_index(drop=True)
+        if self.real_crops is not None:
+            parts["real Test"] = self.real_crops[self.real_crops.split == "Test"].reset_index(drop=True)
+        return parts
+
+
+def synthetic_folder(scale: str) -> Path:
+    return paths.DATA / "doors" / SYNTHETIC_SCALE.get(scale, scale)
+
+
+def prepare(scale: str = "quick", source: str = "synthetic", use_real: bool = True, seed: int = 2017) -> DoorData:
+    """Generate (once) and load the synthetic scenes of the scale, or read a DeepDoors2 folder;
+    add the real photos of ../shared when present and ``use_real`` is set."""
+    notes = []
+    if source == "synthetic":
+        folder = synthetic_folder(scale)
+        meta = folder / "doors.json"
+        if not meta.is_file() or json.loads(meta.read_text()).get("seed") != seed:
+            data.generate(folder, SYNTHETIC_SCALE.get(scale, scale), seed=seed)
+        crops = data.synthetic_crops(folder)
+        scenes = data.synthetic_scenes(folder)
+    else:
+        crops = data.load_deepdoors2(source)
+        crops["image"] = [open_image(p) for p in crops.path]
+        crops["origin"] = "DeepDoors2"
+        scenes = data.synthetic_scenes(synthetic_folder(scale)) if synthetic_folder(scale).is_dir() else pd.DataFrame()
+        notes.append(f"classifier crops from the DeepDoors2 folder {source}")
+    real_images = real_crops = None
+    if use_real:
+        try:
+            real_images = data.real_images(seed=seed)
+            real_crops = data.real_crops(seed=seed)
+        except FileNotFoundError as exc:
+            notes.append(f"real photos not used: {exc}")
+        else:
+            limit = REAL_TRAIN_LIMIT.get(scale)
+            if limit:
+                train_ids = real_images.index[real_images.split == "Train"][:limit]
+                keep = real_images.split.ne("Train") | real_images.index.isin(train_ids)
+                dropped = set(real_images.path[~keep])
+                real_images = real_images[keep].reset_index(drop=True)
+                real_crops = real_crops[~real_crops.path.isin(dropped)].reset_index(drop=True)
+                notes.append(f"{scale} scale: {limit} of the real Train photos used")
+    return DoorData(scale, source, crops, scenes, real_images, real_crops, notes)
+
+
+def train_classifiers(d: DoorData, cnn_epochs: int | None = None, use_real: bool = True, seed: int = 7,
+                      verbose: int = 0) -> dict:
+    """Both classifiers on the same crops: {"original_cnn": OriginalCNN, "transfer": TransferClassifier}."""
+    sets = d.classifier_sets(use_real)
+    tr, va = sets["Train"], sets["Valid"]
+    cnn = classify.OriginalCNN(epochs=cnn_epochs or CNN_EPOCHS.get(d.scale, 10), seed=seed)
+    cnn.fit(list(tr.image), list(tr.state), list(va.image), list(va.state), verbose=verbose)
+    transfer = classify.TransferClassifier(seed=seed).fit(list(tr.image), list(tr.state), list(va.image),
+                                                          list(va.state))
+    return {"original_cnn": cnn, "transfer": transfer}
+
+
+def evaluate_classifiers(models: dict, d: DoorData, use_real: bool = True) -> dict:
+    """{(model, test set): classify.evaluate(...)} on the synthetic Test crops and the real Test crops."""
+    sets = d.classifier_sets(use_real)
+    out = {}
+    for name, model in models.items():
+        for test in ("synthetic Test", "real Test"):
+            if test in sets and len(sets[test]):
+                res = classify.evaluate(model, list(sets[test].image), list(sets[test].state))
+                res["crops"] = sets[test]
+                out[(name, test)] = res
+    return out
+
+
+def summary_table(results: dict) -> pd.DataFrame:
+    """One row per (model, test set): accuracy, balanced accuracy, per-class precision and recall."""
+    rows = []
+    for (name, test), r in results.items():
+        pc = r["per_class"]
+        present = pc[pc.support > 0]
+        row = {"model": name, "test set": test, "crops": int(pc.support.sum()), "accuracy": r["accuracy"],
+               "balanced accuracy": float(present.recall.mean()) if len(present) else np.nan}
+        for s in STATES:
+            row[f"{s} precision"] = pc.loc[s, "precision"] if pc.loc[s, "support"] or pc.loc[s, "precision"] else np.nan
+            row[f"{s} recall"] = pc.loc[s, "recall"] if pc.loc[s, "support"] else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def detector_sets(d: DoorData) -> dict:
+    """(image, boxes) pairs: Train = real Train photos + synthetic Train scenes; tests = real Test
+    photos (held out) and synthetic Test scenes."""
+    def pairs(df):
+        return [(open_image(p), b) for p, b in zip(df.path, df.doors)]
+
+    sets = {"Train": pairs(d.scenes[d.scenes.split == "Train"]) if len(d.scenes) else []}
+    sets["synthetic Test"] = pairs(d.scenes[d.scenes.split == "Test"]) if len(d.scenes) else []
+    if d.real_images is not None:
+        sets["Train"] += pairs(d.real_images[d.real_images.split == "Train"])
+        sets["real Test"] = pairs(d.real_images[d.real_images.split == "Test"])
+    return sets
+
+
+def train_detector(d: DoorData, epochs: int | None = None, seed: int = 7, progress: bool = False):
+    sets = detector_sets(d)
+    det = detect.DoorDetector(epochs=epochs or DETECTOR_EPOCHS.get(d.scale, 30), seed=seed)
+    det.fit(sets["Train"], progress=progress)
+    return det, sets
+
+
+def evaluate_detector(det, sets: dict, d: DoorData, confidence: float = 0.05) -> dict:
+    """AP@0.5 and the precision-recall curve per test set, and on real photos what the false
+    positives overlap (labelled cabinet or refrigerator doors, or nothing labelled)."""
+    out = {}
+    for name in ("real Test", "synthetic Test"):
+        if not sets.get(name):
+            continue
+        images = [im for im, _ in sets[name]]
+        dets = det.detect(images, confidence=confidence)
+        res = detect.average_precision(dets, [b for _, b in sets[name]])
+        res["detections"], res["images"] = dets, images
+        if name == "real Test":
+            others = list(d.real_images[d.real_images.split == "Test"].others)
+            fp = res["matches"][~res["matches"].matched].copy()
+            fp["on"] = [
+                ("cabinet or refrigerator door" if len(others[r.image]) and
+                 detect.iou([r.x0, r.y0, r.x1, r.y1], others[r.image]).max() >= 0.3 else "no labelled object")
+                for r in fp.itertuples()]
+            res["false_positives"] = fp
+        out[name] = res
+    return out
+
+
+def save_all(models: dict, det, out: str | Path, metrics: dict) -> Path:
+    """Write detector/, original_cnn/, transfer/ and metrics.json under ``out``."""
+    out = Path(out)
+    det.save(out / "detector")
+    for name, model in models.items():
+        model.save(out / name)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+    return out
+
+
+def metrics_of(cls_results: dict, det_results: dict) -> dict:
+    table = summary_table(cls_results)
+    return {"classifiers": table.to_dict(orient="records"),
+            "detector": {k: {"ap50": v["ap"], "truths": v["truths"]} for k, v in det_results.items()},
+            "written": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def train_all(scale: str = "quick", out: str | Path | None = None, source: str = "synthetic", use_real: bool = True,
+              cnn_epochs: int | None = None, detector_epochs: int | None = None, seed: int = 2017,
+              echo=print) -> dict:
+    """What ``study doors train`` does: data, both classifiers, the detector, evaluation, saved models."""
+    from study.doors.pipeline import models_folder
+
+    out = Path(out) if out else models_folder()
+    t0 = time.perf_counter()
+    d = prepare(scale, source, use_real, seed)
+    for n in d.notes:
+        echo(n)
+    echo(f"data ready in {time.perf_counter() - t0:.0f} s: {len(d.crops)} crops, {len(d.scenes)} scenes, "
+         f"{0 if d.real_images is None else len(d.real_images)} real photos")
+    models = train_classifiers(d, cnn_epochs, use_real)
+    echo(f"classifiers trained: CNN {models['original_cnn'].meta['fit_seconds']} s, "
+         f"transfer {models['transfer'].meta['fit_seconds']} s")
+    det, sets = train_detector(d, detector_epochs)
+    echo(f"detector trained in {det.meta['fit_seconds']} s")
+    cls_results = evaluate_classifiers(models, d, use_real)
+    det_results = evaluate_detector(det, sets, d)
+    metrics = metrics_of(cls_results, det_results)
+    save_all(models, det, out, metrics)
+    echo(summary_table(cls_results).round(3).to_string(index=False))
+    for k, v in det_results.items():
+        echo(f"detector AP@0.5 on {k}: {v['ap']:.3f} ({v['truths']} doors)")
+    echo(f"saved to {out} in {time.perf_counter() - t0:.0f} s")
+    return metrics

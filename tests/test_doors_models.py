@@ -1,0 +1,166 @@
+"""Door models and pipeline: save/load round trips, the pipeline on synthetic and real images and
+videos, clear errors for what is not an image or a video, and the CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from study import paths
+from study.doors import classify, data, detect, pipeline, train
+
+REAL = paths.SHARED_DOORS / "doordetect" / "states.csv"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Tiny synthetic scenes (24) and, when ../shared is present, 40 real Train photos."""
+    folder = tmp_path_factory.mktemp("doors")
+    data.generate(folder, "tiny", seed=11)
+    d = train.DoorData("tiny", "synthetic", data.synthetic_crops(folder), data.synthetic_scenes(folder), None, None)
+    return folder, d
+
+
+@pytest.fixture(scope="module")
+def models(tiny, tmp_path_factory):
+    """A detector trained on the tiny scenes, a transfer classifier and a 1-epoch CNN, saved."""
+    folder, d = tiny
+    out = tmp_path_factory.mktemp("models")
+    sets = d.classifier_sets(use_real=False)
+    tr, va = sets["Train"], sets["Valid"]
+    cnn = classify.OriginalCNN(epochs=1).fit(list(tr.image), list(tr.state), list(va.image), list(va.state))
+    transfer = classify.TransferClassifier(augment_copies=1).fit(list(tr.image), list(tr.state), list(va.image),
+                                                                 list(va.state))
+    det = detect.DoorDetector(epochs=25, augment=1).fit(train.detector_sets(d)["Train"])
+    train.save_all({"original_cnn": cnn, "transfer": transfer}, det, out, {"note": "test"})
+    return out, d, {"original_cnn": cnn, "transfer": transfer, "detector": det}
+
+
+def test_the_original_cnn_has_the_original_layers():
+    model = classify.OriginalCNN().build()
+    layers = [(type(l).__name__, getattr(l, "filters", getattr(l, "units", None))) for l in model.layers
+              if type(l).__name__ != "Rescaling"]
+    assert layers == [("Conv2D", 32), ("Conv2D", 64), ("MaxPooling2D", None), ("Conv2D", 128), ("Conv2D", 256),
+                      ("MaxPooling2D", None), ("Flatten", None), ("Dense", 64), ("Dense", 3)]
+    assert model.input_shape == (None, 140, 140, 3)
+    assert model.layers[-1].activation.__name__ == "softmax"
+
+
+def test_classifiers_round_trip_with_identical_outputs(models):
+    out, d, fitted = models
+    crops = list(d.crops.image[:6])
+    for name in ("original_cnn", "transfer"):
+        loaded = classify.load(out / name)
+        assert type(loaded) is type(fitted[name])
+        before, after = fitted[name].predict_proba(crops), loaded.predict_proba(crops)
+        assert before.shape == (6, 3)
+        np.testing.assert_allclose(before.sum(1), 1, atol=1e-5)
+        assert np.array_equal(before, after), name
+    assert not list(out.rglob("*.pkl")) and not list(out.rglob("*.pickle"))
+
+
+def test_detector_round_trip_and_finds_the_synthetic_door(models):
+    out, d, fitted = models
+    loaded = detect.DoorDetector.load(out / "detector")
+    scenes = d.scenes[d.scenes.split != "Train"]
+    images = [data.open_image(p) for p in scenes.path]
+    a, b = fitted["detector"].detect(images, confidence=0.05), loaded.detect(images, confidence=0.05)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    best = [detect.iou(boxes[:1, :4], truth).max() if len(boxes) else 0.0 for boxes, truth in zip(a, scenes.doors)]
+    assert np.mean(np.array(best) >= 0.5) >= 0.5, best  # held-out scenes: the best box is the door
+
+
+def test_pipeline_on_a_synthetic_scene_returns_boxes_with_states(models):
+    out, _d, _ = models
+    pipe = pipeline.DoorPipeline.load(out, confidence=0.05)
+    image, scene = data.render(99, 1, "open")
+    found = pipe.predict(image)
+    assert found, "no box at confidence 0.05"
+    for det in found:
+        x0, y0, x1, y1 = det.box
+        assert 0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height
+        assert det.state in data.STATES and 0 <= det.probability <= 1 and 0 <= det.score <= 1
+        assert abs(sum(det.probabilities.values()) - 1) < 1e-5
+    annotated = pipeline.annotate(image, found)
+    assert annotated.size == image.size and annotated.tobytes() != image.tobytes()
+    uncertain = pipe.predict(image, state_threshold=1.01)
+    assert {d.state for d in uncertain} == {"uncertain"}
+
+
+@pytest.mark.skipif(not REAL.is_file(), reason="real door photos (../shared/doors) absent")
+def test_pipeline_on_a_real_photo(models):
+    out, _d, _ = models
+    pipe = pipeline.DoorPipeline.load(out, confidence=0.05)
+    real = data.load_real_doors()
+    path = real.path.iloc[0]
+    found = pipe.predict(path)
+    image = data.open_image(path)
+    assert found
+    assert all(0 <= d.box[0] < d.box[2] <= image.width and 0 <= d.box[1] < d.box[3] <= image.height for d in found)
+    assert all(d.state in data.STATES for d in found)
+
+
+def test_corrupt_or_non_image_input_gives_a_sentence(models, tmp_path):
+    out, _d, _ = models
+    pipe = pipeline.DoorPipeline.load(out)
+    with pytest.raises(data.ImageError, match="not an image"):
+        pipe.predict(b"certainly not a picture")
+    png = tmp_path / "door.png"
+    data.render(1, 0, "closed")[0].save(png)
+    with pytest.raises(data.ImageError, match="truncated or corrupt"):
+        pipe.predict(png.read_bytes()[:200])
+
+
+def _video(path, n=12, fps=6):
+    frames = [data.render(5, i, "open" if i < n // 2 else "closed")[0] for i in range(n)]
+    return pipeline.write_video(frames, path, fps=fps)
+
+
+def test_video_gives_annotated_frames_and_a_timeline(models, tmp_path):
+    out, _d, _ = models
+    pipe = pipeline.DoorPipeline.load(out, confidence=0.05)
+    video = _video(tmp_path / "clip.mp4")
+    result = pipe.predict_video(video.read_bytes(), fps_target=3)
+    assert result.video_fps == pytest.approx(6)
+    assert len(result.frames) == 6 and result.frames_read == 12  # every second frame at 3 of 6 fps
+    assert set(result.timeline.frame) == {0, 2, 4, 6, 8, 10}
+    assert result.processed_fps > 0
+    assert result.frames[0].size == (data.SIZE[0], data.SIZE[1])
+
+
+@pytest.mark.parametrize("payload, message", [
+    (b"", "is empty"),
+    (b"RIFF\x00\x00\x00\x00AVI garbage" * 20, "not a video|no video stream"),
+    (b"\x1aE\xdf\xa3" + bytes(range(256)) * 8, "not a video|no video stream|could not be decoded|no frames"),
+])
+def test_bad_videos_give_a_sentence(payload, message):
+    pipe = pipeline.DoorPipeline(None, None)
+    with pytest.raises(pipeline.VideoError, match=message):
+        pipe.predict_video(payload)
+
+
+def test_an_image_is_not_a_video(tmp_path):
+    png = tmp_path / "door.png"
+    data.render(1, 0, "closed")[0].save(png)
+    with pytest.raises(pipeline.VideoError):
+        pipeline.DoorPipeline(None, None).predict_video(png.read_bytes()[:100])
+
+
+def test_cli_predict_prints_xyxy_boxes_and_refuses_a_corrupt_file(models, tmp_path):
+    out, _d, _ = models
+    good, bad = tmp_path / "scene.png", tmp_path / "broken.jpg"
+    data.render(3, 2, "semi")[0].save(good)
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    run = subprocess.run([sys.executable, "-m", "study.cli", "doors", "predict", str(good), str(bad), "--json",
+                          "--models", str(out), "--confidence", "0.05", "--annotate", str(tmp_path / "ann")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr  # one of the files could not be read
+    results = json.loads(run.stdout)
+    assert results[0]["doors"] and len(results[0]["doors"][0]["box_xyxy"]) == 4
+    assert results[0]["doors"][0]["state"] in data.STATES
+    assert "error" in results[1] and "not an image" in results[1]["error"] or "corrupt" in results[1]["error"]
+    assert (tmp_path / "ann" / "scene_doors.png").is_file()
+    assert "Traceback" not in run.stderr
