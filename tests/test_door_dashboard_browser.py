@@ -140,7 +140,7 @@ def test_a_video_gives_a_clip_a_timeline_and_fps(page, tmp_path):
     page.click(".study-video-go")
     status = _done(page, "study-video-status")
     assert "frames analysed" in status and "frames per second" in status, status
-    assert page.is_visible(".study-video-clip")
+    assert page.is_visible(".study-video-clip video")
     assert _image_src_length(page, "study-video-timeline") > 1000
     _shot(page, "video")
 

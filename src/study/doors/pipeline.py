@@ -134,7 +134,7 @@ def read_video(source, name: str = "the video"):
         fp = str(source)
     try:
         container = av.open(fp, mode="r")
-    except (av.error.InvalidDataError, av.error.ValueError, ValueError, OSError) as exc:
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
         raise VideoError(f"{name} is not a video that can be read (MP4, AVI, WEBM…): {str(exc)[:80]}.") from None
     with container:
         if not container.streams.video:

@@ -24,7 +24,7 @@ from study.doors.data import STATES, open_image
 # at quick scale only part of the real Train photos feed the detector and classifiers (CI time)
 REAL_TRAIN_LIMIT = {"tiny": 40, "quick": 160, "default": None, "full": None}
 DETECTOR_EPOCHS = {"tiny": 5, "quick": 12, "default": 12, "full": 16}
-CNN_EPOCHS = {"tiny": 1, "quick": 3, "default": 12, "full": 25}
+CNN_EPOCHS = {"tiny": 1, "quick": 3, "default": 6, "full": 12}
 SYNTHETIC_SCALE = {"tiny": "tiny", "quick": "quick", "default": "default", "full": "default"}
 
 
