@@ -164,3 +164,85 @@ def test_cli_predict_prints_xyxy_boxes_and_refuses_a_corrupt_file(models, tmp_pa
     assert "error" in results[1] and "not an image" in results[1]["error"] or "corrupt" in results[1]["error"]
     assert (tmp_path / "ann" / "scene_doors.png").is_file()
     assert "Traceback" not in run.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The dashboard's logic (study.doors.demo): every kind of bad input is a sentence, odd images work.
+def _encoded(image, fmt):
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode, fmt", [("L", "PNG"), ("RGBA", "PNG"), ("CMYK", "JPEG"), ("P", "PNG"), ("RGB", "WEBP")])
+def test_demo_reads_greyscale_rgba_cmyk_palette_and_webp(models, mode, fmt):
+    from study.doors import demo
+
+    out, _d, _ = models
+    pipe = pipeline.DoorPipeline.load(out)
+    image = data.render(6, 1, "closed")[0].convert(mode)
+    result = demo.analyse_image(_encoded(image, fmt), f"door.{fmt.lower()}", pipe=pipe)
+    assert result.annotated[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "door(s) found" in result.message
+    assert list(result.table.columns[:4]) == ["door", "state", "probability", "detector score"]
+
+
+def test_demo_downscales_a_huge_image_and_says_so(models):
+    from PIL import Image
+
+    from study.doors import demo
+
+    out, _d, _ = models
+    big = data.render(6, 2, "open")[0].resize((6000, 4500), Image.NEAREST)
+    result = demo.analyse_image(_encoded(big, "JPEG"), "big.jpg", pipe=pipeline.DoorPipeline.load(out))
+    assert "downscaled to 1600×1200" in result.message
+    assert Image.open(__import__("io").BytesIO(result.annotated)).size == (1600, 1200)
+
+
+@pytest.mark.parametrize("payload, expected", [
+    (b"", "is empty"),
+    (b"%PDF-1.4 not an image", "not an image"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "truncated or corrupt|not an image"),
+])
+def test_demo_bad_images_are_sentences(models, payload, expected):
+    from study.doors import demo
+
+    out, _d, _ = models
+    with pytest.raises(demo.UserError, match=expected):
+        demo.analyse_image(payload, "upload.png", pipe=pipeline.DoorPipeline.load(out))
+
+
+def test_demo_video_gives_a_clip_and_bad_videos_are_sentences(models, tmp_path):
+    from study.doors import demo
+
+    out, _d, _ = models
+    pipe = pipeline.DoorPipeline.load(out)
+    clip = _video(tmp_path / "v.mp4", n=10, fps=5).read_bytes()
+    res = demo.analyse_video(clip, "v.mp4", pipe=pipe)
+    assert res.clip[4:8] == b"ftyp" and res.timeline_png[:4] == b"\x89PNG"
+    assert "frames analysed" in res.message and set(res.table.frame) == set(range(10))
+    webm = pipeline.write_video([data.render(5, i, "open")[0] for i in range(4)], tmp_path / "v.webm", fps=4)
+    assert len(demo.analyse_video(webm.read_bytes(), "v.webm", pipe=pipe).table.frame.unique()) == 4
+    for payload, expected in ((b"", "is empty"), (b"GIF89a" + b"\x00" * 100, "not a video|no video stream|could not")):
+        with pytest.raises(demo.UserError, match=expected):
+            demo.analyse_video(payload, "bad.mp4", pipe=pipe)
+    # a truncated upload keeps the frames before the cut, or says it cannot be read
+    try:
+        cut = demo.analyse_video(clip[: len(clip) // 2], "cut.mp4", pipe=pipe)
+        assert len(cut.table.frame.unique()) <= 10
+    except demo.UserError as exc:
+        assert "video" in str(exc)
+
+
+def test_demo_camera_snapshot_must_be_an_image_data_url():
+    import base64
+
+    from study.doors import demo
+
+    jpeg = _encoded(data.render(1, 1, "open")[0], "JPEG")
+    assert demo.snapshot_bytes("data:image/jpeg;base64," + base64.b64encode(jpeg).decode()) == jpeg
+    for bad in ("", "data:text/html;base64,PGI+", "data:image/jpeg;base64,@@@not base64@@@"):
+        with pytest.raises(demo.UserError):
+            demo.snapshot_bytes(bad)

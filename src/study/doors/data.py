@@ -199,7 +199,7 @@ def open_image(source, name: str = "the file", max_side: int | None = None) -> I
             img = Image.open(fp)
             img.load()
         except UnidentifiedImageError:
-            raise ImageError(f"{name} is not an image (JPEG, PNG, BMP, WebP…).") from None
+            raise ImageError(f"{name} is not an image (JPEG, PNG, BMP, WebP or TIFF expected).") from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageError(f"{name} is truncated or corrupt ({str(exc)[:80]}).") from None
     if img.mode != "RGB":

@@ -135,7 +135,7 @@ def read_video(source, name: str = "the video"):
     try:
         container = av.open(fp, mode="r")
     except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise VideoError(f"{name} is not a video that can be read (MP4, AVI, WEBM…): {str(exc)[:80]}.") from None
+        raise VideoError(f"{name} is not a video that can be read (MP4, AVI, WEBM, MOV or MKV expected): {str(exc)[:80]}.") from None
     with container:
         if not container.streams.video:
             raise VideoError(f"{name} has no video stream.")
