@@ -18,8 +18,8 @@ from study.doors.data import STATES, ImageError, open_image, render
 
 IMAGE_TYPES = ".jpg,.jpeg,.png,.bmp,.webp,.tif,.tiff,.gif"
 VIDEO_TYPES = ".mp4,.avi,.webm,.mov,.mkv,.m4v"
-MAX_IMAGE_BYTES = 40 * 1024 * 1024
-MAX_VIDEO_BYTES = 100 * 1024 * 1024
+MAX_IMAGE_BYTES = 40_000_000
+MAX_VIDEO_BYTES = 100_000_000
 MAX_SIDE = 1600  # uploads are downscaled to this longer side (the detector sees 320 px)
 VIDEO_FPS = 5.0  # frames analysed per second of video
 VIDEO_MAX_FRAMES = 150  # 30 s of video at 5 fps

@@ -39,6 +39,12 @@ class Detection:
                 "state": self.state, "probability": round(self.probability, 4),
                 "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}}
 
+    def flat(self) -> dict:
+        """One table row: state, probability, score, x0..y1, p(state) for each state."""
+        return {"state": self.state, "probability": round(self.probability, 4), "score": round(self.score, 4),
+                **{k: round(float(v), 1) for k, v in zip(("x0", "y0", "x1", "y1"), self.box)},
+                **{f"p({k})": round(v, 4) for k, v in self.probabilities.items()}}
+
     @property
     def label(self) -> str:
         return f"{self.state} {self.probability:.0%}"
@@ -92,7 +98,7 @@ class DoorPipeline:
                 continue
             found = self.predict(image)
             frames.append(annotate(image, found))
-            timeline += [{"frame": index, "time_s": round(t, 3), "door": k, **d.to_dict()} for k, d in enumerate(found)]
+            timeline += [{"frame": index, "time_s": round(t, 3), "door": k, **d.flat()} for k, d in enumerate(found)]
             if not found:
                 timeline.append({"frame": index, "time_s": round(t, 3), "door": -1, "state": "no door"})
             if progress:
