@@ -27,7 +27,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(scale: str, preheat: bool):
+def start(scale: str, preheat: bool = False, notebook: str = "churn_scoring.ipynb"):
     port, token = free_port(), "bench-" + os.urandom(8).hex()
     cmd = [str(Path(sys.executable).parent / "study"), "serve", "--scale", scale, "--port", str(port), "--token", token]
     if preheat:
@@ -40,7 +40,7 @@ def start(scale: str, preheat: bool):
             break
         except OSError:
             time.sleep(0.5)
-    return proc, f"{base}/voila/render/churn_scoring.ipynb?token={token}"
+    return proc, f"{base}/voila/render/{notebook}?token={token}"
 
 
 def kernel_rss_mb(proc) -> list[float]:

@@ -161,7 +161,7 @@ def test_cli_predict_prints_xyxy_boxes_and_refuses_a_corrupt_file(models, tmp_pa
     results = json.loads(run.stdout)
     assert results[0]["doors"] and len(results[0]["doors"][0]["box_xyxy"]) == 4
     assert results[0]["doors"][0]["state"] in data.STATES
-    assert "error" in results[1] and "not an image" in results[1]["error"] or "corrupt" in results[1]["error"]
+    assert "error" in results[1] and ("not an image" in results[1]["error"] or "corrupt" in results[1]["error"])
     assert (tmp_path / "ann" / "scene_doors.png").is_file()
     assert "Traceback" not in run.stderr
 

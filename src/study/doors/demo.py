@@ -35,9 +35,10 @@ def load_pipeline(folder: str | None = None) -> pipeline.DoorPipeline:
         raise UserError(f"The door models are missing ({exc}).") from None
 
 
+@lru_cache(maxsize=1)
 def gallery() -> dict:
     """Label → a function returning the image: three synthetic scenes and, when ../shared/doors is
-    present, real photos of the held-out Test split."""
+    present, real photos of the held-out Test split (listed once per kernel: it reads 1,213 labels)."""
     items = {f"synthetic {s} door": (lambda s=s, k=k: render(2017, 10_000 + k, s)[0]) for k, s in enumerate(STATES)}
     try:
         from study.doors.data import real_images
@@ -147,15 +148,11 @@ def analyse_video(content, name: str = "the video", confidence: float = 0.3, sta
     t0 = time.perf_counter()
     data = decode_upload(content, name, MAX_VIDEO_BYTES, "videos")
     pipe = pipe or load_pipeline()
-    saved = pipe.confidence, pipe.state_threshold
-    pipe.confidence, pipe.state_threshold = confidence, state_threshold
     try:
         result = pipe.predict_video(data, max_frames=VIDEO_MAX_FRAMES, fps_target=VIDEO_FPS, name=name,
-                                    progress=progress)
+                                    progress=progress, confidence=confidence, state_threshold=state_threshold)
     except pipeline.VideoError as exc:
         raise UserError(str(exc)) from None
-    finally:
-        pipe.confidence, pipe.state_threshold = saved
     frames = [f if max(f.size) <= 960 else f.resize((960, round(960 * f.height / f.width))) if f.width >= f.height
               else f.resize((round(960 * f.width / f.height), 960)) for f in result.frames]
     with tempfile.TemporaryDirectory() as tmp:

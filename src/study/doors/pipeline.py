@@ -86,7 +86,8 @@ class DoorPipeline:
         return out
 
     def predict_video(self, source, every: int | None = None, max_frames: int = 300, fps_target: float = 5.0,
-                      name: str = "the video", progress=None) -> "VideoResult":
+                      name: str = "the video", progress=None, confidence: float | None = None,
+                      state_threshold: float | None = None) -> "VideoResult":
         """Doors in frames of a video (path or bytes): one frame in ``every`` (by default enough to
         analyse about ``fps_target`` frames per second of video), at most ``max_frames``."""
         frames, timeline, t0, fps_in, n_read = [], [], time.perf_counter(), None, 0
@@ -96,7 +97,7 @@ class DoorPipeline:
             n_read += 1
             if index % step:
                 continue
-            found = self.predict(image)
+            found = self.predict(image, confidence, state_threshold)
             frames.append(annotate(image, found))
             timeline += [{"frame": index, "time_s": round(t, 3), "door": k, **d.flat()} for k, d in enumerate(found)]
             if not found:
