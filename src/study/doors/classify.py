@@ -20,13 +20,6 @@ from PIL import Image  # noqa: E402
 from study.doors.data import STATES  # noqa: E402
 
 
-def _threads():
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("STUDY_TORCH_THREADS", "2")))
-    return torch
-
-
 def as_array(images, size: int) -> np.ndarray:
     """Crops → uint8 batch (N, size, size, 3), each resized (aspect not kept, as the original)."""
     return np.stack([np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR)) for im in images])
@@ -172,7 +165,7 @@ class TransferClassifier:
     def features(self, images, batch: int = 32) -> np.ndarray:
         from study.doors import backbone
 
-        torch = _threads()
+        torch = backbone.torch_cpu()
         net = backbone.imagenet()
         out = []
         with torch.no_grad():

@@ -51,7 +51,6 @@ def iou(a, b) -> np.ndarray:
 # The detector: a small anchor-free head (FCOS-like, one level at stride 16) on the frozen
 # EfficientNet-Lite0 features at strides 16 and 32 of a letterboxed square input.
 import json  # noqa: E402
-import os  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -87,10 +86,9 @@ def letterbox(image, side: int = INPUT):
 
 
 def _torch():
-    import torch
+    from study.doors.backbone import torch_cpu
 
-    torch.set_num_threads(int(os.environ.get("STUDY_TORCH_THREADS", "2")))
-    return torch
+    return torch_cpu()
 
 
 def _head_module(width: int = 96):
