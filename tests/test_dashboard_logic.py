@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 
 import numpy as np
 import pandas as pd
@@ -46,9 +47,11 @@ def test_month_tab_offers_only_stored_months_and_scores_them(ctx):
     assert dash.month_choices(ctx) == {2017: [1, 2, 3]}
     for model in ("champion", "original"):
         table = dash.score_month(ctx, 2017, 3, model)
-        assert list(table.columns[:4]) == ["msno", "expiry date", "risk %", "band"]
-        assert {"reason_1", "reason_2", "reason_3"} <= set(table.columns)
-        assert table["risk %"].is_monotonic_decreasing and table["risk %"].between(0, 100).all()
+        assert list(table.columns) == ["msno", "expiry_date", "risk", "band", "reason_1", "reason_2", "reason_3"]
+        assert table["risk"].is_monotonic_decreasing and table["risk"].between(0, 1).all()
+        shown = dash.display_table(table)
+        assert list(shown.columns[:4]) == ["msno", "expiry date", "risk %", "band"]
+        assert (shown["risk %"] == (100 * table.risk).round(1)).all()
         counts = dash.band_counts(table)
         assert list(counts.index) == scoring.BAND_LABELS and counts.sum() == len(table)
     with pytest.raises(dash.UserError, match="No users expiring in 2016-05"):
@@ -61,12 +64,17 @@ def test_month_tab_offers_only_stored_months_and_scores_them(ctx):
     assert dash.month_choices(ctx)  # still there
 
 
-def test_csv_download_link_round_trips():
-    df = pd.DataFrame({"msno": ["a", "<b>x</b>"], "risk %": [12.5, 90.0]})
+def test_csv_download_link_round_trips_safely():
+    df = pd.DataFrame({"msno": ["a", "<b>x</b>", "+xq1NmFICWhEe373b6FTdlThNnlULHv5u1wRvzFrY=", "=HYPERLINK(1)"],
+                       "risk %": [12.5, 90.0, -1.0, 3.0], "band": ["≤ 25 %", "> 90 %", "≤ 25 %", "≤ 25 %"]})
     uri = dash.csv_data_uri(df)
     assert uri.startswith("data:text/csv;charset=utf-8;base64,")
-    back = pd.read_csv(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
-    pd.testing.assert_frame_equal(back, df)
+    raw = base64.b64decode(uri.split(",", 1)[1])
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel reads "≤ 25 %" as written
+    back = pd.read_csv(io.BytesIO(raw), encoding="utf-8-sig")
+    assert back.msno.tolist() == ["a", "<b>x</b>", "'+xq1NmFICWhEe373b6FTdlThNnlULHv5u1wRvzFrY=", "'=HYPERLINK(1)"]
+    assert back["risk %"].tolist() == [12.5, 90.0, -1.0, 3.0] and back.band.tolist() == df.band.tolist()
+    assert 'class="study-download"' in dash.download_link(df, "x.csv")
 
 
 def test_upload_scores_a_valid_file(ctx, processed_csv):
@@ -97,11 +105,11 @@ def _mutate(csv: bytes, fn) -> bytes:
     ("no header", "not a comma-separated file"),
     ("missing column", "missing column\\(s\\): city"),
     ("extra column", "unexpected column\\(s\\): <script>"),
-    ("wrong type", "wrong type"),
+    ("wrong type", "bd must be a whole number; got 'abc' on line 2"),
     ("out of range", "out-of-range.*bd"),
     ("duplicate users", "more than once"),
     ("too large", "the limit is"),
-    ("ragged", "cannot be read as CSV|wrong type"),
+    ("ragged", "cannot be read as CSV|payment_method_id must be a whole number; got 'b' on line 202"),
     ("header only", "no rows"),
 ])
 def test_each_malformed_upload_gets_its_message(processed_csv, case, message):
@@ -128,12 +136,12 @@ def test_performance_metrics_against_sklearn_and_history(ctx):
     from sklearn.metrics import log_loss, roc_auc_score
 
     perf = dash.evaluate_month(ctx, 2017, 3, "champion", 0.3)
-    table = dash.score_month(ctx, 2017, 3, "champion")
     frame = db.month_frame("2017-03", ctx.db_url)
-    y = frame.set_index("msno").loc[table.msno, "is_churn"].to_numpy()
-    p = table["risk %"].to_numpy() / 100
-    assert perf.scores["ROC AUC"] == pytest.approx(roc_auc_score(y, p))
-    assert perf.scores["log loss"] == pytest.approx(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15)), rel=1e-6)
+    model = ctx.models["champion"]
+    p = model.predict_proba(scoring.model_inputs(model, frame))  # the unrounded probabilities
+    y = frame.is_churn.to_numpy()
+    assert perf.scores["ROC AUC"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert perf.scores["log loss"] == pytest.approx(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15)), abs=1e-12)
     assert perf.confusion.to_numpy().sum() == len(y) == perf.n
     assert set(perf.risk_by_outcome.outcome) <= {"true positive", "false negative"}
     before = len(db.metric_history(ctx.db_url))
@@ -155,7 +163,7 @@ def test_what_if_gives_a_risk_a_sentence_and_contributions(ctx):
         assert set(inputs) == set(dash.WHAT_IF_INPUTS)
         same = dash.what_if(ctx, base, inputs, model)
         table = dash.score_month(ctx, 2017, 3, model)
-        assert same["risk"] * 100 == pytest.approx(table.set_index("msno").loc[base.msno, "risk %"], abs=0.06)
+        assert same["risk"] == pytest.approx(table.set_index("msno").loc[base.msno, "risk"], abs=1e-9)
         assert "not the effect" in same["sentence"] and same["true label"] in (0, 1)
         changed = dash.what_if(ctx, base, {**inputs, "auto-renew": 1 - inputs["auto-renew"], "cancelled": 1}, model)
         assert 0 <= changed["risk"] <= 1 and len(changed["contributions"]) > 0
@@ -167,3 +175,146 @@ def test_about_lists_data_and_model_cards(ctx):
     info = dash.about(ctx)
     assert info["data"]["users"] and {"champion", "original"} == set(info["models"])
     assert "threshold" in info["models"]["champion"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 18: the dashboards tell the truth under any input.
+def test_cli_and_dashboard_give_the_same_metrics_for_one_labelled_file(ctx, quick_source, tmp_path):
+    """One labelled file scored through `study churn score` and through the Performance tab's logic:
+    the same metrics to 1e-9 (both from the unrounded probabilities; before the fix the dashboard
+    read the displayed risk rounded to 0.1 %)."""
+    from study import cli
+
+    path = tmp_path / "labelled.csv"
+    features.write_processed(features.original_recipe(quick_source).tail(600), path)
+    rc = cli.main(["churn", "score", "--model-dir", str(ctx.models_dir / "original"), "--input", str(path),
+                   "--output", str(tmp_path / "o.csv")])
+    assert rc == 0
+    scored = pd.read_csv(tmp_path / "o.csv", encoding="utf-8-sig", keep_default_na=False)
+    scored["msno"] = scored.msno.str.removeprefix("'")  # ids neutralised for spreadsheets
+    frame = features.read_processed(path)
+    cli_scores, _, _ = scoring.labelled_metrics(scored, frame)
+    perf = dash.evaluate_upload(ctx, "labelled.csv", path.read_bytes(), 0.5)
+    for name in ("ROC AUC", "log loss", "F1", "MCC", "Brier", "PR AUC"):
+        assert perf.scores[name] == pytest.approx(cli_scores[name], abs=1e-9), name
+
+
+def test_metrics_from_rounded_risks_differ_from_the_probabilities(ctx):
+    """The defect itself, measured: rounding to 0.1 % ties the low risks and clips zeros."""
+    frame = db.month_frame("2017-03", ctx.db_url, "original")
+    scored = dash.score_frame(ctx, frame, "original", reasons_for=0)
+    true, y, p = scoring.labelled_metrics(scored, frame)
+    rounded = np.round(100 * p, 1) / 100
+    wrong = dash.performance(y, rounded).scores
+    right = dash.evaluate_month(ctx, 2017, 3, "original", 0.5).scores
+    assert right["log loss"] == pytest.approx(true["log loss"], abs=1e-12)
+    assert (rounded == 0).any() and wrong["log loss"] != pytest.approx(true["log loss"], abs=1e-6)
+
+
+def test_old_log_model_rows_are_flagged_by_the_migration(tmp_path):
+    from sqlalchemy import create_engine, text
+
+    url = f"sqlite:///{(tmp_path / 'old.sqlite').as_posix()}"
+    eng = create_engine(url)
+    with eng.begin() as conn:  # the table as it was before the fix, with one row
+        conn.execute(text("CREATE TABLE log_model (id INTEGER PRIMARY KEY, evaluated_at DATETIME NOT NULL, "
+                          "model VARCHAR(64) NOT NULL, source VARCHAR(255) NOT NULL, n_users INTEGER NOT NULL, "
+                          "threshold FLOAT NOT NULL, roc_auc FLOAT, log_loss FLOAT, f1 FLOAT, precision FLOAT, "
+                          "recall FLOAT, mcc FLOAT, pr_auc FLOAT, brier FLOAT)"))
+        conn.execute(text("INSERT INTO log_model (evaluated_at, model, source, n_users, threshold, roc_auc, log_loss) "
+                          "VALUES ('2026-11-01 10:00:00', 'original', 'upload x.csv', 6023, 0.5, 0.6724, 1.428)"))
+    db.log_evaluation({"ROC AUC": 0.79, "log loss": 0.47}, "original", "upload x.csv", 6023, 0.5, url=url)
+    hist = db.metric_history(url)
+    assert hist.metrics_from.tolist() == [db.METRICS_FROM_OLD, db.METRICS_FROM]
+
+
+def test_what_if_refuses_impossible_customers_naming_the_range(ctx):
+    for model in ("champion", "original"):
+        base = dash.random_customer(ctx, model, seed=3)
+        domain = dash.input_domain(ctx, model)
+        assert domain["auto-renew"]["values"] == [0, 1] and domain["age"]["min"] > 10
+        for bad, message in [({"age": -5}, "age: -5 is outside.*allowed"), ({"amount paid": 1e12}, "amount paid.*allowed 0"),
+                             ({"auto-renew": 7}, "auto-renew: 7 is not one.*0, 1"), ({"plan days": 0}, "plan days: 0.*allowed"),
+                             ({"listening hours (last 30 days)": float("inf")}, "not a number")]:
+            with pytest.raises(dash.UserError, match=message):
+                dash.what_if(ctx, base, bad, model)
+        ok = dash.what_if(ctx, base, {"age": -1, "auto-renew": 0}, model)  # unknown age is allowed
+        assert 0 <= ok["risk"] <= 1
+
+
+def test_reasons_are_plain_language_with_value_and_direction(ctx):
+    import re
+
+    for model in ("champion", "original"):
+        table = dash.score_month(ctx, 2017, 3, model, reasons_for=None)
+        texts = pd.unique(table[["reason_1", "reason_2", "reason_3"]].to_numpy().ravel())
+        texts = [t for t in texts if t]
+        assert texts and all(t.endswith("(raises the risk)") for t in texts)
+        columns = set(ctx.models[model].columns)
+        assert not [t for t in texts if re.search(r"\b(" + "|".join(map(re.escape, columns)) + r")\b", t)], texts[:5]
+    from study.churn.reasons import describe
+
+    assert describe("is_auto_renew", 0, 1.2) == "Auto-renew is off (raises the risk)"
+    assert describe("trend_14_vs_30", 0.6, 0.8) == "Listening fell 40 % over the last two weeks (raises the risk)"
+    assert describe("days_to_expiry", 5, 0.3) == "Subscription ends in 5 days (raises the risk)"
+    assert describe("registered_via_7", 1, -0.2) == "Registered via channel 7 (lowers the risk)"
+    assert describe("membership_expire_date", 20170405, 2.0) == "Membership expires on 2017-04-05 (raises the risk)"
+
+
+def test_every_model_input_has_a_sentence(ctx):
+    from study.churn.reasons import rule
+
+    for model in ctx.models.values():
+        assert [c for c in model.columns if rule(c) is None] == []
+
+
+def test_reasons_of_the_shown_rows_equal_the_full_computation(ctx):
+    frame = db.month_frame("2017-03", ctx.db_url, "original")
+    part = dash.score_frame(ctx, frame, "original", reasons_for=20)
+    assert (part.reason_1.iloc[20:] == "").all()
+    full = dash.with_reasons(ctx, part, frame, "original")
+    pd.testing.assert_frame_equal(full, dash.score_frame(ctx, frame, "original"))
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.assign(is_churn=d.is_churn.where(d.index != 2, "yes")), "is_churn must be 0 or 1; got 'yes' on line 4"),
+    (lambda d: d.assign(city=d.city.where(d.index != 0, "")), "city must be a whole number; got an empty cell on line 2"),
+    (lambda d: d.assign(total_secsSum=d.total_secsSum.where(d.index != 5, "lots")), "total_secsSum must be a number; got 'lots' on line 7"),
+])
+def test_upload_messages_name_the_column_and_line(processed_csv, mutate, message):
+    labelled = _mutate(processed_csv, lambda d: d)
+    with pytest.raises(dash.UserError, match=re.escape(message)):
+        dash.parse_upload("bad.csv", _mutate(labelled, mutate), require_label=True)
+
+
+def test_a_file_over_the_limit_is_refused_from_its_reported_size():
+    with pytest.raises(dash.UserError, match="120 MB; the limit is 50 MB"):
+        dash.parse_upload("big.csv", b"", size=120_000_000)
+
+
+@pytest.mark.parametrize("money, message", [
+    ({"save_rate": 5}, "save rate must be between 0 and 1"), ({"revenue": -10}, "revenue per saved customer must be"),
+    ({"offer_cost": float("nan")}, "offer cost must be"), ({"threshold": 1.5}, "threshold must be between 0 and 1")])
+def test_impossible_money_inputs_are_refused(ctx, money, message):
+    threshold = money.pop("threshold", 0.5)
+    with pytest.raises(dash.UserError, match=message):
+        dash.evaluate_month(ctx, 2017, 3, "champion", threshold, **money)
+
+
+def test_a_corrupted_database_keeps_its_own_sentence(tmp_path, ctx):
+    bad = tmp_path / "corrupt.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    c = dash.Context(f"sqlite:///{bad.as_posix()}", ctx.models)
+    with pytest.raises(dash.UserError) as err:
+        dash.month_frame(c, None, None, "champion")
+    assert "got 'None'" not in str(err.value) and "export-db" in str(err.value)
+
+
+def test_random_customer_without_models_says_so(tmp_path, ctx):
+    c = dash.Context(ctx.db_url, {}, ["champion: no saved model"])
+    with pytest.raises(dash.UserError, match="not available"):
+        dash.random_customer(c, "champion")
+
+
+def test_the_original_model_is_labelled_as_not_a_forecast():
+    assert "not a forecast" in dash.MODEL_NAMES["original"] and "renewal" in dash.MODEL_NOTES["original"]

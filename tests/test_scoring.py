@@ -47,12 +47,15 @@ def test_original_model_scores_our_processed_csv_with_reasons(original_model, qu
     r = subprocess.run([STUDY, "churn", "score", "--model-dir", str(original_model), "--input", str(tmp_path / "in.csv"),
                         "--output", str(tmp_path / "out.csv")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert (tmp_path / "out.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # BOM for spreadsheets
+    out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False, encoding="utf-8-sig")
     assert list(out.columns) == ["msno", "risk", "band", "reason_1", "reason_2", "reason_3"]
     assert len(out) == 300 and out.risk.between(0, 1).all() and out.risk.is_monotonic_decreasing
     model = scoring.load(original_model)
     assert len(model.columns) == 30 and model.card["threshold"] > 0
-    assert set(out.reason_1) - {""} <= set(model.columns)
+    reasons = set(out.reason_1) - {""}
+    assert reasons and all(r.endswith("(raises the risk)") for r in reasons)  # sentences, not column names
+    assert not reasons & set(model.columns)
 
 
 def test_original_model_on_the_real_sample(original_model, shared_kkbox, tmp_path):

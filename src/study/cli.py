@@ -85,41 +85,37 @@ def _churn_train(args) -> int:
 
 
 def _churn_score(args) -> int:
-    from study.churn import evaluation, features, scoring
+    from study import spreadsheet
+    from study.churn import features, scoring
 
     model = scoring.load(args.model_dir or args.model)
     if args.model == "champion":
-        from study.churn import champion
         from study.churn.data import RawDataError, resolve_source
 
         if not args.month:
             raise RawDataError("the champion scores raw tables: give --raw DIR (or none for the twin) and --month YYYY-MM")
         src = resolve_source(args.raw, scale=args.scale, seed=args.seed)
-        pit = features.point_in_time(src, months=(args.month,))
-        out = champion.score_month(model, pit)
-        out.to_csv(args.output, index=False)
-        s = evaluation.scores(pit.set_index("msno").loc[out.msno, "is_churn"].to_numpy(), out.risk.to_numpy())
-        print(f"scored {len(out):,} users expiring in {args.month} with the champion → {args.output}")
-        print(f"  labelled month: ROC AUC {s['ROC AUC']:.4f}, log loss {s['log loss']:.4f}")
-        return 0
-    if not args.input:
-        from study.churn.data import RawDataError
+        frame = features.point_in_time(src, months=(args.month,))
+        what = f"users expiring in {args.month} with the champion"
+    else:
+        if not args.input:
+            from study.churn.data import RawDataError
 
-        raise RawDataError("--input CSV is required for the original-format model")
-    try:
-        processed = features.read_processed(args.input)
-    except Exception as exc:  # pandera / parser errors → one clear line
-        from study.churn.data import RawDataError
+            raise RawDataError("--input CSV is required for the original-format model")
+        try:
+            frame = features.read_processed(args.input)
+        except Exception as exc:  # pandera / parser errors → one clear line
+            from study.churn.data import RawDataError
 
-        raise RawDataError(f"{args.input}: not a valid processed CSV: {str(exc).splitlines()[0]}") from None
-    out = scoring.score_processed(model, processed)
-    out.to_csv(args.output, index=False)
-    print(f"scored {len(out):,} users with the {args.model} model → {args.output}")
-    if "is_churn" in processed.columns:
-        y = processed.set_index("msno").loc[out.msno, "is_churn"].to_numpy()
-        s = evaluation.scores(y, out.risk.to_numpy())
+            raise RawDataError(f"{args.input}: not a valid processed CSV: {str(exc).splitlines()[0]}") from None
+        what = f"users with the {args.model} model"
+    out = scoring.score(model, frame).drop(columns="expiry_date")
+    spreadsheet.write_csv(out, args.output)
+    print(f"scored {len(out):,} {what} → {args.output}")
+    if "is_churn" in frame.columns and frame.is_churn.nunique() == 2:
+        s, y, _ = scoring.labelled_metrics(out, frame)
         print(f"  labelled input: ROC AUC {s['ROC AUC']:.4f}, log loss {s['log loss']:.4f}, "
-              f"churn {y.mean():.2%}")
+              f"F1 {s['F1']:.4f}, MCC {s['MCC']:.4f} at 0.5; churn {y.mean():.2%}")
     return 0
 
 
@@ -206,7 +202,7 @@ def _doors_train(args) -> int:
 def _serve(args) -> int:
     from study.serve import serve
 
-    return serve(args.port, args.token, args.preheat, args.scale, args.seed, args.raw, args.no_prepare)
+    return serve(args.port, args.token, args.preheat, args.scale, args.seed, args.raw, args.no_prepare, args.token_file)
 
 
 def _run(args) -> int:
@@ -316,7 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     srv = sub.add_parser("serve", help="serve the dashboards (Voilà on 127.0.0.1, token authentication)")
     srv.add_argument("--port", type=int, default=8866)
-    srv.add_argument("--token", help="the access token (default: $STUDY_TOKEN, else a fresh random one)")
+    srv.add_argument("--token", help="the access token (visible in `ps`: prefer $STUDY_TOKEN or --token-file; "
+                     "default: a fresh random one written to data/serve-token)")
+    srv.add_argument("--token-file", help="read the access token from this file")
     srv.add_argument("--preheat", action="store_true", help="keep one executed kernel ready (faster first render)")
     srv.add_argument("--scale", default="default", help="twin scale used to prepare missing models or database")
     srv.add_argument("--seed", type=int, default=2017)

@@ -50,27 +50,75 @@ def prepare(scale: str = "default", seed: int = 2017, raw: str | None = None, lo
         database.export_application(src, url)
 
 
-def command(port: int, token: str, preheat: bool = False) -> list[str]:
-    cmd = [sys.executable, "-m", "voila", str(DASHBOARDS), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-           f"--token={token}", "--VoilaConfiguration.show_tracebacks=False"]
+def command(port: int, preheat: bool = False) -> list[str]:
+    """The Voilà command line; the token is not on it (``ps`` shows command lines): it travels in
+    the child's environment (JUPYTER_TOKEN) and, after the first visit, lives in the HttpOnly
+    login cookie."""
+    cmd = [sys.executable, "-m", "study.voila_app", str(DASHBOARDS), "--no-browser", f"--port={port}",
+           "--Voila.ip=127.0.0.1", "--Voila.auto_token=True", "--VoilaConfiguration.show_tracebacks=False"]
     if preheat:
         cmd += ["--preheat_kernel=True", "--pool_size=1"]
     return cmd
 
 
+def stop(proc: subprocess.Popen, grace: float = 15.0) -> int:
+    """End the Voilà process group: SIGTERM (Voilà shuts its kernels down), SIGKILL after ``grace``."""
+    if proc.poll() is not None:
+        return proc.returncode
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        return proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return proc.wait()
+
+
 def serve(port: int = 8866, token: str | None = None, preheat: bool = False, scale: str = "default",
-          seed: int = 2017, raw: str | None = None, no_prepare: bool = False) -> int:
+          seed: int = 2017, raw: str | None = None, no_prepare: bool = False, token_file: str | None = None) -> int:
     if not no_prepare:
         prepare(scale, seed, raw)
-    token = token or os.environ.get("STUDY_TOKEN") or secrets.token_urlsafe(24)
+    if token_file:
+        token = Path(token_file).read_text().strip()
+    token = token or os.environ.get("STUDY_TOKEN")
+    where = "the token you gave"
+    if not token:
+        token = secrets.token_urlsafe(24)
+        where = f"the token in {write_token(token)} (readable by you only)"
     # dashboards/jupyter holds the offline Voilà template named in voila.json
     jp = os.pathsep.join(p for p in (str(DASHBOARDS / "jupyter"), os.environ.get("JUPYTER_PATH", "")) if p)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JUPYTER_PATH": jp}
-    proc = subprocess.Popen(command(port, token, preheat), cwd=DASHBOARDS, env=env)
-    print(f"dashboards: http://127.0.0.1:{port}/voila/render/churn_scoring.ipynb?token={token}\n"
-          f"            http://127.0.0.1:{port}/voila/render/door_demo.ipynb?token={token}", flush=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JUPYTER_PATH": jp, "JUPYTER_TOKEN": token}
+    env.pop("STUDY_TOKEN", None)
+    # Voilà runs in its own process group so that a SIGTERM or SIGINT sent to `study serve` (kill, a
+    # service manager, a container stop, Ctrl-C) ends it and its kernels instead of orphaning them.
+    proc = subprocess.Popen(command(port, preheat), cwd=DASHBOARDS, env=env, start_new_session=True)
+
+    def forward(signum, _frame):
+        stop(proc)
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    print(f"dashboards: http://127.0.0.1:{port}/voila/render/churn_scoring.ipynb?token=TOKEN\n"
+          f"            http://127.0.0.1:{port}/voila/render/door_demo.ipynb?token=TOKEN\n"
+          f"  TOKEN is {where}; after the first visit it lives in the browser's HttpOnly cookie.", flush=True)
     try:
         return proc.wait()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
-        return proc.wait()
+    finally:
+        stop(proc)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def write_token(token: str) -> Path:
+    """The generated token in a file only its owner can read (not in the log, not on a command line)."""
+    path = paths.DATA / "serve-token"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return path

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import html
 import logging
+import sys
 import traceback
 from contextlib import contextmanager
 
 import pandas as pd
 
 log = logging.getLogger("study.dashboard")
+if not log.handlers:
+    # The kernel's sys.stderr goes to the page; sys.__stderr__ is the process's own, which the
+    # server inherits: tracebacks of "Something went wrong" land in the server log, not the page.
+    _handler = logging.StreamHandler(sys.__stderr__)
+    _handler.setFormatter(logging.Formatter("[study.dashboard] %(levelname)s %(message)s"))
+    log.addHandler(_handler)
+    log.propagate = False
 
 STYLE = """
 <style>
@@ -18,7 +26,11 @@ STYLE = """
 .study-table th, .study-table td {border: 1px solid #ddd; padding: 2px 6px; text-align: left;}
 .study-msg-error {color: #a40000; font-weight: 600;}
 .study-msg-ok {color: #1b5e20;}
-.study-note {color: #555; font-style: italic;}
+.study-note, .study-msg-note {color: #555; font-style: italic;}
+.study-previous {opacity: .45;}
+a.study-download {display: inline-block; padding: 4px 12px; margin: 4px 0; border-radius: 3px; background: #1976d2;
+  color: #fff !important; text-decoration: none; font-weight: 600;}
+a.study-download:hover {background: #115293;}
 </style>"""
 
 
@@ -40,9 +52,53 @@ def table_html(df: pd.DataFrame, max_rows: int = 200, float_format: str = "{:,.4
     return f"<div class='study-table'>{body}</div>{more}"
 
 
+def spinner():
+    """A 'working' bar, hidden until a callback runs (shown and hidden by :func:`guard`)."""
+    import ipywidgets as W
+
+    return W.IntProgress(value=1, min=0, max=1, bar_style="info", description="working",
+                         layout=W.Layout(visibility="hidden", width="220px"))
+
+
+def limit_upload(upload, max_mb: float) -> None:
+    """Refuse, in the browser, a file larger than ``max_mb`` before it is sent over the websocket
+    (a file over the server's message limit would drop the connection): the page template's
+    guard reads this class and says so next to the picker."""
+    upload.add_class(f"study-max-bytes-{int(max_mb * 1e6)}")
+
+
+def image():
+    """An ipywidgets Image that stays hidden while it has nothing to show (no broken-image icon)."""
+    import ipywidgets as W
+
+    return W.Image(format="png", layout=W.Layout(display="none", max_width="900px"))
+
+
+def show_png(widget, data: bytes) -> None:
+    widget.value = data
+    widget.layout.display = "" if data else "none"
+
+
+def reset(*widgets) -> None:
+    """Empty result areas so that nothing from a previous request stays on screen: HTML → "",
+    images hidden, boxes emptied."""
+    import ipywidgets as W
+
+    for w in widgets:
+        if isinstance(w, W.Image):
+            show_png(w, b"")
+        elif isinstance(w, W.Box):
+            w.children = ()
+        else:
+            w.value = ""
+
+
 @contextmanager
-def guard(status_widget, working: str = "Working…", progress=None):
-    """Show ``working`` while the block runs, then nothing (success) or one sentence (failure)."""
+def guard(status_widget, working: str = "Working…", progress=None, clear=()):
+    """Empty the result areas in ``clear`` and show ``working`` while the block runs, then nothing
+    (success) or one sentence (failure): a failed request never leaves an earlier result beside
+    its message."""
+    reset(*clear)
     status_widget.value = message(working)
     if progress is not None:
         progress.layout.visibility = "visible"
@@ -50,8 +106,10 @@ def guard(status_widget, working: str = "Working…", progress=None):
         yield
         status_widget.value = ""
     except UserError as exc:
+        reset(*clear)
         status_widget.value = message(str(exc), "error")
     except Exception as exc:  # noqa: BLE001 — the page gets a sentence, the log the traceback
+        reset(*clear)
         log.error("dashboard callback failed\n%s", traceback.format_exc())
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         status_widget.value = message(f"Something went wrong ({type(exc).__name__}: {first}). "

@@ -15,7 +15,7 @@ from sklearn.isotonic import IsotonicRegression
 
 from study.churn import evaluation, zoo
 from study.churn.models import save_model
-from study.churn.scoring import MODELS, frame_digest
+from study.churn.scoring import MODELS, frame_digest, input_domain
 
 CANDIDATES = ["tuned XGBoost (lr .05, depth 9, 200 trees)", "XGBoost default", "LightGBM default"]
 
@@ -58,12 +58,13 @@ def train_champion(pit: pd.DataFrame, months: list[str], out_dir: str | Path | N
     _, threshold = evaluation.mcc_f1_curve(y_test, p_test)
     cols = list(zoo.pit_matrix(pit.head(1)).columns)
     card = {
-        "name": "champion", "model": name,
+        "name": "champion", "recipe": "pit", "model": name,
         "rule": "lowest log loss under the temporal protocol on point-in-time features",
         "what": f"fitted on {months[0]}, isotonic calibration on {months[1]}, evaluated on {months[-1]}",
         "input": "raw KKBOX tables and a prediction month (point-in-time features, cutoff = its first day)",
         "data": {"source": source, "rows": int(len(pit)), "sha256 of the training frame": frame_digest(pit)},
-        "features": cols, "selection (temporal protocol)": selection.to_dict(orient="records"),
+        "features": cols, "input domain": input_domain(pit[pit.month == months[0]]),
+        "selection (temporal protocol)": selection.to_dict(orient="records"),
         "metrics (test month, calibrated)": table.iloc[1].drop("probabilities").to_dict(),
         "metrics (test month, raw)": table.iloc[0].drop("probabilities").to_dict(),
         "threshold": threshold, "threshold rule": "best point of the MCC-F1 curve on the test month",
@@ -73,13 +74,10 @@ def train_champion(pit: pd.DataFrame, months: list[str], out_dir: str | Path | N
 
 
 def score_month(model, pit_month: pd.DataFrame) -> pd.DataFrame:
-    from study.churn.scoring import bands, contributions, reason_codes
+    """msno, risk, band and plain-language reasons of one month's point-in-time rows."""
+    from study.churn.scoring import score
 
-    x = zoo.pit_matrix(pit_month)
-    risk = model.predict_proba(x)
-    out = pd.DataFrame({"msno": pit_month.msno.to_numpy(), "risk": risk, "band": bands(risk)}, index=pit_month.index)
-    out = pd.concat([out, reason_codes(contributions(model, x))], axis=1)
-    return out.sort_values("risk", ascending=False, kind="mergesort").reset_index(drop=True)
+    return score(model, pit_month).drop(columns="expiry_date")
 
 
 __all__ = ["select", "calibrate", "train_champion", "score_month", "CANDIDATES"]

@@ -15,12 +15,21 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from study import spreadsheet
 from study.churn import database, evaluation, features, scoring
 
-MAX_UPLOAD_MB = 50
+MAX_UPLOAD_MB = 50  # the one limit of a CSV upload (the page, the README and the browser guard read it)
 MAX_ROWS = 500_000
-MODEL_NAMES = {"champion": "champion (point-in-time features, calibrated)",
-               "original": "original-format model (the original study's recipe)"}
+SHOWN_ROWS = 200  # rows a table shows; their reasons are computed at once, the rest at download
+MODEL_NAMES = {"champion": "champion: a forecast (point-in-time features, calibrated)",
+               "original": "original-format model: not a forecast (sees the renewal)"}
+MODEL_NOTES = {
+    "champion": "The champion forecasts from what is known on the first day of the month: the last transaction, "
+                "listening and membership before that day.",
+    "original": "The original study's model reads each user's latest transaction, which for most users is the "
+                "renewal that decides the label: it describes who renewed, it does not forecast who will leave. "
+                "Use the champion to act before the expiry.",
+}
 
 
 from study.ui import UserError  # noqa: E402,F401 - one sentence shown by ui.guard
@@ -32,6 +41,7 @@ class Context:
     db_url: str
     models: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
+    models_dir: "Path | None" = None
 
     def model(self, name: str):
         if name not in self.models:
@@ -45,8 +55,8 @@ def load_context(db_url: str | None = None, models_dir: str | None = None) -> Co
     """Load the models once per kernel (checked against their sha256 manifests)."""
     from pathlib import Path
 
-    ctx = Context(database.app_url(db_url))
     root = Path(models_dir) if models_dir else scoring.MODELS
+    ctx = Context(database.app_url(db_url), models_dir=root)
     for name in ("champion", "original"):
         try:
             ctx.models[name] = scoring.load(root / name)
@@ -72,41 +82,46 @@ def month_choices(ctx: Context) -> dict[int, list[int]]:
     return out
 
 
-def _results(msno, expiry, risk, reasons: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame({"msno": np.asarray(msno), "expiry date": pd.DatetimeIndex(pd.to_datetime(np.asarray(expiry))).strftime("%Y-%m-%d"),
-                        "risk %": np.round(100 * np.asarray(risk, dtype=float), 1), "band": scoring.bands(risk)})
-    out = pd.concat([out, reasons.reset_index(drop=True)], axis=1)
-    return out.sort_values("risk %", ascending=False, kind="mergesort").reset_index(drop=True)
+def score_frame(ctx: Context, frame: pd.DataFrame, model_name: str, reasons_for: int | None = None) -> pd.DataFrame:
+    """msno, expiry date, unrounded risk, band and plain-language reasons of each row of a
+    point-in-time (champion) or processed (original) frame, riskiest first (:func:`scoring.score`)."""
+    return scoring.score(ctx.model(model_name), frame, reasons_for)
 
 
-def score_frame(ctx: Context, frame: pd.DataFrame, model_name: str) -> pd.DataFrame:
-    """Risk, band and top-3 reasons of each row of a point-in-time (champion) or processed
-    (original) frame, sorted by risk."""
-    model = ctx.model(model_name)
-    if model_name == "champion":
-        from study.churn import zoo
+def with_reasons(ctx: Context, scored: pd.DataFrame, frame: pd.DataFrame, model_name: str) -> pd.DataFrame:
+    """``scored`` with the reasons of every row (computed only for the rows that lack them)."""
+    todo = scored.reason_1.eq("") & scored.reason_2.eq("") & scored.reason_3.eq("")
+    if not todo.any():
+        return scored
+    rest = score_frame(ctx, frame.set_index("msno").loc[scored.msno[todo]].reset_index(), model_name)
+    out = scored.copy()
+    cols = ["reason_1", "reason_2", "reason_3"]
+    out.loc[todo, cols] = rest.set_index("msno").loc[scored.msno[todo], cols].to_numpy()
+    return out
 
-        x = zoo.pit_matrix(frame.drop(columns=["expiry_date"], errors="ignore"))
-        risk = model.predict_proba(x)
-        reasons = scoring.reason_codes(scoring.contributions(model, x))
-        expiry = frame["expiry_date"] if "expiry_date" in frame else (
-            pd.to_datetime(frame.month + "-01") + pd.to_timedelta(frame.days_to_expiry, unit="D"))
-    else:
-        x = features.original_model_matrix(frame)
-        risk = model.predict_proba(x)
-        reasons = scoring.reason_codes(scoring.contributions(model, x))
-        expiry = frame.membership_expire_date
-    return _results(frame.msno, expiry, risk, reasons)
+
+def display_table(scored: pd.DataFrame) -> pd.DataFrame:
+    """What a person reads: risk in % rounded to 0.1 (display only; metrics never read it)."""
+    return pd.DataFrame({"msno": scored.msno, "expiry date": scored.expiry_date,
+                         "risk %": np.round(100 * scored.risk.to_numpy(dtype=float), 1), "band": scored.band,
+                         "reason 1": scored.reason_1, "reason 2": scored.reason_2, "reason 3": scored.reason_3})
 
 
 def month_frame(ctx: Context, year, month, model_name: str) -> pd.DataFrame:
     """The users expiring in year/month as stored (the features the model needs, labels kept)."""
+    if year is None or month is None:
+        month_choices(ctx)  # an unreadable or empty database says so in its own words
+        raise UserError("Pick a year and a month from the lists.")
     try:
         m = database.check_month(f"{int(year):04d}-{int(month):02d}")
     except (TypeError, ValueError):
         raise UserError(f"Pick a year and a month from the lists (got {str(year)[:10]!r}/{str(month)[:10]!r}).") from None
-    recipe = "pit" if model_name == "champion" else "original"
-    frame = database.month_frame(m, ctx.db_url, recipe)
+    ctx.model(model_name)
+    recipe = scoring.recipe_of(ctx.models[model_name])
+    try:
+        frame = database.month_frame(m, ctx.db_url, recipe)
+    except database.DatabaseError as exc:
+        raise UserError(str(exc)) from None
     if frame.empty:
         have = database.available_months(ctx.db_url, recipe)
         raise UserError(f"No users expiring in {m} for the {MODEL_NAMES[model_name]}; months available: "
@@ -114,8 +129,9 @@ def month_frame(ctx: Context, year, month, model_name: str) -> pd.DataFrame:
     return frame
 
 
-def score_month(ctx: Context, year, month, model_name: str) -> pd.DataFrame:
-    return score_frame(ctx, month_frame(ctx, year, month, model_name), model_name)
+def score_month(ctx: Context, year, month, model_name: str, reasons_for: int | None = SHOWN_ROWS) -> pd.DataFrame:
+    """The month's users scored, riskiest first; reasons for the ``reasons_for`` riskiest."""
+    return score_frame(ctx, month_frame(ctx, year, month, model_name), model_name, reasons_for)
 
 
 def band_counts(table: pd.DataFrame) -> pd.Series:
@@ -124,16 +140,29 @@ def band_counts(table: pd.DataFrame) -> pd.Series:
 
 
 def csv_data_uri(df: pd.DataFrame) -> str:
-    """A data: URI of the CSV (Voilà blocks FileLink; a link with this href downloads it)."""
-    return "data:text/csv;charset=utf-8;base64," + base64.b64encode(df.to_csv(index=False).encode("utf-8")).decode("ascii")
+    """A data: URI of the spreadsheet-safe CSV (Voilà blocks FileLink; a link with this href
+    downloads it): formula-like cells neutralised, UTF-8 with a byte-order mark."""
+    return "data:text/csv;charset=utf-8;base64," + base64.b64encode(spreadsheet.csv_bytes(df)).decode("ascii")
+
+
+def download_link(df: pd.DataFrame, filename: str) -> str:
+    """A download button (an <a download> styled as a button) for the CSV of ``df``."""
+    import html
+
+    return (f'<a class="study-download" download="{html.escape(filename)}" href="{csv_data_uri(df)}">'
+            f"⬇ Download all {len(df):,} rows (CSV)</a>")
 
 
 # ---------------------------------------------------------------------------------------------
 # Tab 2: upload a processed CSV.
-def parse_upload(name: str, content, require_label: bool = False, max_mb: float = MAX_UPLOAD_MB) -> pd.DataFrame:
-    """Bytes of an uploaded file → the validated 33-column frame, or a UserError saying what is wrong."""
+def parse_upload(name: str, content, require_label: bool = False, max_mb: float = MAX_UPLOAD_MB,
+                 size: int | None = None) -> pd.DataFrame:
+    """Bytes of an uploaded file → the validated 33-column frame, or a UserError saying what is wrong.
+    ``size``: the size the browser reported (a file over the limit arrives without its content)."""
     raw = bytes(content or b"")
     label = f"“{str(name)[:80]}”"
+    if size and size > max_mb * 1e6:
+        raise UserError(f"{label} is {size / 1e6:.0f} MB; the limit is {max_mb:.0f} MB (split the file).")
     if not raw.strip():
         raise UserError(f"{label} is empty.")
     if len(raw) > max_mb * 1e6:
@@ -170,7 +199,7 @@ def parse_upload(name: str, content, require_label: bool = False, max_mb: float 
     try:
         df = features.read_processed(io.StringIO(text), require_label=require_label, validate=False)
     except ValueError as exc:
-        raise UserError(f"{label} has a value of the wrong type: {_short(exc)}.") from None
+        raise UserError(f"{label}: {_type_problem(text) or _short(exc)}.") from None
     except Exception as exc:  # noqa: BLE001 — parser errors (ragged rows...) as a sentence
         raise UserError(f"{label} cannot be read as CSV: {_short(exc)}.") from None
     if df.empty:
@@ -183,6 +212,34 @@ def parse_upload(name: str, content, require_label: bool = False, max_mb: float 
     except Exception as exc:  # pandera SchemaErrors → which column, which check, an example
         raise UserError(f"{label} has out-of-range or invalid values: {_schema_summary(exc)}.") from None
     return df
+
+
+def _type_problem(text: str) -> str | None:
+    """The first cell whose type is wrong, as a sentence naming its column and line."""
+    try:
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except Exception:  # noqa: BLE001 — the caller's message stands
+        return None
+    whole = {c for c in features.PROCESSED_COLUMNS
+             if features.DATA_DICTIONARY_ORIGINAL.get(c, ("", "", ""))[2] in ("int", "category") and c not in ("gender",)}
+    whole |= {"is_churn"}
+    numeric = {c for c in features.PROCESSED_COLUMNS if features.DATA_DICTIONARY_ORIGINAL.get(c, ("", "", ""))[2] == "float"}
+    for col in raw.columns:
+        if col not in whole | numeric:
+            continue
+        cells = raw[col].str.strip()
+        values = pd.to_numeric(cells, errors="coerce")
+        bad = values.isna() | (~np.isfinite(values.fillna(0)))
+        if col in whole:
+            bad |= values.notna() & (values.fillna(0) % 1 != 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            got = cells.iloc[i]
+            what = ("must be 0 or 1" if col == "is_churn" else
+                    "must be a whole number" if col in whole else "must be a number")
+            shown = "an empty cell" if got == "" else repr(got[:30])
+            return f"{col} {what}; got {shown} on line {i + 2}"
+    return None
 
 
 def _short(exc: Exception) -> str:
@@ -217,6 +274,25 @@ class Performance:
     n: int
 
 
+def _number(name: str, value, lo: float, hi: float | None = None) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not np.isfinite(v) or v < lo or (hi is not None and v > hi):
+        allowed = f"between {lo:g} and {hi:g}" if hi is not None else f"a number of at least {lo:g}"
+        raise UserError(f"The {name} must be {allowed} (got {str(value)[:20]}).")
+    return v
+
+
+def check_money(threshold, offer_cost=50.0, save_rate=0.3, revenue=1788.0) -> None:
+    """The decision inputs as a stakeholder types them: a sentence for anything impossible."""
+    _number("threshold", threshold, 0, 1)
+    _number("offer cost", offer_cost, 0)
+    _number("save rate", save_rate, 0, 1)
+    _number("revenue per saved customer", revenue, 0)
+
+
 def performance(y, p, threshold: float = 0.5, offer_cost: float = 50.0, save_rate: float = 0.3,
                 revenue: float = 1788.0) -> Performance:
     from sklearn.calibration import calibration_curve
@@ -228,8 +304,7 @@ def performance(y, p, threshold: float = 0.5, offer_cost: float = 50.0, save_rat
         raise UserError("There are no labelled users to evaluate.")
     if len(np.unique(y)) < 2:
         raise UserError("The labels hold a single class: performance needs churners and non-churners.")
-    if not 0 <= threshold <= 1:
-        raise UserError("The threshold must be between 0 and 1.")
+    check_money(threshold, offer_cost, save_rate, revenue)
     s = evaluation.scores(y, p, threshold)
     cm = pd.DataFrame(confusion_matrix(y, p >= threshold, labels=[0, 1]),
                       index=["stayed", "churned"], columns=["predicted stay", "predicted churn"])
@@ -247,17 +322,17 @@ def performance(y, p, threshold: float = 0.5, offer_cost: float = 50.0, save_rat
 
 
 def evaluate_month(ctx: Context, year, month, model_name: str, threshold: float, **money) -> Performance:
+    check_money(threshold, **money)
     frame = month_frame(ctx, year, month, model_name)
-    scored = score_frame(ctx, frame, model_name)
-    y = frame.set_index("msno").loc[scored.msno, "is_churn"].to_numpy()
-    return performance(y, scored["risk %"].to_numpy() / 100, threshold, **money)
+    _, y, p = scoring.labelled_metrics(score_frame(ctx, frame, model_name, reasons_for=0), frame, threshold)
+    return performance(y, p, threshold, **money)
 
 
-def evaluate_upload(ctx: Context, name: str, content, threshold: float, **money) -> Performance:
-    frame = parse_upload(name, content, require_label=True)
-    scored = score_frame(ctx, frame, "original")
-    y = frame.set_index("msno").loc[scored.msno, "is_churn"].to_numpy()
-    return performance(y, scored["risk %"].to_numpy() / 100, threshold, **money)
+def evaluate_upload(ctx: Context, name: str, content, threshold: float, size: int | None = None, **money) -> Performance:
+    check_money(threshold, **money)
+    frame = parse_upload(name, content, require_label=True, size=size)
+    _, y, p = scoring.labelled_metrics(score_frame(ctx, frame, "original", reasons_for=0), frame, threshold)
+    return performance(y, p, threshold, **money)
 
 
 def log_performance(ctx: Context, perf: Performance, model_name: str, source: str) -> pd.DataFrame:
@@ -283,10 +358,48 @@ WHAT_IF_INPUTS = {
 }
 
 
+WHAT_IF_CHOICES = ("payment method", "auto-renew", "cancelled", "city", "registration channel")
+
+
+def describe_domain(domain: dict) -> str:
+    """The allowed values of the numeric what-if inputs, as one line for the page."""
+    parts = [f"{name} {d['min']:g}–{d['max']:g}" for name, d in domain.items() if "max" in d]
+    return "Allowed (what the model saw in training): " + "; ".join(parts) + (
+        "; age may also be -1 (unknown)." if "age" in domain else ".")
+
+
+def _column(name: str, model_name: str, ctx: Context | None = None) -> str:
+    k = 0 if model_name == "champion" or (ctx and scoring.recipe_of(ctx.models[model_name]) == "pit") else 1
+    return WHAT_IF_INPUTS[name][k]
+
+
+def input_domain(ctx: Context, model_name: str) -> dict:
+    """input → {"values": [...]} (a choice) or {"min", "max"} (a number, listening in hours): what
+    the model saw in training (its card), else what the database holds for its recipe."""
+    model = ctx.model(model_name)
+    domain = model.card.get("input domain")
+    if not domain:
+        recipe = scoring.recipe_of(model)
+        frames = [database.month_frame(m, ctx.db_url, recipe) for m in database.available_months(ctx.db_url, recipe)]
+        domain = scoring.input_domain(pd.concat(frames, ignore_index=True)) if frames else {}
+    out = {}
+    for name in WHAT_IF_INPUTS:
+        d = domain.get(_column(name, model_name, ctx))
+        if d is None:
+            continue
+        if name.startswith("listening") and "max" in d:
+            d = {"min": round(d["min"] / 3600, 1), "max": round(d["max"] / 3600, 1)}
+        out[name] = d
+    return out
+
+
 def random_customer(ctx: Context, model_name: str, seed: int | None = None) -> pd.Series:
     """One stored user (the latest month available for the model), drawn at random."""
-    recipe = "pit" if model_name == "champion" else "original"
-    months = database.available_months(ctx.db_url, recipe)
+    recipe = scoring.recipe_of(ctx.model(model_name))
+    try:
+        months = database.available_months(ctx.db_url, recipe)
+    except database.DatabaseError as exc:
+        raise UserError(str(exc)) from None
     if not months:
         raise UserError("The database holds no users: run `study churn export-db` first.")
     frame = database.month_frame(months[-1], ctx.db_url, recipe)
@@ -295,34 +408,58 @@ def random_customer(ctx: Context, model_name: str, seed: int | None = None) -> p
 
 def inputs_of(row: pd.Series, model_name: str) -> dict:
     """The what-if inputs of a stored customer (listening in hours)."""
-    k = 0 if model_name == "champion" else 1
     out = {}
-    for name, cols in WHAT_IF_INPUTS.items():
-        v = row[cols[k]]
+    for name in WHAT_IF_INPUTS:
+        v = row[_column(name, model_name)]
         out[name] = round(float(v) / 3600, 1) if name.startswith("listening") else int(v)
+    return out
+
+
+def check_inputs(ctx: Context, inputs: dict, model_name: str) -> dict:
+    """The what-if inputs as numbers inside what the model saw, or a sentence naming the allowed
+    range or choices (age: unknown, or the ages seen in training)."""
+    domain = input_domain(ctx, model_name)
+    out = {}
+    for name, value in inputs.items():
+        if name not in WHAT_IF_INPUTS:
+            raise UserError(f"Unknown input {str(name)[:40]!r}.")
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{name}: {str(value)[:20]!r} is not a number.") from None
+        if not np.isfinite(v):
+            raise UserError(f"{name}: {value!r} is not a number.")
+        d = domain.get(name, {})
+        if "values" in d:
+            if v not in d["values"]:
+                shown = ", ".join(str(x) for x in d["values"][:25]) + (" …" if len(d["values"]) > 25 else "")
+                raise UserError(f"{name}: {value:g} is not one the model knows; choose one of {shown}.")
+        elif "max" in d:
+            lo, hi = d["min"], d["max"]
+            if name == "age" and v == -1:
+                pass  # unknown age, as the recipes write it
+            elif not lo <= v <= hi:
+                unit = " hours" if name.startswith("listening") else (" days" if name == "plan days" else "")
+                extra = " (or -1: unknown)" if name == "age" else ""
+                raise UserError(f"{name}: {v:g} is outside what the model saw; allowed {lo:g}–{hi:g}{unit}{extra}.")
+        elif v < 0 and name != "age":
+            raise UserError(f"{name}: {value!r} must be a non-negative number.")
+        out[name] = v
     return out
 
 
 def what_if(ctx: Context, base: pd.Series, inputs: dict, model_name: str) -> dict:
     """Risk of ``base`` with ``inputs`` applied: probability, band, a sentence and the SHAP
     contributions (log-odds). Correlational: the model's association, not the effect of a change."""
-    k = 0 if model_name == "champion" else 1
+    model = ctx.model(model_name)
+    pit = scoring.recipe_of(model) == "pit"
     row = base.copy()
-    for name, value in inputs.items():
-        if name not in WHAT_IF_INPUTS:
-            raise UserError(f"Unknown input {name!r}.")
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise UserError(f"{name}: {value!r} is not a number.") from None
-        if not np.isfinite(v) or (v < 0 and name != "age"):
-            raise UserError(f"{name}: {value!r} must be a non-negative number.")
-        col = WHAT_IF_INPUTS[name][k]
-        row[col] = v * 3600 if name.startswith("listening") else int(round(v))
+    for name, v in check_inputs(ctx, inputs, model_name).items():
+        row[_column(name, model_name, ctx)] = v * 3600 if name.startswith("listening") else int(round(v))
     # derived columns follow their inputs, as the recipes compute them
     row["price_per_day"] = row["plan_list_price"] / row["payment_plan_days"] if row["payment_plan_days"] else 0.0
     row["bd"] = row["bd"] if 10 < row["bd"] < 70 else -1
-    if k == 0:
+    if pit:
         row["discount"] = row["plan_list_price"] - row["actual_amount_paid"]
     else:
         row["total_secsMean"] = row["total_secsSum"] / max(int(row["count"]), 1)
@@ -330,25 +467,22 @@ def what_if(ctx: Context, base: pd.Series, inputs: dict, model_name: str) -> dic
     for c in frame.columns:  # back to the stored dtypes
         if c in base.index and not isinstance(base[c], str):
             frame[c] = pd.to_numeric(frame[c])
-    model = ctx.model(model_name)
-    if k == 0:
-        from study.churn import zoo
-
-        x = zoo.pit_matrix(frame.drop(columns=["expiry_date"], errors="ignore"))
-    else:
-        x = features.original_model_matrix(frame)
+    x = scoring.model_inputs(model, frame)
     p = float(model.predict_proba(x)[0])
     contrib = scoring.contributions(model, x).iloc[0].sort_values(key=np.abs, ascending=False)
     band = str(scoring.bands([p])[0])
-    up = [c for c, v in contrib.items() if v > 0][:2]
-    down = [c for c, v in contrib.items() if v < 0][:1]
+    from study.churn.reasons import describe
+
+    up = [describe(c, x.iloc[0][c], v, capital=False) for c, v in contrib.items() if v > 0][:2]
+    down = [describe(c, x.iloc[0][c], v, capital=False) for c, v in contrib.items() if v < 0][:1]
     sentence = (f"Estimated churn risk {100 * p:.0f} % (band {band}). "
-                + (f"Pushing it up most: {', '.join(up)}. " if up else "")
+                + (f"Pushing it up most: {'; '.join(up)}. " if up else "")
                 + (f"Pulling it down most: {down[0]}. " if down else "")
                 + "This is what the model associates with such customers, not the effect a change would cause.")
+    labels = pd.Series([describe(c, x.iloc[0][c], v) for c, v in contrib.items()], index=contrib.index)
     truth = base.get("is_churn")
     return {"risk": p, "band": band, "sentence": sentence, "contributions": contrib.head(12),
-            "true label": None if truth is None or pd.isna(truth) else int(truth)}
+            "labels": labels.head(12), "true label": None if truth is None or pd.isna(truth) else int(truth)}
 
 
 # ---------------------------------------------------------------------------------------------

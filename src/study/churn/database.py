@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import (BigInteger, Column, Date, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
                         SmallInteger,
-                        String, Table, Text, create_engine, delete, event, func, insert, select, type_coerce)
+                        String, Table, Text, create_engine, delete, event, func, insert, select, text, type_coerce)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine, make_url
 
@@ -189,8 +189,13 @@ log_model = Table(
     Column("n_users", Integer, nullable=False),
     Column("threshold", DOUBLE, nullable=False),
     *[Column(c, DOUBLE) for c in METRICS.values()],
+    # "probabilities" for every row written since the fix; rows from before it were computed from the
+    # displayed risk rounded to 0.1 % (wrong AUC and log loss) and are flagged by the migration below.
+    Column("metrics_from", String(40)),
     Index("ix_log_model_time", "evaluated_at"),
 )
+METRICS_FROM = "probabilities"
+METRICS_FROM_OLD = "rounded risk % (before the fix: wrong)"
 meta = Table(
     "meta", app_meta,
     Column("key", String(64), primary_key=True),
@@ -678,12 +683,24 @@ def verify_round_trip(source: RawSource, users: pd.Series, url: str | None = Non
 
 # ---------------------------------------------------------------------------------------------
 # The metric history.
+def ensure_log_model(eng: Engine) -> None:
+    """Create ``log_model``, or migrate one written before metrics came from the unrounded
+    probabilities: add ``metrics_from`` and flag the old rows (their AUC and log loss are wrong)."""
+    from sqlalchemy import inspect, update
+
+    log_model.create(eng, checkfirst=True)
+    if "metrics_from" not in {c["name"] for c in inspect(eng).get_columns("log_model")}:
+        with eng.begin() as conn:
+            conn.execute(text("ALTER TABLE log_model ADD COLUMN metrics_from VARCHAR(40)"))
+            conn.execute(update(log_model).where(log_model.c.metrics_from.is_(None)).values(metrics_from=METRICS_FROM_OLD))
+
+
 def log_evaluation(scores: dict, model: str, source: str, n_users: int, threshold: float, url: str | None = None,
                    when: dt.datetime | None = None) -> None:
     """Append one evaluation to ``log_model`` (its own short transaction)."""
     eng = engine(url)
-    log_model.create(eng, checkfirst=True)
-    row = {"evaluated_at": (when or dt.datetime.now(dt.timezone.utc)).replace(tzinfo=None, microsecond=0),
+    ensure_log_model(eng)
+    row = {"metrics_from": METRICS_FROM, "evaluated_at": (when or dt.datetime.now(dt.timezone.utc)).replace(tzinfo=None, microsecond=0),
            "model": str(model)[:64], "source": str(source)[:TEXT_ID], "n_users": int(n_users), "threshold": float(threshold),
            **{col: (None if scores.get(name) is None or pd.isna(scores.get(name)) else float(scores[name]))
               for name, col in METRICS.items()}}
@@ -693,7 +710,7 @@ def log_evaluation(scores: dict, model: str, source: str, n_users: int, threshol
 
 def metric_history(url: str | None = None, limit: int = 500) -> pd.DataFrame:
     eng = engine(url)
-    log_model.create(eng, checkfirst=True)
+    ensure_log_model(eng)
     q = select(log_model).order_by(log_model.c.evaluated_at, log_model.c.id).limit(int(limit))
     with eng.connect() as conn:
         res = conn.execute(q)

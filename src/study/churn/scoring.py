@@ -44,6 +44,27 @@ def frame_digest(df: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes()).hexdigest()
 
 
+CATEGORICAL_INPUTS = ("payment_method_id", "is_auto_renew", "is_cancel", "last_is_cancel", "city", "registered_via")
+NUMERIC_INPUTS = ("payment_plan_days", "plan_list_price", "actual_amount_paid", "bd", "secs_30", "total_secsSum")
+
+
+def input_domain(frame: pd.DataFrame) -> dict:
+    """What the model saw of the inputs a person may change (what-if): the categories of each
+    categorical input and the range of each numeric one (ages: the valid ones, 10 < bd < 70)."""
+    out = {}
+    for c in CATEGORICAL_INPUTS:
+        if c in frame:
+            out[c] = {"values": sorted(int(v) for v in pd.unique(frame[c].dropna()))}
+    for c in NUMERIC_INPUTS:
+        if c in frame:
+            v = frame[c].astype(float)
+            if c == "bd":
+                v = v[v > 0]
+            if len(v):
+                out[c] = {"min": float(v.min()), "max": float(v.max())}
+    return out
+
+
 def train_original(source: RawSource, out_dir: str | Path | None = None, top_k: int = 30, seed: int = 40) -> Path:
     """Fit and save the original-format model; the card holds its validation metrics and threshold."""
     df = features.original_recipe(source)
@@ -59,11 +80,11 @@ def train_original(source: RawSource, out_dir: str | Path | None = None, top_k: 
     p = model.predict_proba(scaler.transform(x.loc[va, cols]))[:, 1]
     _, threshold = evaluation.mcc_f1_curve(y[va], p)
     card = {
-        "name": "original-format model",
+        "name": "original-format model", "recipe": "original",
         "what": "the original study's tuned XGBoost on its top-30 features, original recipe, random split",
         "input": "a CSV in the original study's 33-column processed format",
         "data": {"source": source.describe(), "rows": int(len(df)), "sha256 of the training frame": frame_digest(df)},
-        "features": cols, "parameters": ORIGINAL_PARAMS,
+        "features": cols, "parameters": ORIGINAL_PARAMS, "input domain": input_domain(df[tr]),
         "protocol": "stratified 70/24/6 % split by user (seed 40); metrics on the 24 % validation split",
         "metrics (validation, threshold 0.5)": evaluation.scores(y[va], p),
         "threshold": threshold, "threshold rule": "best point of the MCC-F1 curve on the validation split",
@@ -93,7 +114,8 @@ def contributions(model: ScoringModel, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def reason_codes(contrib: pd.DataFrame, k: int = 3) -> pd.DataFrame:
-    """The k features pushing each customer's risk up most (empty when fewer push it up)."""
+    """The k features pushing each customer's risk up most, by column name (empty when fewer push
+    it up); :func:`study.churn.reasons.reason_texts` writes them for people."""
     values = contrib.to_numpy()
     order = np.argsort(-values, axis=1)[:, :k]
     names = np.asarray(contrib.columns)[order]
@@ -102,13 +124,65 @@ def reason_codes(contrib: pd.DataFrame, k: int = 3) -> pd.DataFrame:
     return pd.DataFrame(names, columns=[f"reason_{i + 1}" for i in range(k)], index=contrib.index)
 
 
+def recipe_of(model: ScoringModel) -> str:
+    """The feature recipe a saved model reads: 'pit' (point-in-time) or 'original' (processed
+    format). Recorded in the card; older cards are recognised by their name."""
+    return model.card.get("recipe") or ("pit" if model.card.get("name") == "champion" else "original")
+
+
+def model_inputs(model: ScoringModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """The model matrix (unscaled inputs) of a frame in the model's recipe."""
+    if recipe_of(model) == "pit":
+        from study.churn import zoo
+
+        return zoo.pit_matrix(frame.drop(columns=["expiry_date"], errors="ignore"))
+    return original_model_matrix(frame)
+
+
+def expiry_dates(frame: pd.DataFrame) -> pd.Series:
+    """Each row's current expiry date (point-in-time rows or processed rows)."""
+    if "expiry_date" in frame:
+        return pd.to_datetime(frame["expiry_date"])
+    if "days_to_expiry" in frame:
+        return pd.to_datetime(frame["month"] + "-01") + pd.to_timedelta(frame["days_to_expiry"], unit="D")
+    return pd.to_datetime(frame["membership_expire_date"])
+
+
+def score(model: ScoringModel, frame: pd.DataFrame, reasons_for: int | None = None) -> pd.DataFrame:
+    """msno, expiry date, churn risk (the unrounded probability), band and the top-3 reasons in
+    plain language, riskiest first. The one scoring path of the CLI, the reports and the dashboard.
+
+    ``reasons_for``: compute the reasons only for that many of the riskiest rows (the rows a page
+    shows); TreeSHAP costs far more than the prediction itself. ``None``: every row."""
+    from study.churn.reasons import reason_texts
+
+    x = model_inputs(model, frame)
+    risk = np.asarray(model.predict_proba(x), dtype=np.float64)
+    out = pd.DataFrame({"msno": frame.msno.to_numpy(),
+                        "expiry_date": expiry_dates(frame).dt.strftime("%Y-%m-%d").to_numpy(),
+                        "risk": risk, "band": bands(risk)})
+    order = np.argsort(-risk, kind="mergesort")
+    out = out.iloc[order].reset_index(drop=True)
+    xs = x.iloc[order].reset_index(drop=True)
+    n = len(xs) if reasons_for is None else min(int(reasons_for), len(xs))
+    if n:
+        texts = reason_texts(contributions(model, xs.iloc[:n]), xs.iloc[:n]).reindex(out.index).fillna("")
+    else:
+        texts = pd.DataFrame("", index=out.index, columns=[f"reason_{i + 1}" for i in range(3)])
+    return pd.concat([out, texts], axis=1)
+
+
+def labelled_metrics(scored: pd.DataFrame, frame: pd.DataFrame, threshold: float = 0.5) -> tuple[dict, np.ndarray, np.ndarray]:
+    """(metrics, labels, probabilities) of a :func:`score` result against the labels of the frame
+    it scored, always from the unrounded probabilities. Shared by the CLI and the dashboard."""
+    y = frame.set_index("msno").loc[scored.msno, "is_churn"].to_numpy().astype(int)
+    p = scored["risk"].to_numpy(dtype=float)
+    return evaluation.scores(y, p, threshold), y, p
+
+
 def score_processed(model: ScoringModel, processed: pd.DataFrame) -> pd.DataFrame:
     """msno, churn risk, band and top-3 reasons for a processed (33-column) frame."""
-    x = original_model_matrix(processed)
-    risk = model.predict_proba(x)
-    out = pd.DataFrame({"msno": processed.msno.to_numpy(), "risk": risk, "band": bands(risk)}, index=processed.index)
-    out = pd.concat([out, reason_codes(contributions(model, x))], axis=1)
-    return out.sort_values("risk", ascending=False, kind="mergesort").reset_index(drop=True)
+    return score(model, processed).drop(columns="expiry_date")
 
 
 def load(name_or_dir: str | Path = "original") -> ScoringModel:

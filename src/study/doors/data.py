@@ -17,7 +17,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 STATES = ("closed", "open", "semi")
 FOLDER = {"closed": "Closed", "open": "Open", "semi": "Semi"}
@@ -197,16 +197,44 @@ def open_image(source, name: str = "the file", max_side: int | None = None) -> I
     with fp:
         try:
             img = Image.open(fp)
+            w, h = img.size
+            if w * h > MAX_PIXELS:  # checked before decoding: a decompression bomb never fills memory
+                raise ImageError(f"{name} is {w:,}×{h:,} pixels ({w * h / 1e6:,.0f} megapixels); the limit is "
+                                 f"{MAX_PIXELS / 1e6:.0f} megapixels.")
             img.load()
+        except ImageError:
+            raise
         except UnidentifiedImageError:
             raise ImageError(f"{name} is not an image (JPEG, PNG, BMP, WebP or TIFF expected).") from None
+        except Image.DecompressionBombError:
+            raise ImageError(f"{name} has too many pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels.") from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageError(f"{name} is truncated or corrupt ({str(exc)[:80]}).") from None
-    if img.mode != "RGB":
-        img = img.convert("RGB")
+    img = _to_rgb(ImageOps.exif_transpose(img))  # a phone photo stored sideways is turned upright
     if max_side and max(img.size) > max_side:
         img.thumbnail((max_side, max_side))
     return img
+
+
+MAX_PIXELS = 100_000_000  # 10,000 × 10,000: far above any camera, far below a decompression bomb
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB from any mode; 16-bit and 32-bit greyscale scaled to 0–255 (a plain convert clips
+    them, and a 16-bit TIFF comes out all white)."""
+    if img.mode == "RGB":
+        return img
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        if img.mode.startswith("I;16") or (img.mode == "I" and a.min() >= 0 and a.max() <= 65535 and a.max() > 255):
+            a = a / 257.0
+        elif img.mode == "F" and a.min() >= 0 and a.max() <= 1.0:
+            a = a * 255.0
+        elif a.max() > 255 or a.min() < 0:
+            lo, hi = float(a.min()), float(a.max())
+            a = (a - lo) / ((hi - lo) or 1.0) * 255.0
+        return Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L").convert("RGB")
+    return img.convert("RGB")
 
 
 def load_deepdoors2(folder: str | Path) -> "pd.DataFrame":

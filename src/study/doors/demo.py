@@ -66,8 +66,12 @@ class ImageResult:
     seconds: float
 
 
-def decode_upload(content, name: str, limit: int, kind: str) -> bytes:
-    data = bytes(content)
+def decode_upload(content, name: str, limit: int, kind: str, size: int | None = None) -> bytes:
+    """The bytes of an upload within its limit (``size``: what the browser reported; a file over
+    the limit arrives without its content)."""
+    if size and size > limit:
+        raise UserError(f"{name} is {size / 1e6:.0f} MB; the limit for {kind} is {limit / 1e6:.0f} MB.")
+    data = bytes(content or b"")
     if not data:
         raise UserError(f"{name} is empty.")
     if len(data) > limit:
@@ -84,7 +88,7 @@ def detections_table(found) -> pd.DataFrame:
 
 
 def analyse_image(source, name: str = "the image", confidence: float = 0.3, state_threshold: float = 0.0,
-                  pipe: pipeline.DoorPipeline | None = None) -> ImageResult:
+                  pipe: pipeline.DoorPipeline | None = None, size: int | None = None) -> ImageResult:
     """An uploaded file's bytes (or a PIL image from the gallery) → annotated PNG, table, sentence."""
     t0 = time.perf_counter()
     pipe = pipe or load_pipeline()
@@ -92,17 +96,18 @@ def analyse_image(source, name: str = "the image", confidence: float = 0.3, stat
     if isinstance(source, Image.Image):
         image = source
     else:
-        data = decode_upload(source, name, MAX_IMAGE_BYTES, "images")
+        data = decode_upload(source, name, MAX_IMAGE_BYTES, "images", size)
         try:
             with Image.open(io.BytesIO(data)) as probe:
-                original = probe.size
+                turned = probe.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientation: quarter turn
+                original = probe.size[::-1] if turned else probe.size
         except Exception:  # noqa: BLE001 - open_image says what is wrong in a sentence
             original = None
         try:
             image = open_image(data, name=name, max_side=MAX_SIDE)
         except ImageError as exc:
             raise UserError(str(exc)) from None
-        if original and original != image.size:
+        if original and max(original) > max(image.size):
             note = f" The image ({original[0]}×{original[1]}) was downscaled to {image.width}×{image.height}."
     found = pipe.predict(image, confidence=confidence, state_threshold=state_threshold)
     seconds = time.perf_counter() - t0
@@ -140,13 +145,13 @@ def state_timeline(timeline: pd.DataFrame) -> bytes:
 
 
 def analyse_video(content, name: str = "the video", confidence: float = 0.3, state_threshold: float = 0.0,
-                  pipe: pipeline.DoorPipeline | None = None, progress=None) -> VideoOutcome:
+                  pipe: pipeline.DoorPipeline | None = None, progress=None, size: int | None = None) -> VideoOutcome:
     """An uploaded video's bytes → an annotated clip (about 5 analysed frames per second of video,
     at most 30 s), a state timeline and a per-frame table."""
     import tempfile
 
     t0 = time.perf_counter()
-    data = decode_upload(content, name, MAX_VIDEO_BYTES, "videos")
+    data = decode_upload(content, name, MAX_VIDEO_BYTES, "videos", size)
     pipe = pipe or load_pipeline()
     try:
         result = pipe.predict_video(data, max_frames=VIDEO_MAX_FRAMES, fps_target=VIDEO_FPS, name=name,
@@ -162,7 +167,9 @@ def analyse_video(content, name: str = "the video", confidence: float = 0.3, sta
     truncated = result.frames_read and len(result.frames) >= VIDEO_MAX_FRAMES
     message = (f"{len(result.frames)} frames analysed of {result.frames_read} read (video at {result.video_fps:.1f} fps) "
                f"in {seconds:.1f} s: {result.processed_fps:.1f} analysed frames per second."
-               + (f" Only the first {VIDEO_MAX_FRAMES / VIDEO_FPS:.0f} s were analysed." if truncated else ""))
+               + (f" Only the first {VIDEO_MAX_FRAMES / VIDEO_FPS:.0f} s were analysed." if truncated else "")
+               + (f" The file is truncated or damaged: {result.damaged}; only the frames before that were analysed."
+                  if result.damaged else ""))
     return VideoOutcome(clip, state_timeline(table), table, message, seconds)
 
 

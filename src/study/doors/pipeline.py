@@ -6,6 +6,7 @@ Boxes are xyxy in pixels of the image given (x0, y0, x1, y1; x right, y down), e
 from __future__ import annotations
 
 import io
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,8 +91,8 @@ class DoorPipeline:
                       state_threshold: float | None = None) -> "VideoResult":
         """Doors in frames of a video (path or bytes): one frame in ``every`` (by default enough to
         analyse about ``fps_target`` frames per second of video), at most ``max_frames``."""
-        frames, timeline, t0, fps_in, n_read = [], [], time.perf_counter(), None, 0
-        for index, t, image, rate in read_video(source, name=name):
+        frames, timeline, t0, fps_in, n_read, report = [], [], time.perf_counter(), None, 0, {}
+        for index, t, image, rate in read_video(source, name=name, report=report):
             fps_in = rate
             step = every or max(1, int(round((rate or fps_target) / fps_target)))
             n_read += 1
@@ -111,7 +112,8 @@ class DoorPipeline:
         import pandas as pd
 
         seconds = time.perf_counter() - t0
-        return VideoResult(frames, pd.DataFrame(timeline), fps_in or 0.0, len(frames) / seconds, n_read, seconds)
+        return VideoResult(frames, pd.DataFrame(timeline), fps_in or 0.0, len(frames) / seconds, n_read, seconds,
+                           report.get("damaged", ""))
 
 
 @dataclass
@@ -122,11 +124,13 @@ class VideoResult:
     processed_fps: float  # analysed frames per second of wall time (decode + detect + classify)
     frames_read: int
     seconds: float
+    damaged: str = ""  # why the file ended early (truncated or damaged), "" when read to its end
 
 
-def read_video(source, name: str = "the video"):
+def read_video(source, name: str = "the video", report: dict | None = None):
     """(frame index, time in seconds, PIL image, frames per second) for each frame of a video file
-    (path or bytes; MP4, AVI, WEBM, MKV, MOV…), with a VideoError sentence for anything else."""
+    (path or bytes; MP4, AVI, WEBM, MKV, MOV…), with a VideoError sentence for anything else.
+    ``report["damaged"]`` says why, when a truncated or damaged file ended before its last frame."""
     import av
 
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -142,7 +146,8 @@ def read_video(source, name: str = "the video"):
     try:
         container = av.open(fp, mode="r")
     except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise VideoError(f"{name} is not a video that can be read (MP4, AVI, WEBM, MOV or MKV expected): {str(exc)[:80]}.") from None
+        raise VideoError(f"{name} is not a video that can be read (MP4, AVI, WEBM, MOV or MKV expected): "
+                         f"{_av_reason(exc)}.") from None
     with container:
         if not container.streams.video:
             raise VideoError(f"{name} has no video stream.")
@@ -150,6 +155,7 @@ def read_video(source, name: str = "the video"):
         if stream.codec_context is None or not stream.codec_context.name:
             raise VideoError(f"{name} uses a video codec that is not supported.")
         rate = float(stream.average_rate) if stream.average_rate else 0.0
+        declared = int(stream.frames or 0)
         index = 0
         try:
             for frame in container.decode(stream):
@@ -159,8 +165,19 @@ def read_video(source, name: str = "the video"):
         except av.error.FFmpegError as exc:
             if index == 0:
                 raise VideoError(f"{name} could not be decoded (unsupported codec or corrupt data: "
-                                 f"{str(exc)[:80]}).") from None
-            # a truncated tail: keep the frames decoded so far
+                                 f"{_av_reason(exc)}).") from None
+            if report is not None:  # a truncated or damaged tail: the frames decoded so far are kept
+                report["damaged"] = f"decoding stopped after {index} frames ({_av_reason(exc)})"
+            return
+        if report is not None and declared and index < declared:
+            report["damaged"] = f"the file declares {declared} frames but only {index} could be decoded"
+
+
+def _av_reason(exc: Exception) -> str:
+    """FFmpeg's reason without its error number ("[Errno 1094995529] Invalid data found…: '<none>'")."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(text)).split(": '", 1)[0].strip()
+    return (text or type(exc).__name__)[:80].rstrip(".").lower()
 
 
 def write_video(frames, path: str | Path, fps: float = 5.0) -> Path:
