@@ -52,11 +52,11 @@ def server(tmp_path_factory, quick_source):
     root = tmp_path_factory.mktemp("serve")
     train_all("quick", out=root / "models" / "doors", use_real=False, echo=lambda *_: None)
     port, token = _free_port(), "t0k-" + os.urandom(12).hex()
-    env = {**os.environ, "STUDY_MODELS_DIR": str(root / "models"),
+    env = {**os.environ, "STUDY_MODELS_DIR": str(root / "models"), "STUDY_TOKEN": token,
            "STUDY_DB_URL": f"sqlite:///{(root / 'application.sqlite').as_posix()}"}
     log = open(root / "serve.log", "w")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "study"), "serve", "--scale", "quick", "--port", str(port),
-                             "--token", token], stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "study"), "serve", "--scale", "quick", "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 600
     while time.time() < deadline:

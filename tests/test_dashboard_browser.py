@@ -76,8 +76,11 @@ def test_by_month_tab_lists_users_with_bands_and_a_download(page):
     _done(page, "study-month-status")
     assert page.locator(".study-month-table tbody tr").count() > 50
     header = page.inner_text(".study-month-table thead")
-    for col in ("msno", "expiry date", "risk %", "band", "reason_1"):
+    for col in ("msno", "expiry date", "risk %", "band", "reason 1"):
         assert col in header
+    first_reason = page.locator(".study-month-table tbody tr td:nth-child(5)").first.inner_text()
+    assert first_reason.endswith("(raises the risk)"), first_reason  # plain language, not a column name
+    assert "_" not in first_reason
     link = page.locator("a[download]")
     assert link.first.get_attribute("href").startswith("data:text/csv")
     _shot(page, "1_by_month")
@@ -155,3 +158,58 @@ def test_about_tab_shows_the_cards(page):
     text = page.inner_text(".study-about")
     assert "Model card: champion" in text and "Model card: original" in text
     _shot(page, "5_about")
+
+
+def test_a_failed_month_request_leaves_no_earlier_result_on_screen(page):
+    """February with the original-format model, then January (which it cannot score): the sentence
+    alone remains, not February's table and download link."""
+    page.select_option(".study-month-model select", label="original-format model: not a forecast (sees the renewal)")
+    page.select_option(".study-month-month select", label="2")
+    page.click(".study-month-go")
+    page.wait_for_selector("a.study-download", timeout=120_000)
+    assert "not a forecast" in page.inner_text(".study-month-note")
+    page.select_option(".study-month-month select", label="1")
+    page.click(".study-month-go")
+    page.wait_for_selector(".study-month-status .study-msg-error", timeout=60_000)
+    assert "No users expiring in 2017-01" in page.inner_text(".study-month-status")
+    assert page.locator("a.study-download").count() == 0
+    assert page.locator(".study-month-table tbody tr").count() == 0
+
+
+def test_what_if_refuses_an_impossible_age_in_words(page):
+    _tab(page, "What-if")
+    page.click(".study-whatif-random")
+    page.wait_for_selector(".study-whatif-result .study-msg-ok", timeout=120_000)
+    _done(page, "study-whatif-status")
+    assert "Allowed (what the model saw in training)" in page.inner_text(".study-whatif-ranges")
+    assert "(raises the risk)" in page.inner_text(".study-whatif-result")  # reasons in words
+    age = page.locator(".study-whatif-input-age input")
+    age.fill("-5")
+    age.press("Enter")
+    page.click(".study-whatif-go")
+    page.wait_for_selector(".study-whatif-status .study-msg-error", timeout=60_000)
+    assert re.search(r"age: -5 is outside what the model saw; allowed \d+–\d+", page.inner_text(".study-whatif-status"))
+    assert page.inner_text(".study-whatif-result").strip() == ""  # no stale risk beside the refusal
+
+
+def test_closing_the_page_releases_its_kernel(browser, server):
+    """Voilà's shutdown beacon is accepted (voila-dashboards/voila#1458): the kernel of a closed page
+    is gone within seconds instead of idling for the cull timeout."""
+    ctx = browser.new_context()
+    pg = ctx.new_page()
+    pg.goto(server["url"], timeout=180_000)
+    pg.wait_for_selector(".study-month-go", timeout=180_000)
+    kid = re.search(r'"kernelId": *"([0-9a-f-]+)"', pg.content()).group(1)
+    kernel = f"{server['base']}/api/kernels/{kid}?token={server['token']}"
+    assert urllib.request.urlopen(kernel, timeout=10).status == 200
+    pg.close(run_before_unload=True)
+    ctx.close()
+    for _ in range(60):
+        try:
+            urllib.request.urlopen(kernel, timeout=10)
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 404
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the closed page's kernel is still running after 30 s")

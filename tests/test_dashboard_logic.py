@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.churn import champion, dashboard as dash, database as db, features, scoring
+from study.churn import champion, cohorts, dashboard as dash, database as db, features, scoring
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,8 @@ def ctx(quick_source, tmp_path_factory):
     root = tmp_path_factory.mktemp("dash")
     scoring.train_original(quick_source, root / "models" / "original")
     pit = features.point_in_time(quick_source, months=db.PIT_MONTHS)
-    champion.train_champion(pit, list(db.PIT_MONTHS), root / "models" / "champion", quick_source.describe())
+    champion.train_champion(pit, list(db.PIT_MONTHS), root / "models" / "champion", quick_source.describe(),
+                            held_out=cohorts.held_out(quick_source))
     url = f"sqlite:///{(root / 'application.sqlite').as_posix()}"
     db.export_application(quick_source, url)
     dash.load_context.cache_clear()
@@ -211,23 +212,6 @@ def test_metrics_from_rounded_risks_differ_from_the_probabilities(ctx):
     assert (rounded == 0).any() and wrong["log loss"] != pytest.approx(true["log loss"], abs=1e-6)
 
 
-def test_old_log_model_rows_are_flagged_by_the_migration(tmp_path):
-    from sqlalchemy import create_engine, text
-
-    url = f"sqlite:///{(tmp_path / 'old.sqlite').as_posix()}"
-    eng = create_engine(url)
-    with eng.begin() as conn:  # the table as it was before the fix, with one row
-        conn.execute(text("CREATE TABLE log_model (id INTEGER PRIMARY KEY, evaluated_at DATETIME NOT NULL, "
-                          "model VARCHAR(64) NOT NULL, source VARCHAR(255) NOT NULL, n_users INTEGER NOT NULL, "
-                          "threshold FLOAT NOT NULL, roc_auc FLOAT, log_loss FLOAT, f1 FLOAT, precision FLOAT, "
-                          "recall FLOAT, mcc FLOAT, pr_auc FLOAT, brier FLOAT)"))
-        conn.execute(text("INSERT INTO log_model (evaluated_at, model, source, n_users, threshold, roc_auc, log_loss) "
-                          "VALUES ('2026-11-01 10:00:00', 'original', 'upload x.csv', 6023, 0.5, 0.6724, 1.428)"))
-    db.log_evaluation({"ROC AUC": 0.79, "log loss": 0.47}, "original", "upload x.csv", 6023, 0.5, url=url)
-    hist = db.metric_history(url)
-    assert hist.metrics_from.tolist() == [db.METRICS_FROM_OLD, db.METRICS_FROM]
-
-
 def test_what_if_refuses_impossible_customers_naming_the_range(ctx):
     for model in ("champion", "original"):
         base = dash.random_customer(ctx, model, seed=3)
@@ -318,3 +302,24 @@ def test_random_customer_without_models_says_so(tmp_path, ctx):
 
 def test_the_original_model_is_labelled_as_not_a_forecast():
     assert "not a forecast" in dash.MODEL_NAMES["original"] and "renewal" in dash.MODEL_NOTES["original"]
+
+
+def test_each_month_has_its_own_cohort_disjoint_from_training(ctx, quick_source):
+    """Every month offered scores that month's own held-out candidates (churners included, not
+    March's survivors), and no user the models were trained on."""
+    from study.churn.models import split_users
+
+    cohort = cohorts.test_cohorts(quick_source)
+    original = features.original_recipe(quick_source)
+    trained_original = set(original.msno[split_users(original) != "test"])
+    held = set(cohort.msno)
+    for m in db.PIT_MONTHS:
+        frame = db.month_frame(m, ctx.db_url)
+        assert set(frame.msno) == set(cohort.msno[cohort.month == m]) and len(frame) > 50
+        assert frame.is_churn.sum() > 0, m  # each month holds churners (February had none before)
+        assert not set(features.short_msno(frame.msno)) & trained_original
+        pd.testing.assert_frame_equal(frame, db.month_frame(m, ctx.db_url, from_rows=True))
+    card = ctx.models["champion"].card
+    assert card["data"]["held-out users"] == len(held) and card["data"]["held-out rows"] > 0
+    pit = features.point_in_time(quick_source, months=db.PIT_MONTHS)
+    assert card["data"]["rows"] == int((~pit.msno.isin(held)).sum())

@@ -225,3 +225,28 @@ def test_analytic_sample_is_stratified_and_consistent(quick_source, tmp_path):
     assert abs(share[1] - 0.05 * len(lab)) <= 1
     assert abs(share[0] - lab.is_churn.mean()) < 0.005
     assert orphans == 0
+
+
+def test_log_model_rows_from_before_the_metrics_fix_are_flagged(url):
+    """A log_model written before metrics came from the unrounded probabilities gains the
+    ``metrics_from`` column; its old rows are flagged as wrong, new rows say "probabilities"."""
+    from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert
+
+    old = MetaData()
+    table = Table("log_model", old, Column("id", Integer, primary_key=True, autoincrement=True),
+                  Column("evaluated_at", DateTime, nullable=False), Column("model", String(64), nullable=False),
+                  Column("source", String(255), nullable=False), Column("n_users", Integer, nullable=False),
+                  Column("threshold", db.DOUBLE, nullable=False), *[Column(c, db.DOUBLE) for c in db.METRICS.values()])
+    eng = db.engine(url)
+    db.log_model.drop(eng, checkfirst=True)
+    old.create_all(eng)
+    with eng.begin() as conn:
+        conn.execute(insert(table), [{"evaluated_at": dt.datetime(2026, 11, 1, 10), "model": "original",
+                                      "source": "upload processed_sample.csv", "n_users": 6023, "threshold": 0.5,
+                                      "roc_auc": 0.6724, "log_loss": 1.428}])
+    db.log_evaluation({"ROC AUC": 0.7939, "log loss": 0.4695}, "original", "upload processed_sample.csv", 6023, 0.5, url=url)
+    hist = db.metric_history(url)
+    assert hist.metrics_from.tolist() == [db.METRICS_FROM_OLD, db.METRICS_FROM]
+    assert hist["ROC AUC"].tolist() == [0.6724, 0.7939]
+    db.log_evaluation({"ROC AUC": 0.8}, "champion", "month 2017-03", 10, 0.5, url=url)  # migrated once only
+    assert db.metric_history(url).metrics_from.tolist()[-1] == db.METRICS_FROM

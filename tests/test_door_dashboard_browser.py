@@ -144,6 +144,13 @@ def test_a_video_gives_a_clip_a_timeline_and_fps(page, tmp_path):
     assert page.is_visible(".study-video-clip video")
     assert _image_width(page, "study-video-timeline") > 200
     _shot(page, "video")
+    # a bad video after a good one: the good one's clip, timeline and table leave the page
+    _upload(page, "study-video-file", "broken.mp4", b"\x00\x00\x00\x18ftypmp42 but nothing else", "video/mp4")
+    page.click(".study-video-go")
+    page.wait_for_selector(".study-video-status .study-msg-error", timeout=60_000)
+    assert page.locator(".study-video-clip video").count() == 0
+    assert not page.is_visible("img.study-video-timeline, .study-video-timeline img")
+    assert page.locator(".study-video-table tbody tr").count() == 0
 
 
 def test_a_file_that_is_not_a_video_gets_its_sentence(page):

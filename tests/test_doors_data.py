@@ -92,3 +92,93 @@ def test_real_door_boxes_load_in_pixels(tmp_path):
     assert (real.x1 > real.x0).all() and (real.y1 > real.y0).all()
     with pytest.raises(FileNotFoundError, match="states.csv is missing"):
         data.load_real_doors(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 18: odd images and damaged videos get a correct picture or a plain sentence.
+def test_a_16_bit_tiff_keeps_its_picture(tmp_path):
+    import io
+
+    from PIL import Image
+
+    ramp = (np.linspace(0, 65535, 64 * 48).reshape(48, 64)).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, format="TIFF")
+    img = data.open_image(buf.getvalue(), "ramp.tif")
+    a = np.asarray(img)
+    assert img.mode == "RGB" and a.min() <= 1 and a.max() >= 254  # not all white
+    assert abs(float(a[..., 0].mean()) - 127.5) < 3
+
+
+def test_exif_orientation_is_applied():
+    import io
+
+    from PIL import Image
+
+    im = Image.new("RGB", (80, 40), (255, 0, 0))
+    im.paste((0, 0, 255), (0, 0, 40, 40))  # left half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the camera was turned: rotate 90° clockwise to view
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", exif=exif, quality=95)
+    out = data.open_image(buf.getvalue(), "phone.jpg")
+    assert out.size == (40, 80)
+    top = np.asarray(out)[5, 20]
+    assert top[2] > 200 and top[0] < 60  # the blue half is now on top
+
+
+@pytest.mark.parametrize("side", [30_000, 40_000])
+def test_decompression_bombs_are_refused_before_decoding(side):
+    import io
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    # a valid PNG header announcing side × side pixels (1-bit greyscale) with a tiny body
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    mp = f"{side * side / 1e6:,.0f} megapixels"
+    with pytest.raises(data.ImageError, match=rf"bomb.png (is {side:,}×{side:,} pixels \({mp}\)|has too many pixels "
+                                              rf"\({mp}\)); the limit is 100 megapixels"):
+        data.open_image(io.BytesIO(png).getvalue(), "bomb.png")
+
+
+def _clip(path, frames=20, **options):
+    import av
+
+    from study.doors import pipeline
+
+    images = [data.render(5, i, "open")[0] for i in range(frames)]
+    if not options:
+        return pipeline.write_video(images, path, fps=5).read_bytes()
+    with av.open(str(path), "w", options=options) as out:
+        st = out.add_stream("libx264", rate=5)
+        st.width, st.height, st.pix_fmt = images[0].width // 2 * 2, images[0].height // 2 * 2, "yuv420p"
+        for im in images:
+            for pk in st.encode(av.VideoFrame.from_image(im.crop((0, 0, st.width, st.height)))):
+                out.mux(pk)
+        for pk in st.encode():
+            out.mux(pk)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("name, options", [("cut.mp4", {"movflags": "faststart"}), ("cut.webm", {}), ("cut.mkv", {})])
+def test_a_truncated_video_is_said_to_be_damaged(tmp_path, name, options):
+    from study.doors import pipeline
+
+    whole = _clip(tmp_path / name, **options)
+    report = {}
+    assert sum(1 for _ in pipeline.read_video(whole, name, report=report)) == 20 and report == {}
+    report = {}
+    n = sum(1 for _ in pipeline.read_video(whole[: len(whole) * 6 // 10], name, report=report))
+    assert 0 < n < 20 and report["damaged"]
+
+
+def test_video_errors_carry_no_errno_jargon():
+    from study.doors import pipeline
+
+    with pytest.raises(pipeline.VideoError) as err:
+        list(pipeline.read_video(b"\x00\x01garbage" * 50, "junk.mp4"))
+    assert "Errno" not in str(err.value) and "'<none>'" not in str(err.value)

@@ -64,11 +64,13 @@ def _churn_train(args) -> int:
 
     src = resolve_source(args.raw, scale=args.scale, seed=args.seed)
     if args.model == "champion":
-        from study.churn import champion, features
+        from study.churn import champion, cohorts, features
 
         pit = features.point_in_time(src, months=tuple(args.months))
-        folder, selection, table, _ = champion.train_champion(pit, list(args.months), args.out, src.describe())
-        print(f"champion ({selection.model[0]}) saved to {folder} (trained on {src.describe()})")
+        held_out = cohorts.held_out(src, tuple(args.months))
+        folder, selection, table, _ = champion.train_champion(pit, list(args.months), args.out, src.describe(), held_out)
+        print(f"champion ({selection.model[0]}) saved to {folder} (trained on {src.describe()}, without the "
+              f"{len(held_out):,} users of the dashboard's test cohorts)")
         for _, r in selection.iterrows():
             print(f"  temporal protocol, {r['model']}: log loss {r['log loss']:.4f}, ROC AUC {r['ROC AUC']:.4f}")
         cal = table.iloc[1]
@@ -202,7 +204,8 @@ def _doors_train(args) -> int:
 def _serve(args) -> int:
     from study.serve import serve
 
-    return serve(args.port, args.token, args.preheat, args.scale, args.seed, args.raw, args.no_prepare, args.token_file)
+    return serve(args.port, args.token, args.preheat, args.scale, args.seed, args.raw, args.no_prepare, args.token_file,
+                 args.max_kernels)
 
 
 def _run(args) -> int:
@@ -315,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--token", help="the access token (visible in `ps`: prefer $STUDY_TOKEN or --token-file; "
                      "default: a fresh random one written to data/serve-token)")
     srv.add_argument("--token-file", help="read the access token from this file")
+    srv.add_argument("--max-kernels", type=int, default=8,
+                     help="open pages served at once (each holds a kernel of 300-600 MB); more get a 'busy' page")
     srv.add_argument("--preheat", action="store_true", help="keep one executed kernel ready (faster first render)")
     srv.add_argument("--scale", default="default", help="twin scale used to prepare missing models or database")
     srv.add_argument("--seed", type=int, default=2017)

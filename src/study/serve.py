@@ -9,6 +9,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from study import paths
@@ -34,7 +35,7 @@ def prepare(scale: str = "default", seed: int = 2017, raw: str | None = None, lo
     need_db = db_file is not None and not db_file.is_file()
     if not (need_models or need_db):
         return
-    from study.churn import champion, features
+    from study.churn import champion, cohorts, features
     from study.churn.data import resolve_source
 
     src = resolve_source(raw, scale=scale, seed=seed)
@@ -44,7 +45,8 @@ def prepare(scale: str = "default", seed: int = 2017, raw: str | None = None, lo
     if "champion" in need_models:
         log(f"preparing: training the champion on {src.describe()}")
         months = list(database.PIT_MONTHS)
-        champion.train_champion(features.point_in_time(src, months=months), months, None, src.describe())
+        champion.train_champion(features.point_in_time(src, months=months), months, None, src.describe(),
+                                held_out=cohorts.held_out(src, months))
     if need_db:
         log(f"preparing: exporting the application database to {database.redact(url)}")
         database.export_application(src, url)
@@ -65,22 +67,17 @@ def stop(proc: subprocess.Popen, grace: float = 15.0) -> int:
     """End the Voilà process group: SIGTERM (Voilà shuts its kernels down), SIGKILL after ``grace``."""
     if proc.poll() is not None:
         return proc.returncode
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+    _signal_group(proc, signal.SIGTERM)
     try:
         return proc.wait(grace)
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _signal_group(proc, signal.SIGKILL)
         return proc.wait()
 
 
 def serve(port: int = 8866, token: str | None = None, preheat: bool = False, scale: str = "default",
-          seed: int = 2017, raw: str | None = None, no_prepare: bool = False, token_file: str | None = None) -> int:
+          seed: int = 2017, raw: str | None = None, no_prepare: bool = False, token_file: str | None = None,
+          max_kernels: int = 8) -> int:
     if not no_prepare:
         prepare(scale, seed, raw)
     if token_file:
@@ -92,26 +89,41 @@ def serve(port: int = 8866, token: str | None = None, preheat: bool = False, sca
         where = f"the token in {write_token(token)} (readable by you only)"
     # dashboards/jupyter holds the offline Voilà template named in voila.json
     jp = os.pathsep.join(p for p in (str(DASHBOARDS / "jupyter"), os.environ.get("JUPYTER_PATH", "")) if p)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JUPYTER_PATH": jp, "JUPYTER_TOKEN": token}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JUPYTER_PATH": jp, "JUPYTER_TOKEN": token,
+           "STUDY_MAX_KERNELS": str(max_kernels)}
     env.pop("STUDY_TOKEN", None)
     # Voilà runs in its own process group so that a SIGTERM or SIGINT sent to `study serve` (kill, a
     # service manager, a container stop, Ctrl-C) ends it and its kernels instead of orphaning them.
     proc = subprocess.Popen(command(port, preheat), cwd=DASHBOARDS, env=env, start_new_session=True)
 
-    def forward(signum, _frame):
-        stop(proc)
-        raise SystemExit(128 + signum)
+    stopping: dict = {}
+
+    def forward(signum, _frame):  # only signals here: waiting inside a handler could deadlock Popen.wait
+        stopping.setdefault("at", time.monotonic())
+        stopping["signal"] = signum
+        _signal_group(proc, signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     print(f"dashboards: http://127.0.0.1:{port}/voila/render/churn_scoring.ipynb?token=TOKEN\n"
           f"            http://127.0.0.1:{port}/voila/render/door_demo.ipynb?token=TOKEN\n"
           f"  TOKEN is {where}; after the first visit it lives in the browser's HttpOnly cookie.", flush=True)
     try:
-        return proc.wait()
+        while proc.poll() is None:
+            if "at" in stopping and time.monotonic() - stopping["at"] > 15:
+                _signal_group(proc, signal.SIGKILL)
+            time.sleep(0.2)
     finally:
         stop(proc)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return 128 + stopping["signal"] if stopping else proc.returncode
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def write_token(token: str) -> Path:

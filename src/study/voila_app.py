@@ -3,16 +3,20 @@ few changes a shared dashboard server needs.
 
 * Access-log lines never show the token: requests are logged by jupyter_server's ``log_request``,
   which scrubs ``token``, ``_xsrf`` and the like from every URL (tornado's default logs them).
-* ``DELETE /api/kernels/<id>`` is refused: a page's kernel ends when the page closes (the shutdown
-  beacon, which carries the page's ``_xsrf``) or when it has been idle; no token holder can stop the
-  kernel of someone else's page through the REST API.
+* A page's kernel ends when the page closes: the render handler sets the ``_xsrf`` cookie that the
+  page's shutdown beacon sends back (without it the beacon is refused, voila-dashboards/voila#1458).
+* ``DELETE /api/kernels/<id>`` is refused: kernels end with their page or when idle; no token
+  holder can stop the kernel of someone else's page through the REST API.
 * ``GET /logout`` clears the login cookie and answers a short page (the stock handler renders a
   template Voilà does not ship: a 500).
 * The kernel websocket refuses a foreign ``Origin`` even when the token is in the URL.
+* At most ``STUDY_MAX_KERNELS`` kernels (default 8, about 300–600 MB each) run at once; one more
+  page gets a "busy, try again in a minute" page (503) instead of exhausting the machine.
 """
 from __future__ import annotations
 
 import logging
+import os
 import re
 from urllib.parse import urlparse
 
@@ -21,6 +25,32 @@ from jupyter_server.log import log_request
 from jupyter_server.services.kernels.handlers import KernelHandler
 from tornado import web
 from voila.app import Voila
+from voila.tornado.handler import TornadoVoilaHandler
+
+BUSY_PAGE = ("<!doctype html><meta charset='utf-8'><title>Busy</title><h2>The dashboards are busy</h2>"
+             "<p>Every place is taken by other open pages. Please try again in a minute.</p>")
+
+
+def max_kernels() -> int:
+    return max(1, int(os.environ.get("STUDY_MAX_KERNELS", "8")))
+
+
+class CappedVoilaHandler(TornadoVoilaHandler):
+    """Renders a dashboard (which starts its kernel) only while fewer than max_kernels() run."""
+
+    @web.authenticated
+    async def get(self, path=None):
+        if len(self.kernel_manager.list_kernel_ids()) >= max_kernels():
+            self.set_status(503)
+            self.set_header("Retry-After", "60")
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(BUSY_PAGE)
+            return
+        # Voilà's page sends the _xsrf cookie back with its shutdown beacon when it closes, but the
+        # render handler never sets that cookie: the beacon is refused and the kernel stays
+        # (voila-dashboards/voila#1458). Reading the token sets the cookie.
+        _ = self.xsrf_token
+        await super().get(path)
 
 
 class NoDeleteKernelHandler(KernelHandler):
@@ -86,7 +116,9 @@ class StudyVoila(Voila):
         handlers = []
         for spec in super().init_handlers():
             pattern, handler = spec[0], spec[1]
-            if handler is KernelHandler:
+            if handler is TornadoVoilaHandler:
+                spec = (pattern, CappedVoilaHandler, *spec[2:])
+            elif handler is KernelHandler:
                 spec = (pattern, NoDeleteKernelHandler, *spec[2:])
             elif pattern.endswith("/logout"):
                 spec = (pattern, LogoutHandler, *spec[2:])

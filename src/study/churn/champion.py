@@ -50,8 +50,13 @@ def calibrate(pit: pd.DataFrame, name: str, months: list[str]):
     return model, calibration, table, pd.concat(curves, ignore_index=True), (y[test].to_numpy(), calibrated)
 
 
-def train_champion(pit: pd.DataFrame, months: list[str], out_dir: str | Path | None = None, source: str = ""):
-    """Select, calibrate and save the champion; returns (folder, selection table, calibration table, curves)."""
+def train_champion(pit: pd.DataFrame, months: list[str], out_dir: str | Path | None = None, source: str = "",
+                   held_out: set | None = None):
+    """Select, calibrate and save the champion; returns (folder, selection table, calibration table, curves).
+    ``held_out``: users left out of every step (the dashboard's test cohorts, :mod:`study.churn.cohorts`)."""
+    n_pit = len(pit)
+    if held_out:
+        pit = pit[~pit.msno.isin(held_out)].reset_index(drop=True)
     selection = select(pit, months)
     name = selection.model[0]
     model, calibration, table, curves, (y_test, p_test) = calibrate(pit, name, months)
@@ -62,7 +67,8 @@ def train_champion(pit: pd.DataFrame, months: list[str], out_dir: str | Path | N
         "rule": "lowest log loss under the temporal protocol on point-in-time features",
         "what": f"fitted on {months[0]}, isotonic calibration on {months[1]}, evaluated on {months[-1]}",
         "input": "raw KKBOX tables and a prediction month (point-in-time features, cutoff = its first day)",
-        "data": {"source": source, "rows": int(len(pit)), "sha256 of the training frame": frame_digest(pit)},
+        "data": {"source": source, "rows": int(len(pit)), "sha256 of the training frame": frame_digest(pit),
+                 "held-out users": len(held_out or ()), "held-out rows": int(n_pit - len(pit))},
         "features": cols, "input domain": input_domain(pit[pit.month == months[0]]),
         "selection (temporal protocol)": selection.to_dict(orient="records"),
         "metrics (test month, calibrated)": table.iloc[1].drop("probabilities").to_dict(),

@@ -26,9 +26,9 @@ MODEL_NAMES = {"champion": "champion: a forecast (point-in-time features, calibr
 MODEL_NOTES = {
     "champion": "The champion forecasts from what is known on the first day of the month: the last transaction, "
                 "listening and membership before that day.",
-    "original": "The original study's model reads each user's latest transaction, which for most users is the "
-                "renewal that decides the label: it describes who renewed, it does not forecast who will leave. "
-                "Use the champion to act before the expiry.",
+    "original": "Not a forecast: the original study's model reads each user's latest transaction, which for most "
+                "users is the renewal that decides the label, so it describes who renewed rather than predicting who "
+                "will leave. Use the champion to act before the expiry.",
 }
 
 

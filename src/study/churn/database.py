@@ -157,6 +157,13 @@ features_pit = Table(
     *[Column(c, _sql_type(k)) for c, k in features.pit_dtypes().items() if c not in ("msno", "month")],
     Index("ix_features_pit_month", "month", "expiry_date"),
 )
+# Which users the dashboard scores in each month: that month's held-out cohort (study.churn.cohorts).
+cohort = Table(
+    "cohort", app_meta,
+    Column("user_id", Integer, ForeignKey("user.user_id"), primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Index("ix_cohort_month", "month"),
+)
 _ORIGINAL_DATES = ("transaction_date", "membership_expire_date", "registration_init_time")
 features_original = Table(
     "features_original", app_meta,
@@ -202,7 +209,7 @@ meta = Table(
     Column("value", Text, nullable=False),
 )
 # Children first: the order rows are deleted in (and the reverse of the order they are inserted in).
-APP_DATA_TABLES = [frame_cache, features_original, features_pit, labels, logs, transactions, members, user, meta]
+APP_DATA_TABLES = [frame_cache, cohort, features_original, features_pit, labels, logs, transactions, members, user, meta]
 
 # ---------------------------------------------------------------------------------------------
 # The analytic database: a star around the user, with code tables and a date dimension.
@@ -311,12 +318,10 @@ def _bulk_insert(conn, table: Table, df: pd.DataFrame, progress=None) -> int:
 # ---------------------------------------------------------------------------------------------
 # Export: the application database.
 def test_users(source: RawSource, seed: int = 40) -> pd.Series:
-    """The modelling study's test users (6 % of the original-recipe users, split by user, seed 40),
-    as full msno strings."""
-    original = features.original_recipe(source)
-    short = original.msno[split_users(original, seed=seed) == "test"]
-    labelled = data.load(source, "train_v2.csv", validate=False).msno
-    return labelled[features.short_msno(labelled).isin(set(short))].sort_values().reset_index(drop=True)
+    """The held-out users of every month's test cohort (:mod:`study.churn.cohorts`), as full msno strings."""
+    from study.churn.cohorts import test_cohorts
+
+    return pd.Series(sorted(set(test_cohorts(source, PIT_MONTHS, seed=seed).msno)), dtype="str")
 
 
 def write_raw(rows: dict[str, pd.DataFrame], folder: str | Path) -> RawSource:
@@ -343,8 +348,17 @@ def feature_frames(src: RawSource, months=PIT_MONTHS) -> tuple[pd.DataFrame, pd.
 
 def export_application(source: RawSource, url: str | None = None, users: pd.Series | None = None,
                        months=PIT_MONTHS, progress=None, _fail_after: str | None = None) -> dict[str, int]:
-    """Write the application database for ``users`` (default: the test users) in one transaction."""
-    users = test_users(source) if users is None else pd.Series(sorted(set(users)), dtype="str")
+    """Write the application database in one transaction: by default each month's held-out cohort
+    (the dashboard scores a month's own cohort only); with ``users``, those users in every month."""
+    if users is None:
+        from study.churn.cohorts import test_cohorts
+
+        pairs = test_cohorts(source, months)[["msno", "month"]]
+        users = pd.Series(sorted(set(pairs.msno)), dtype="str")
+    else:
+        users = pd.Series(sorted(set(users)), dtype="str")
+        pairs = pd.DataFrame([(u, m) for u in users for m in sorted({*months, "2017-02", "2017-03"})],
+                             columns=["msno", "month"])
     rows = raw_rows(source, users)
     with tempfile.TemporaryDirectory(prefix="study-export-") as tmp:
         pit, original = feature_frames(write_raw(rows, tmp), months)
@@ -397,8 +411,14 @@ def export_application(source: RawSource, url: str | None = None, users: pd.Seri
         for c in _ORIGINAL_DATES:
             fo[c] = [dt.date.fromisoformat(v) for v in fo[c]]
         frames.append((features_original, fo))
+    frames.append((cohort, pd.DataFrame({"user_id": pairs.msno.map(ids).to_numpy(), "month": pairs.month.to_numpy()})))
+    cohort_pit = set(zip(pairs.msno, pairs.month))
+    cohort_short = set(zip(features.short_msno(pairs.msno), pairs.month))
     cache = []
     for recipe, frame in (("pit", pit), ("original", original)):
+        if len(frame):
+            keys = cohort_pit if recipe == "pit" else cohort_short
+            frame = frame[[k in keys for k in zip(frame.msno, frame.month)]]
         for m in sorted(set(frame.month)) if len(frame) else []:
             part = frame[frame.month == m]
             if recipe == "pit":
@@ -518,14 +538,25 @@ def row_counts(url: str | None = None, analytic: bool = False) -> pd.DataFrame:
 
 
 def available_months(url: str | None = None, recipe: str = "pit") -> list[str]:
-    """Expiry months that have users to score, oldest first."""
+    """Expiry months that have users to score (a cohort with rows of the recipe), oldest first."""
     table = features_pit if recipe == "pit" else features_original
+    q = (select(table.c.month).distinct()
+         .join(cohort, (cohort.c.user_id == table.c.user_id) & (cohort.c.month == table.c.month))
+         .order_by(table.c.month))
     try:
         with engine(url).connect() as conn:
-            return [r[0] for r in conn.execute(select(table.c.month).distinct().order_by(table.c.month))]
+            return [r[0] for r in conn.execute(q)]
     except Exception as exc:  # noqa: BLE001 — turned into one sentence for the dashboard
         raise DatabaseError(f"the application database at {redact(app_url(url))} cannot be read "
                             f"(has `study churn export-db` been run?): {str(exc).splitlines()[0][:200]}") from exc
+
+
+def cohort_pairs(url: str | None = None) -> dict[bool, set]:
+    """The stored (user, month) cohort pairs: {False: full msno, True: the original recipe's short msno}."""
+    q = select(user.c.msno, cohort.c.month).join(user, user.c.user_id == cohort.c.user_id)
+    with engine(url).connect() as conn:
+        rows = conn.execute(q).fetchall()
+    return {False: {(u, m) for u, m in rows}, True: {(u[10:22], m) for u, m in rows}}
 
 
 def _to_arrow(df: pd.DataFrame) -> bytes:
@@ -577,7 +608,8 @@ def month_frame_from_rows(month: str, url: str | None = None, recipe: str = "pit
     # Dates leave the database as the driver gives them (ISO text on SQLite, date objects on
     # MariaDB) and are parsed once per column by pandas, not once per row by SQLAlchemy.
     cols = [type_coerce(c, String).label(c.name) if isinstance(c.type, Date) else c for c in cols]
-    q = select(*cols).join(user, user.c.user_id == t.c.user_id).where(t.c.month == month)
+    in_cohort = t.c.user_id.in_(select(cohort.c.user_id).where(cohort.c.month == month))
+    q = select(*cols).join(user, user.c.user_id == t.c.user_id).where(t.c.month == month, in_cohort)
     with engine(url).connect() as conn:
         res = conn.execute(q)
         names = list(res.keys())
@@ -666,18 +698,22 @@ def verify_round_trip(source: RawSource, users: pd.Series, url: str | None = Non
     pit_sql, orig_sql = rebuild_features(url)
     full = features.point_in_time(source, months=PIT_MONTHS)
     full = full[full.msno.isin(set(users))].reset_index(drop=True)
+    pairs = cohort_pairs(url)
+    in_cohort = lambda df, short=False: df[[(u, m) in pairs[short] for u, m in zip(df.msno, df.month)]]  # noqa: E731
     checks = []
     for m in PIT_MONTHS:
         mem = pit_mem[pit_mem.month == m]
         checks.append({"recipe": "point-in-time", "month": m, "rows": len(mem),
                        "rebuilt from SQL = in memory": _same(pit_sql[pit_sql.month == m], mem),
-                       "cached frame = in memory": _same(month_frame(m, url).drop(columns="expiry_date"), mem),
+                       "cached frame = in memory": _same(month_frame(m, url).drop(columns="expiry_date"), in_cohort(mem)),
                        "in memory = full data set's rows": _same(full[full.month == m], mem)})
     for m in available_months(url, "original"):
-        mem = features.conform(orig_mem[orig_mem.month == m])
+        mem = orig_mem[orig_mem.month == m]
         checks.append({"recipe": "original", "month": m, "rows": len(mem),
-                       "rebuilt from SQL = in memory": _same(features.conform(orig_sql[orig_sql.month == m]), mem),
-                       "cached frame = in memory": _same(month_frame(m, url, "original"), mem)})
+                       "rebuilt from SQL = in memory": _same(features.conform(orig_sql[orig_sql.month == m]),
+                                                             features.conform(mem)),
+                       "cached frame = in memory": _same(month_frame(m, url, "original"),
+                                                         features.conform(in_cohort(mem, True)))})
     return pd.DataFrame(checks)
 
 

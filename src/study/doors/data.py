@@ -206,8 +206,12 @@ def open_image(source, name: str = "the file", max_side: int | None = None) -> I
             raise
         except UnidentifiedImageError:
             raise ImageError(f"{name} is not an image (JPEG, PNG, BMP, WebP or TIFF expected).") from None
-        except Image.DecompressionBombError:
-            raise ImageError(f"{name} has too many pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels.") from None
+        except Image.DecompressionBombError as exc:  # Pillow's own guard, raised while reading the header
+            import re
+
+            found = re.search(r"(\d+) pixels", str(exc))
+            size = f" ({int(found.group(1)) / 1e6:,.0f} megapixels)" if found else ""
+            raise ImageError(f"{name} has too many pixels{size}; the limit is {MAX_PIXELS / 1e6:.0f} megapixels.") from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageError(f"{name} is truncated or corrupt ({str(exc)[:80]}).") from None
     img = _to_rgb(ImageOps.exif_transpose(img))  # a phone photo stored sideways is turned upright

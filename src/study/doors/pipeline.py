@@ -169,8 +169,14 @@ def read_video(source, name: str = "the video", report: dict | None = None):
             if report is not None:  # a truncated or damaged tail: the frames decoded so far are kept
                 report["damaged"] = f"decoding stopped after {index} frames ({_av_reason(exc)})"
             return
-        if report is not None and declared and index < declared:
+        if report is None:
+            return
+        duration = float(container.duration) / 1e6 if container.duration else 0.0  # microseconds
+        last = t if index else 0.0
+        if declared and index < declared:
             report["damaged"] = f"the file declares {declared} frames but only {index} could be decoded"
+        elif duration and rate and last + 2.5 / rate < duration:
+            report["damaged"] = f"the file declares {duration:.1f} s but its frames end at {last:.1f} s"
 
 
 def _av_reason(exc: Exception) -> str:
