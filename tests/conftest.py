@@ -94,3 +94,11 @@ def browser(playwright):
     b = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
     yield b
     b.close()
+
+
+def close_page(page) -> None:
+    """Close a page the way a person closes a tab (beforeunload runs, so Voilà's shutdown beacon
+    releases its kernel), then its browser context."""
+    ctx = page.context
+    page.close(run_before_unload=True)
+    ctx.close()

@@ -19,7 +19,7 @@ import pytest
 
 from study import paths
 
-from conftest import CHROMIUM
+from conftest import CHROMIUM, close_page
 
 SHOTS = paths.REPORTS / "screenshots"
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="Debian chromium not installed (./run_tests.sh installs it)")
@@ -40,7 +40,7 @@ def page(browser, server):
     text = pg.inner_text("body")
     assert "Failed to load model class" not in text and "Traceback" not in text
     assert not pg.problems, pg.problems
-    ctx.close()
+    close_page(pg)
 
 
 def _shot(pg, name):
@@ -167,7 +167,7 @@ def test_a_failed_month_request_leaves_no_earlier_result_on_screen(page):
     page.select_option(".study-month-month select", label="2")
     page.click(".study-month-go")
     page.wait_for_selector("a.study-download", timeout=120_000)
-    assert "not a forecast" in page.inner_text(".study-month-note")
+    assert "not a forecast" in page.inner_text(".study-month-note").lower()
     page.select_option(".study-month-month select", label="1")
     page.click(".study-month-go")
     page.wait_for_selector(".study-month-status .study-msg-error", timeout=60_000)
@@ -213,3 +213,19 @@ def test_closing_the_page_releases_its_kernel(browser, server):
         time.sleep(0.5)
     else:
         pytest.fail("the closed page's kernel is still running after 30 s")
+
+
+def test_a_file_over_the_limit_is_refused_without_dropping_the_connection(page, tmp_path):
+    """A 51 MB CSV is not sent over the websocket (the page keeps it back); the tab names the limit
+    and the dashboard still answers afterwards."""
+    big = tmp_path / "big.csv"
+    with open(big, "wb") as f:
+        f.write(b"msno,city\n" + b"x" * 51_000_000)
+    _tab(page, "Upload a CSV")
+    _upload(page, "study-upload-file", big)
+    page.click(".study-upload-go")
+    page.wait_for_selector(".study-upload-status .study-msg-error", timeout=60_000)
+    assert "“big.csv” is 51 MB; the limit is 50 MB" in page.inner_text(".study-upload-status")
+    _tab(page, "By expiry month")
+    page.click(".study-month-go")
+    page.wait_for_selector(".study-month-table tbody tr", timeout=120_000)  # the kernel is still connected

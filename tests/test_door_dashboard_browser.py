@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import CHROMIUM
+from conftest import CHROMIUM, close_page
 from study import paths
 from study.doors import data, pipeline
 
@@ -54,7 +54,7 @@ def page(browser, server):
     ctx, pg = _open(browser, server)
     yield pg
     _check_clean(pg)
-    ctx.close()
+    close_page(pg)
 
 
 def _shot(pg, name):
@@ -173,7 +173,7 @@ def test_the_camera_snapshot_is_analysed(camera_browser, server):
     assert _image_width(pg, "study-camera-image") > 100
     _shot(pg, "camera")
     _check_clean(pg)
-    ctx.close()
+    close_page(pg)
 
 
 def test_a_refused_camera_gets_a_sentence(browser, server):
@@ -182,4 +182,4 @@ def test_a_refused_camera_gets_a_sentence(browser, server):
     pg.click(".study-camera-start")
     status = _done(pg, "study-camera-status", timeout=30_000)
     assert "camera" in status.lower() and ("not available" in status or "no access" in status), status
-    ctx.close()
+    close_page(pg)

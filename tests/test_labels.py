@@ -102,3 +102,78 @@ def test_rebased_variant_reads_the_expiry_after_the_whole_month():
     assert label(h) == {"prepaid": 0, "monthly": 0}                 # the rule: the March purchase renews
     rebased = churn_labels_rebased(h, 2017, 3)
     assert dict(zip(rebased.msno, rebased.is_churn)) == {"prepaid": 1, "monthly": 0}
+
+
+# ---------------------------------------------------------------------------------------------
+# The rule the released train_v2 labels follow: expiry standing at the end of March, outcome
+# window to 2017-05-31 (issue 13).
+def released(frame, horizon=None) -> dict:
+    from study.churn.labels import churn_labels_as_released
+
+    out = churn_labels_as_released(frame, 2017, 3, horizon)
+    return dict(zip(out.msno, out.is_churn))
+
+
+def test_a_long_plan_bought_in_march_is_censored_as_churn():
+    # expiry 03-15 from February; a 90-day plan bought 03-10 expires 06-13, past the window
+    h = tx(("u", 20170213, 20170315, 0), ("u", 20170310, 20170613, 0))
+    assert label(h) == {"u": 0}  # the published rule reads the March purchase as a renewal
+    assert released(h) == {"u": 1}
+
+
+def test_auto_renew_renewed_in_april_stays():
+    h = tx(("u", 20170220, 20170320, 0), ("u", 20170320, 20170419, 0), ("u", 20170419, 20170519, 0))
+    assert released(h) == {"u": 0}
+
+
+def test_a_march_renewal_without_a_later_one_churns_only_past_the_window():
+    h = tx(("kept", 20170220, 20170320, 0), ("kept", 20170320, 20170419, 0), ("kept", 20170419, 20170519, 0),
+           ("lapsed", 20170220, 20170320, 0), ("lapsed", 20170320, 20170419, 0))
+    assert released(h) == {"kept": 0, "lapsed": 1}
+
+
+def test_a_cancellation_pulls_the_expiry_earlier():
+    # expiry 04-30 after a March renewal; a cancellation on 04-10 moves it to 04-10, so renewing on
+    # 05-15 is 35 days late (churn); without the cancellation it is 15 days late (stays)
+    base = [("u", 20170220, 20170331, 0), ("u", 20170305, 20170430, 0)]
+    assert released(tx(*base, ("u", 20170515, 20170615, 0))) == {"u": 0}
+    assert released(tx(*base, ("u", 20170410, 20170410, 1), ("u", 20170515, 20170615, 0))) == {"u": 1}
+
+
+@pytest.mark.parametrize("renew_day, churn", [(20170429, 0), (20170430, 1), (20170501, 1)])
+def test_renewal_29_30_31_days_after_the_expiry(renew_day, churn):
+    # expiry standing at the end of March: 03-31 (no March purchase); renewal 29, 30 or 31 days later
+    h = tx(("u", 20170228, 20170331, 0), ("u", renew_day, renew_day + 100, 0))
+    assert released(h) == {"u": churn}
+
+
+def test_the_horizon_is_inclusive_and_configurable():
+    # expiry 05-20 after a March renewal; renewing on 05-31 is inside the window, on 06-01 outside
+    base = [("u", 20170220, 20170320, 0), ("u", 20170320, 20170520, 0)]
+    assert released(tx(*base, ("u", 20170531, 20170630, 0))) == {"u": 0}
+    assert released(tx(*base, ("u", 20170601, 20170701, 0))) == {"u": 1}
+    assert released(tx(*base, ("u", 20170601, 20170701, 0)), horizon="2017-06-30") == {"u": 0}
+
+
+def test_candidates_are_the_published_cohort():
+    h = tx(("march", 20170210, 20170312, 0), ("april", 20170210, 20170412, 0), ("old", 20170110, 20170312, 0))
+    assert set(released(h)) == set(label(h)) == {"march"}
+
+
+def test_label_signature_on_a_hand_made_processed_frame():
+    from study.churn.realism import label_signature
+
+    rows = [  # transaction_date, membership_expire_date, is_cancel, is_auto_renew, plan days, is_churn
+        ("2017-03-05", "2017-04-04", 0, 1, 30, 0),  # flagged, expiry by the horizon, auto-renew
+        ("2017-03-06", "2017-05-05", 0, 0, 60, 1),  # flagged, expiry by the horizon, manual, churned
+        ("2017-03-10", "2017-06-08", 0, 0, 90, 1),  # flagged, censored long plan
+        ("2017-03-20", "2017-03-25", 1, 1, 30, 1),  # a cancellation: not flagged
+        ("2017-02-15", "2017-04-15", 0, 0, 60, 0),  # bought in February: not flagged
+    ]
+    df = pd.DataFrame(rows, columns=["transaction_date", "membership_expire_date", "is_cancel", "is_auto_renew",
+                                     "payment_plan_days", "is_churn"])
+    s = label_signature(df)
+    assert s["churn"] == 0.6 and s["flagged share of churners"] == pytest.approx(2 / 3)
+    assert s["churn, flagged, expiry by the horizon"] == 0.5 and s["  auto-renew"] == 0 and s["  manual"] == 1
+    assert s["churn, flagged, expiry after the horizon"] == 1 and s["churn, plans of 90+ days bought in the month"] == 1
+    assert s["churn, not flagged"] == 0.5 and s["share flagged, expiry after the horizon"] == 0.2

@@ -39,7 +39,11 @@ def served(tmp_path):
             time.sleep(0.5)
     yield {"proc": proc, "base": base, "token": token, "port": port, "log": tmp_path / "serve.log"}
     if proc.poll() is None:
-        proc.kill()
+        proc.terminate()  # forwarded to Voilà's process group (a SIGKILL would orphan it)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
     log.close()
 
 
@@ -61,11 +65,10 @@ def test_sigterm_leaves_no_voila_no_kernel_and_a_free_port(served):
     _render(served)
     tree = psutil.Process(served["proc"].pid).children(recursive=True)
     assert any("study.voila_app" in " ".join(p.cmdline()) for p in tree)
-    kernels = [p for p in psutil.process_iter(["cmdline"]) if "ipykernel" in " ".join(p.info["cmdline"] or [])]
-    assert kernels, "the page started no kernel"
+    assert any("ipykernel" in " ".join(p.cmdline()) for p in tree), "the page started no kernel"
     served["proc"].send_signal(signal.SIGTERM)
     served["proc"].wait(30)
-    _, alive = psutil.wait_procs(tree + kernels, timeout=20)
+    _, alive = psutil.wait_procs(tree, timeout=20)
     assert not alive, [p.pid for p in alive]
     with socket.socket() as sock:  # nobody listens on the port any more (a new server could bind it)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -94,8 +97,10 @@ def test_kernels_cannot_be_deleted_through_the_api_and_logout_works(served):
 
 
 def test_the_kernel_websocket_refuses_a_foreign_origin(served):
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
     from tornado.httpclient import HTTPClientError, HTTPRequest
-    from tornado.ioloop import IOLoop
     from tornado.websocket import websocket_connect
 
     kid = _render(served)
@@ -109,8 +114,12 @@ def test_the_kernel_websocket_refuses_a_foreign_origin(served):
         except HTTPClientError as exc:
             return exc.code
 
-    assert IOLoop.current().run_sync(lambda: connect("http://evil.example")) == 403
-    assert IOLoop.current().run_sync(lambda: connect(served["base"])) == 101
+    def status(origin):  # a loop of its own, in a thread: the session's Playwright driver owns this thread's
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, connect(origin)).result()
+
+    assert status("http://evil.example") == 403
+    assert status(served["base"]) == 101
 
 
 def test_pages_beyond_the_kernel_cap_get_a_busy_page(served):
@@ -121,3 +130,18 @@ def test_pages_beyond_the_kernel_cap_get_a_busy_page(served):
         urllib.request.urlopen(req, timeout=60)
     assert err.value.code == 503 and err.value.headers["Retry-After"] == "60"
     assert "busy" in err.value.read().decode()
+
+
+def test_every_test_server_is_gone_afterwards():
+    """The fixture above stops `study serve` the way an operator does: no Voilà is left behind."""
+    time.sleep(2)
+    leftovers = [p.pid for p in psutil.process_iter(["cmdline"])
+                 if "study.voila_app" in " ".join(p.info["cmdline"] or []) and _orphan(p)]
+    assert not leftovers
+
+
+def _orphan(p) -> bool:
+    try:
+        return p.ppid() == 1
+    except psutil.Error:
+        return False

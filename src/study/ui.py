@@ -67,11 +67,11 @@ def limit_upload(upload, max_mb: float) -> None:
     upload.add_class(f"study-max-bytes-{int(max_mb * 1e6)}")
 
 
-def image():
+def image(max_width: str = "900px"):
     """An ipywidgets Image that stays hidden while it has nothing to show (no broken-image icon)."""
     import ipywidgets as W
 
-    return W.Image(format="png", layout=W.Layout(display="none", max_width="900px"))
+    return W.Image(format="png", layout=W.Layout(display="none", max_width=max_width))
 
 
 def show_png(widget, data: bytes) -> None:

@@ -43,10 +43,12 @@ def _frame(transactions: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _outcome(tx: pd.DataFrame, current: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
-    """Read the rows dated from ``start`` on: cancellations before the first renewal move the
-    expiry earlier; the first renewal's gap to the expiry decides (>= 30 days or none: churn)."""
-    future = _ordered(tx[(tx.tdate >= start) & tx.msno.isin(current.msno)])
+def _outcome(tx: pd.DataFrame, current: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Read the rows dated from ``start`` on (before ``end`` when given): cancellations before the
+    first renewal move the expiry earlier; the first renewal's gap to the expiry decides (>= 30
+    days or none: churn)."""
+    window = (tx.tdate >= start) if end is None else (tx.tdate >= start) & (tx.tdate < end)
+    future = _ordered(tx[window & tx.msno.isin(current.msno)])
     future = future.assign(_pos=future.groupby("msno", sort=False).cumcount())
     renewals = future[future.is_cancel == 0]
     first_renewal = renewals.groupby("msno", sort=False).head(1)[["msno", "tdate", "_pos"]]
@@ -98,3 +100,29 @@ def churn_labels_rebased(transactions: pd.DataFrame, year: int, month: int) -> p
     current = _current(tx, month_start - pd.DateOffset(months=1), month_end)
     current = current[current.msno.isin(candidates.msno)]
     return _outcome(tx, current, month_end)
+
+
+def as_released_horizon(year: int, month: int) -> pd.Timestamp:
+    """The default end of the outcome window: the last day of the second month after the label
+    month (2017-05-31 for March), where the real train_v2 labels show their cliff."""
+    return pd.Timestamp(year=year, month=month, day=1) + pd.DateOffset(months=3) - pd.Timedelta(days=1)
+
+
+def churn_labels_as_released(transactions: pd.DataFrame, year: int, month: int, horizon=None) -> pd.DataFrame:
+    """The rule the released train_v2 labels follow (measured on real users, FACTS.md section 1 and
+    issue 13), beside the published one: the published candidates; the expiry standing at the END
+    of the label month, from every transaction up to then (renewals and cancellations bought in
+    the month included); the outcome is the first renewal dated up to ``horizon`` (inclusive,
+    default :func:`as_released_horizon`). No renewal inside the window (an expiry past it is
+    censored) or a gap of 30 days or more → churn.
+
+    Returns the columns of :func:`churn_labels`.
+    """
+    tx = _frame(transactions)
+    month_start = pd.Timestamp(year=year, month=month, day=1)
+    month_end = month_start + pd.DateOffset(months=1)
+    horizon = as_released_horizon(year, month) if horizon is None else pd.Timestamp(horizon)
+    candidates = churn_labels(transactions, year, month)[["msno"]]
+    current = _current(tx, pd.Timestamp.min, month_end)
+    current = current[current.msno.isin(candidates.msno)]
+    return _outcome(tx, current, month_end, horizon + pd.Timedelta(days=1))

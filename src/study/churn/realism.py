@@ -95,3 +95,34 @@ def rule_inconsistent_churners(df: pd.DataFrame, month_start: str = "2017-03-01"
                & (churners.transaction_date < month_end) & (churners.membership_expire_date >= month_end))
     return {"churners": int(len(churners)), "with an in-month renewal row": int(renewed.sum()),
             "share": float(renewed.mean()) if len(churners) else 0.0}
+
+
+def label_signature(df: pd.DataFrame, month_start: str = "2017-03-01", horizon: str = "2017-05-31") -> pd.Series:
+    """How a labelled month's churners are made, measured the same way on any processed frame (one
+    row per user = the latest-expiry transaction), the twin's or the real sample's (issue 13).
+
+    *Flagged*: that row is a non-cancelled purchase dated in the label month and expiring after it,
+    which the published labeller always reads as a renewal. The real train_v2 labels churn 2.3 % of
+    flagged users expiring by the horizon and 97 % of those expiring after it (censoring)."""
+    start = pd.Timestamp(month_start)
+    end = start + pd.DateOffset(months=1)
+    tdate, expiry = pd.to_datetime(df.transaction_date), pd.to_datetime(df.membership_expire_date)
+    flagged = (df.is_cancel == 0) & (tdate >= start) & (tdate < end) & (expiry >= end)
+    early, late = flagged & (expiry <= horizon), flagged & (expiry > horizon)
+    y = df.is_churn.astype(float)
+
+    def rate(mask):
+        return float(y[mask].mean()) if mask.any() else float("nan")
+
+    auto = df.is_auto_renew == 1
+    return pd.Series({
+        "users": float(len(df)), "churn": float(y.mean()),
+        "flagged share of churners": float(flagged[y == 1].mean()) if (y == 1).any() else float("nan"),
+        "churn, flagged, expiry by the horizon": rate(early),
+        "  auto-renew": rate(early & auto), "  manual": rate(early & ~auto),
+        "churn, flagged, expiry after the horizon": rate(late),
+        "churn, plans of 90+ days bought in the month": rate(flagged & (df.payment_plan_days >= 90)),
+        "churn, not flagged": rate(~flagged),
+        "share flagged, expiry by the horizon": float(early.mean()),
+        "share flagged, expiry after the horizon": float(late.mean()),
+    })
