@@ -16,7 +16,7 @@ from study.churn import champion, cohorts, dashboard as dash, database as db, fe
 @pytest.fixture(scope="module")
 def ctx(quick_source, tmp_path_factory):
     root = tmp_path_factory.mktemp("dash")
-    scoring.train_original(quick_source, root / "models" / "original")
+    scoring.train_original(quick_source, root / "models" / "original", held_out=cohorts.held_out(quick_source))
     pit = features.point_in_time(quick_source, months=db.PIT_MONTHS)
     champion.train_champion(pit, list(db.PIT_MONTHS), root / "models" / "champion", quick_source.describe(),
                             held_out=cohorts.held_out(quick_source))
@@ -310,16 +310,22 @@ def test_each_month_has_its_own_cohort_disjoint_from_training(ctx, quick_source)
     from study.churn.models import split_users
 
     cohort = cohorts.test_cohorts(quick_source)
-    original = features.original_recipe(quick_source)
-    trained_original = set(original.msno[split_users(original) != "test"])
     held = set(cohort.msno)
+    pit = features.point_in_time(quick_source, months=db.PIT_MONTHS)
     for m in db.PIT_MONTHS:
         frame = db.month_frame(m, ctx.db_url)
         assert set(frame.msno) == set(cohort.msno[cohort.month == m]) and len(frame) > 50
         assert frame.is_churn.sum() > 0, m  # each month holds churners (February had none before)
-        assert not set(features.short_msno(frame.msno)) & trained_original
+        month_churn = pit.is_churn[pit.month == m].mean()  # a fair sample of the month's candidates
+        assert abs(frame.is_churn.mean() - month_churn) < 0.02 or m == "2017-03", (m, frame.is_churn.mean(), month_churn)
         pd.testing.assert_frame_equal(frame, db.month_frame(m, ctx.db_url, from_rows=True))
+    # no cohort user was seen by either model
+    original = features.original_recipe(quick_source)
+    kept = ~original.msno.isin(set(features.short_msno(pd.Series(sorted(held)))))
+    trained = original[(split_users(original) != "test").to_numpy() & kept.to_numpy()]
+    assert not set(trained.msno) & set(features.short_msno(cohort.msno))
+    card = ctx.models["original"].card
+    assert card["data"]["held-out users"] == len(held) and card["data"]["held-out rows"] == int((~kept).sum()) > 0
     card = ctx.models["champion"].card
     assert card["data"]["held-out users"] == len(held) and card["data"]["held-out rows"] > 0
-    pit = features.point_in_time(quick_source, months=db.PIT_MONTHS)
     assert card["data"]["rows"] == int((~pit.msno.isin(held)).sum())

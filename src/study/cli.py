@@ -77,7 +77,9 @@ def _churn_train(args) -> int:
         print(f"  {args.months[-1]} with isotonic calibration from {args.months[1]}: log loss {cal['log loss']:.4f}, "
               f"Brier {cal['Brier']:.4f}, ROC AUC {cal['ROC AUC']:.4f}")
         return 0
-    folder = train_original(src, args.out)
+    from study.churn import cohorts
+
+    folder = train_original(src, args.out, held_out=cohorts.held_out(src))
     card = json.loads((folder / "card.json").read_text())
     m = card["metrics (validation, threshold 0.5)"]
     print(f"original-format model saved to {folder} (trained on {src.describe()})")

@@ -39,14 +39,15 @@ def prepare(scale: str = "default", seed: int = 2017, raw: str | None = None, lo
     from study.churn.data import resolve_source
 
     src = resolve_source(raw, scale=scale, seed=seed)
+    held_out = cohorts.held_out(src, tuple(database.PIT_MONTHS)) if need_models else set()
     if "original" in need_models:
         log(f"preparing: training the original-format model on {src.describe()}")
-        scoring.train_original(src)
+        scoring.train_original(src, held_out=held_out)
     if "champion" in need_models:
         log(f"preparing: training the champion on {src.describe()}")
         months = list(database.PIT_MONTHS)
         champion.train_champion(features.point_in_time(src, months=months), months, None, src.describe(),
-                                held_out=cohorts.held_out(src, months))
+                                held_out=held_out)
     if need_db:
         log(f"preparing: exporting the application database to {database.redact(url)}")
         database.export_application(src, url)

@@ -4,9 +4,9 @@ own candidates, and disjoint from every user the saved models were trained on.
 Why per month: drawing every month's users from March's test users (as the first version did)
 keeps only February candidates who are also March candidates, i.e. who renewed in February, and
 the dashboard then showed a February with no churner at all (survivorship). Each month's cohort is
-a stratified ``fraction`` of that month's candidates; March's is the original protocol's test split
-(6 %, seed 40), January's and February's avoid the original model's train and validation users, and
-the champion is fitted without any cohort user (:func:`held_out`).
+a stratified ``fraction`` of that month's candidates (so its churn rate is the month's); March's is the
+original protocol's test split (6 %, seed 40). Both saved models are fitted without any cohort user
+(:func:`held_out`): the champion on every month, the original-format model on March.
 """
 from __future__ import annotations
 
@@ -24,9 +24,7 @@ FRACTION = 0.06  # the original protocol's test share
 def test_cohorts(source: RawSource, months=MONTHS, fraction: float = FRACTION, seed: int = 40) -> pd.DataFrame:
     """msno (full), month and label of each month's held-out users, sorted."""
     original = features.original_recipe(source)
-    split = split_users(original, seed=seed)
-    march_test = set(original.msno[split == "test"])
-    seen = set(original.msno[split != "test"])  # the original-format model's train and validation users
+    march_test = set(original.msno[split_users(original, seed=seed) == "test"])
     pit = features.point_in_time(source, months=tuple(months))[["msno", "month", "is_churn"]]
     pit = pit.assign(short=features.short_msno(pit.msno))
     parts = []
@@ -35,14 +33,13 @@ def test_cohorts(source: RawSource, months=MONTHS, fraction: float = FRACTION, s
         cand = pit[pit.month == m]
         if m == last:
             part = cand[cand.short.isin(march_test)]
-        else:
-            pool = cand[~cand.short.isin(seen)]
+        else:  # a stratified sample of ALL the month's candidates: its churn is the month's churn
             n = int(round(fraction * len(cand)))
-            if n == 0 or len(pool) <= n:
-                part = pool
+            if n == 0 or len(cand) <= n:
+                part = cand
             else:
-                stratify = pool.is_churn if pool.is_churn.value_counts().min() >= 2 else None
-                part, _ = train_test_split(pool, train_size=n, stratify=stratify, random_state=seed)
+                stratify = cand.is_churn if cand.is_churn.value_counts().min() >= 2 else None
+                part, _ = train_test_split(cand, train_size=n, stratify=stratify, random_state=seed)
         parts.append(part)
     out = pd.concat(parts, ignore_index=True)[["msno", "month", "is_churn"]]
     return out.sort_values(["month", "msno"], kind="mergesort").reset_index(drop=True)

@@ -65,12 +65,16 @@ def input_domain(frame: pd.DataFrame) -> dict:
     return out
 
 
-def train_original(source: RawSource, out_dir: str | Path | None = None, top_k: int = 30, seed: int = 40) -> Path:
-    """Fit and save the original-format model; the card holds its validation metrics and threshold."""
+def train_original(source: RawSource, out_dir: str | Path | None = None, top_k: int = 30, seed: int = 40,
+                   held_out: set | None = None) -> Path:
+    """Fit and save the original-format model; the card holds its validation metrics and threshold.
+    ``held_out``: users (full msno) kept out of training and validation (the dashboard's test
+    cohorts, :mod:`study.churn.cohorts`); the split itself is the original protocol's."""
     df = features.original_recipe(source)
     x, y = original_model_matrix(df), df.is_churn
     split = split_users(df, seed=seed).to_numpy()
-    tr, va = split == "train", split == "valid"
+    kept = ~df.msno.isin(set(features.short_msno(pd.Series(sorted(held_out or ()), dtype="str"))))
+    tr, va = (split == "train") & kept.to_numpy(), (split == "valid") & kept.to_numpy()
     full_scaler = StandardScaler().fit(x[tr])
     first = _xgb(**ORIGINAL_PARAMS).fit(full_scaler.transform(x[tr]), y[tr])
     keep = SelectFromModel(first, prefit=True, max_features=top_k, threshold=-np.inf).get_support()
@@ -83,7 +87,8 @@ def train_original(source: RawSource, out_dir: str | Path | None = None, top_k: 
         "name": "original-format model", "recipe": "original",
         "what": "the original study's tuned XGBoost on its top-30 features, original recipe, random split",
         "input": "a CSV in the original study's 33-column processed format",
-        "data": {"source": source.describe(), "rows": int(len(df)), "sha256 of the training frame": frame_digest(df)},
+        "data": {"source": source.describe(), "rows": int(len(df)), "sha256 of the training frame": frame_digest(df),
+                 "held-out users": len(held_out or ()), "held-out rows": int((~kept).sum())},
         "features": cols, "parameters": ORIGINAL_PARAMS, "input domain": input_domain(df[tr]),
         "protocol": "stratified 70/24/6 % split by user (seed 40); metrics on the 24 % validation split",
         "metrics (validation, threshold 0.5)": evaluation.scores(y[va], p),
