@@ -11,6 +11,7 @@ import base64
 import io
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,7 @@ class Context:
     db_url: str
     models: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
-    models_dir: "Path | None" = None
+    models_dir: Path | None = None
 
     def model(self, name: str):
         if name not in self.models:
@@ -53,8 +54,6 @@ class Context:
 @lru_cache(maxsize=4)
 def load_context(db_url: str | None = None, models_dir: str | None = None) -> Context:
     """Load the models once per kernel (checked against their sha256 manifests)."""
-    from pathlib import Path
-
     root = Path(models_dir) if models_dir else scoring.MODELS
     ctx = Context(database.app_url(db_url), models_dir=root)
     for name in ("champion", "original"):

@@ -31,7 +31,6 @@ from sqlalchemy.engine import Engine, make_url
 from study import paths
 from study.churn import data, features
 from study.churn.data import COLUMNS, RawSource
-from study.churn.models import split_users
 
 DB_DIR = paths.DATA / "db"
 ENV_URL, ENV_ANALYTIC_URL = "STUDY_DB_URL", "STUDY_ANALYTIC_DB_URL"
