@@ -171,17 +171,17 @@ def test_about_tab_shows_the_cards(page):
 
 
 def test_a_failed_month_request_leaves_no_earlier_result_on_screen(page):
-    """February with the original-format model, then January (which it cannot score): the sentence
-    alone remains, not February's table and download link."""
+    """March with the original-format model, then January (which it cannot score): the sentence
+    alone remains, not March's table and download link."""
     page.select_option(".study-month-model select", label="original-format model: not a forecast (sees the renewal)")
-    page.select_option(".study-month-month select", label="2")
+    page.select_option(".study-month-month select", label="3")
     page.click(".study-month-go")
     page.wait_for_selector("a.study-download", timeout=120_000)
     assert "not a forecast" in page.inner_text(".study-month-note").lower()
     page.select_option(".study-month-month select", label="1")
     page.click(".study-month-go")
     page.wait_for_selector(".study-month-status .study-msg-error", timeout=60_000)
-    assert "No users expiring in 2017-01" in page.inner_text(".study-month-status")
+    assert "it cannot score 2017-01" in page.inner_text(".study-month-status")
     assert page.locator("a.study-download").count() == 0
     assert page.locator(".study-month-table tbody tr").count() == 0
 

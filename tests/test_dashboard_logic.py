@@ -57,8 +57,10 @@ def test_month_tab_offers_only_stored_months_and_scores_them(ctx):
         assert list(counts.index) == scoring.BAND_LABELS and counts.sum() == len(table)
     with pytest.raises(dash.UserError, match="No users expiring in 2016-05"):
         dash.score_month(ctx, 2016, 5, "champion")
-    with pytest.raises(dash.UserError, match="months available: 2017-02, 2017-03"):
-        dash.score_month(ctx, 2017, 1, "original")
+    for month in (1, 2):  # absolute dates: the original-format model scores its own month only
+        with pytest.raises(dash.UserError, match=f"trained on 2017-03 expiries: it cannot score 2017-0{month}"):
+            dash.score_month(ctx, 2017, month, "original")
+    assert dash.random_customer(ctx, "original", seed=1).msno in set(db.month_frame("2017-03", ctx.db_url, "original").msno)
     for y, m in [("2017'; DROP TABLE user; --", 3), (2017, "3 OR 1=1"), (None, None), (2017, 13)]:
         with pytest.raises(dash.UserError):
             dash.score_month(ctx, y, m, "champion")

@@ -29,7 +29,8 @@ MODEL_NOTES = {
                 "listening and membership before that day.",
     "original": "Not a forecast: the original study's model reads each user's latest transaction, which for most "
                 "users is the renewal that decides the label, so it describes who renewed rather than predicting who "
-                "will leave. Use the champion to act before the expiry.",
+                "will leave; it reads absolute dates and scores March 2017 only. Use the champion to act before the "
+                "expiry.",
 }
 
 
@@ -115,14 +116,18 @@ def month_frame(ctx: Context, year, month, model_name: str) -> pd.DataFrame:
         m = database.check_month(f"{int(year):04d}-{int(month):02d}")
     except (TypeError, ValueError):
         raise UserError(f"Pick a year and a month from the lists (got {str(year)[:10]!r}/{str(month)[:10]!r}).") from None
-    ctx.model(model_name)
-    recipe = scoring.recipe_of(ctx.models[model_name])
+    model = ctx.model(model_name)
+    recipe, allowed = scoring.recipe_of(model), scoring.scored_months(model)
+    if allowed is not None and m not in allowed:
+        raise UserError(f"The {MODEL_NAMES[model_name]} reads absolute dates and was trained on "
+                        f"{', '.join(allowed)} expiries: it cannot score {m} (its risks would be meaningless). "
+                        "The champion scores every month.")
     try:
         frame = database.month_frame(m, ctx.db_url, recipe)
     except database.DatabaseError as exc:
         raise UserError(str(exc)) from None
     if frame.empty:
-        have = database.available_months(ctx.db_url, recipe)
+        have = [x for x in database.available_months(ctx.db_url, recipe) if allowed is None or x in allowed]
         raise UserError(f"No users expiring in {m} for the {MODEL_NAMES[model_name]}; months available: "
                         f"{', '.join(have) or 'none'}.")
     return frame
@@ -394,9 +399,10 @@ def input_domain(ctx: Context, model_name: str) -> dict:
 
 def random_customer(ctx: Context, model_name: str, seed: int | None = None) -> pd.Series:
     """One stored user (the latest month available for the model), drawn at random."""
-    recipe = scoring.recipe_of(ctx.model(model_name))
+    model = ctx.model(model_name)
+    recipe, allowed = scoring.recipe_of(model), scoring.scored_months(model)
     try:
-        months = database.available_months(ctx.db_url, recipe)
+        months = [m for m in database.available_months(ctx.db_url, recipe) if allowed is None or m in allowed]
     except database.DatabaseError as exc:
         raise UserError(str(exc)) from None
     if not months:

@@ -84,7 +84,7 @@ def train_original(source: RawSource, out_dir: str | Path | None = None, top_k: 
     p = model.predict_proba(scaler.transform(x.loc[va, cols]))[:, 1]
     _, threshold = evaluation.mcc_f1_curve(y[va], p)
     card = {
-        "name": "original-format model", "recipe": "original",
+        "name": "original-format model", "recipe": "original", "months": ["2017-03"],
         "what": "the original study's tuned XGBoost on its top-30 features, original recipe, random split",
         "input": "a CSV in the original study's 33-column processed format",
         "data": {"source": source.describe(), "rows": int(len(df)), "sha256 of the training frame": frame_digest(df),
@@ -133,6 +133,17 @@ def recipe_of(model: ScoringModel) -> str:
     """The feature recipe a saved model reads: 'pit' (point-in-time) or 'original' (processed
     format). Recorded in the card; older cards are recognised by their name."""
     return model.card.get("recipe") or ("pit" if model.card.get("name") == "champion" else "original")
+
+
+def scored_months(model: ScoringModel) -> list[str] | None:
+    """The expiry months a saved model can score from stored frames, or None for any month. The
+    original-format model reads absolute dates and the post-expiry renewal of the month it was
+    trained on (March 2017): on another month its risks are meaningless (AUC 0.01 on February's
+    cohort, the quick twin), so only that month is offered."""
+    months = model.card.get("months")
+    if months:
+        return list(months)
+    return ["2017-03"] if recipe_of(model) == "original" else None
 
 
 def model_inputs(model: ScoringModel, frame: pd.DataFrame) -> pd.DataFrame:
