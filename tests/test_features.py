@@ -155,7 +155,9 @@ def test_leakage_audit_shows_the_post_expiry_signal(quick_source):
     audit = leakage.audit(original, pit).set_index(["feature", "taken from"])["one-feature AUC"]
     no_cut = audit.xs("expiry date").iloc[0]
     cut = audit.xs("expiry date").iloc[1]
-    assert no_cut > 0.9 and cut < 0.7
+    # Labelled as released, churners lapse in March or run past the outcome window: the latest
+    # expiry alone separates them (real sample: 0.83); known before the cutoff it barely does.
+    assert no_cut > 0.75 and cut < 0.65 and no_cut - cut > 0.2
 
 
 def test_eda_statistics():
@@ -184,7 +186,30 @@ def test_realism_of_the_twin_against_real_users(quick_source, shared_kkbox):
     assert set(fit.distances.column) == set(features.PROCESSED_COLUMNS) - {"msno", "is_churn"}
     assert 0.5 < fit.twin_to_real_auc <= 1.0 and len(fit.transfer) == 2
     incons = realism.rule_inconsistent_churners(real)
-    assert incons["share"] > 0.5  # the measured reason why transfer stays below the target
+    assert incons["share"] > 0.5  # real churners with an in-month renewal row: the as-released labels
+    assert realism.rule_inconsistent_churners(features.original_recipe(quick_source))["share"] > 0.5  # the twin's too
+
+
+def test_the_twin_is_labelled_like_the_real_release(quick_source, shared_kkbox):
+    """Issue 13: the label signature, the demographics and the transfer of the original-format
+    model, twin vs the real sample; bounds are the issue's targets widened by the quick scale's
+    sampling noise (about 150 flagged churners), the measured figures are in notebook 20."""
+    from study.churn import realism
+
+    real = features.read_processed(shared_kkbox / "processed_sample.csv")
+    twin = features.original_recipe(quick_source)
+    sig = realism.label_signature(twin)
+    assert abs(sig["churn"] - realism.label_signature(real)["churn"]) < 0.015
+    assert 0.6 < sig["flagged share of churners"] < 0.9
+    assert sig["churn, flagged, expiry by the horizon"] <= 0.04
+    assert sig["churn, flagged, expiry after the horizon"] >= 0.9
+    assert sig["  auto-renew"] < sig["  manual"]
+    assert sig["churn, plans of 90+ days bought in the month"] >= 0.9
+    demo = realism.demographic_distances(twin, real)
+    assert list(demo.column) == ["city", "registered_via", "gender", "bd"] and demo.met.all(), demo
+    transfer = realism.transfer_original(quick_source, real, folds=3)
+    assert len(transfer) == 3 and transfer["ROC AUC"][2] == 0.9805
+    assert 0.8 < transfer["ROC AUC"][0] <= 1.0 and transfer["log loss"][0] < 0.25  # before issue 13: 0.79-0.83
 
 
 def test_february_analogue_sees_the_v1_files_as_v2_sees_march(tmp_path):

@@ -123,7 +123,7 @@ def _twin_is_current(folder: Path) -> bool:
     if not (has_files(folder) and meta.is_file()):
         return False
     m = json.loads(meta.read_text())
-    return m.get("generator_version") == TWIN_VERSION and m.get("label_rule", "rule") == "rule"
+    return m.get("generator_version") == TWIN_VERSION and m.get("label_rule") == "as released"
 
 
 def resolve_source(raw_dir: str | Path | None = None, scale: str = "quick", seed: int = 2017,

@@ -579,7 +579,7 @@ DATA_DICTIONARY_ORIGINAL = {
     **{f"{m}Sum": (f"March sum of daily {m} after z-capping", f"sum({m}), cells with |z| > 3 → median", "float") for m in LOG_METRICS},
     **{f"{m}Mean": (f"March mean of daily {m} after z-capping", f"mean({m}), cells with |z| > 3 → median", "float") for m in LOG_METRICS},
     "count": ("March log days", "count of log rows", "int"),
-    "is_churn": ("label (train_v2.csv)", "organisers' rule", "int"),
+    "is_churn": ("label (train_v2.csv)", "the release's labels (twin: as released)", "int"),
     "price_per_day": ("list price per plan day", "plan_list_price / payment_plan_days (0 if 0 days)", "float"),
     "days_fidelity": ("days between registration and expiry", "|membership_expire_date − registration_init_time|", "int"),
 }

@@ -65,6 +65,16 @@ def input_domain(frame: pd.DataFrame) -> dict:
     return out
 
 
+def fit_original(x: pd.DataFrame, y, top_k: int = 30) -> tuple[StandardScaler, object, list[str]]:
+    """The original study's recipe on a model matrix: scale, rank the columns with the tuned
+    XGBoost, keep the top ``top_k``, refit on them. Returns (scaler, model, columns)."""
+    first = _xgb(**ORIGINAL_PARAMS).fit(StandardScaler().fit_transform(x), y)
+    keep = SelectFromModel(first, prefit=True, max_features=top_k, threshold=-np.inf).get_support()
+    cols = list(x.columns[keep])
+    scaler = StandardScaler().fit(x[cols])
+    return scaler, _xgb(**ORIGINAL_PARAMS).fit(scaler.transform(x[cols]), y), cols
+
+
 def train_original(source: RawSource, out_dir: str | Path | None = None, top_k: int = 30, seed: int = 40,
                    held_out: set | None = None) -> Path:
     """Fit and save the original-format model; the card holds its validation metrics and threshold.
@@ -75,12 +85,7 @@ def train_original(source: RawSource, out_dir: str | Path | None = None, top_k: 
     split = split_users(df, seed=seed).to_numpy()
     kept = ~df.msno.isin(set(features.short_msno(pd.Series(sorted(held_out or ()), dtype="str"))))
     tr, va = (split == "train") & kept.to_numpy(), (split == "valid") & kept.to_numpy()
-    full_scaler = StandardScaler().fit(x[tr])
-    first = _xgb(**ORIGINAL_PARAMS).fit(full_scaler.transform(x[tr]), y[tr])
-    keep = SelectFromModel(first, prefit=True, max_features=top_k, threshold=-np.inf).get_support()
-    cols = list(x.columns[keep])
-    scaler = StandardScaler().fit(x.loc[tr, cols])
-    model = _xgb(**ORIGINAL_PARAMS).fit(scaler.transform(x.loc[tr, cols]), y[tr])
+    scaler, model, cols = fit_original(x[tr], y[tr], top_k)
     p = model.predict_proba(scaler.transform(x.loc[va, cols]))[:, 1]
     _, threshold = evaluation.mcc_f1_curve(y[va], p)
     card = {

@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from study.churn.labels import churn_labels, churn_labels_rebased
+from study.churn.labels import churn_labels, churn_labels_as_released, churn_labels_rebased
 
 # A digest of the generator's own source: a cached twin made by other code is remade.
 TWIN_VERSION = hashlib.sha256(
@@ -37,7 +37,9 @@ EPOCH = np.datetime64("2014-07-01")
 FILES_START = np.datetime64("2015-01-01")
 V1_END = np.datetime64("2017-03-01")  # transactions.csv / user_logs.csv end on 2017-02-28
 V2_START, V2_END = np.datetime64("2017-03-01"), np.datetime64("2017-04-01")
-SIM_END = np.datetime64("2017-05-16")  # April is simulated for the March labels, never written
+# April to June are simulated for the March labels (the outcome window ends 2017-05-31; renewals
+# after it are what censoring hides), never written.
+SIM_END = np.datetime64("2017-07-01")
 
 
 def day(d: np.datetime64) -> int:
@@ -74,12 +76,13 @@ class Scale:
     v1_log_months: int  # months of user_logs.csv written before March 2017
 
 
-# Subscribers per March-labelled user ≈ 2.38 (calibrated on the default scale).
+# Subscribers per March-labelled user ≈ 1.57 (calibrated on the default scale): the full scale
+# labels about as many March users as the real train_v2 (970,960).
 SCALES = {
-    "tiny": Scale("tiny", 4_000, 7.0, 2),
-    "quick": Scale("quick", 22_000, 7.0, 4),
-    "default": Scale("default", 460_000, 7.0, 4),
-    "full": Scale("full", 4_320_000, 7.0, 4),
+    "tiny": Scale("tiny", 2_400, 7.0, 2),
+    "quick": Scale("quick", 13_200, 7.0, 4),
+    "default": Scale("default", 276_000, 7.0, 4),
+    "full": Scale("full", 2_600_000, 7.0, 4),
 }
 
 
@@ -90,14 +93,18 @@ def _table(d: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 # Registration channel of subscribers, and its share of known demographics and of auto-renew.
-VIA = _table({7: 0.50, 9: 0.29, 3: 0.13, 4: 0.065, 13: 0.005, 11: 0.01})
+# Population shares, set so that the users left after the original joins match the real sample
+# (7: 52 %, 9: 29 %, 3: 13 %, 4: 6 %): channel 7 pays automatically and stays longest.
+VIA = _table({7: 0.407, 9: 0.313, 3: 0.172, 4: 0.104, 13: 0.004})
 VIA_KNOWN_DEMO = {7: 0.17, 9: 0.86, 3: 0.85, 4: 0.50, 13: 0.0, 11: 0.5}
 VIA_AUTO = {7: 0.95, 9: 0.72, 3: 0.56, 4: 0.46, 13: 1.0, 11: 0.6}
 VIA_LOGIT = {7: -0.15, 9: 0.45, 3: 0.55, 4: 1.0, 13: -0.5, 11: 0.5}
 # Non-subscribing members (most of members_v3) register mostly through 4 and 3.
 VIA_EXTRA = _table({4: 0.50, 3: 0.28, 9: 0.16, 7: 0.035, 11: 0.015, 13: 0.01})
 
-CITY_KNOWN = _table({1: 0.36, 13: 0.14, 5: 0.10, 4: 0.07, 15: 0.06, 22: 0.06, 6: 0.04, 14: 0.03,
+# City 1 is mostly the default of members without demographics (real sample: 82 % of channel 7,
+# 6 % of channel 9).
+CITY_KNOWN = _table({1: 0.08, 13: 0.14, 5: 0.10, 4: 0.07, 15: 0.06, 22: 0.06, 6: 0.04, 14: 0.03,
                      12: 0.02, 9: 0.015, 11: 0.013, 18: 0.012, 8: 0.01, 10: 0.008, 17: 0.006,
                      21: 0.006, 3: 0.006, 7: 0.004, 16: 0.003, 20: 0.002, 19: 0.001})
 
@@ -105,19 +112,31 @@ CITY_KNOWN = _table({1: 0.36, 13: 0.14, 5: 0.10, 4: 0.07, 15: 0.06, 22: 0.06, 6:
 # churn log-odds shift measured in FACTS.md section 2 (methods 3, 6, 13, 20, 22 ≈ 100 %, 32 ≈ 94 %).
 METHOD_AUTO = _table({41: 0.56, 39: 0.10, 40: 0.09, 36: 0.085, 37: 0.055, 34: 0.04, 33: 0.017,
                       30: 0.016, 31: 0.013, 29: 0.012, 27: 0.002, 23: 0.002})
-METHOD_MANUAL = _table({38: 0.40, 32: 0.20, 36: 0.05, 29: 0.05, 41: 0.06, 40: 0.03, 15: 0.035,
+METHOD_MANUAL = _table({38: 0.40, 32: 0.03, 36: 0.05, 29: 0.05, 41: 0.06, 40: 0.03, 15: 0.035,
                         20: 0.02, 35: 0.02, 17: 0.015, 12: 0.015, 8: 0.015, 26: 0.02, 28: 0.02,
                         3: 0.006, 6: 0.006, 13: 0.006, 22: 0.006, 2: 0.003, 10: 0.003, 14: 0.003,
                         16: 0.003, 18: 0.003, 19: 0.003, 21: 0.003, 11: 0.002, 24: 0.002})
-METHOD_LOGIT = {36: 0.55, 40: 0.2, 37: -0.3, 34: -0.5, 31: -1.0, 29: 0.5, 30: 0.3, 38: 0.0,
-                32: 3.8, 26: 1.5, 28: 0.6, 35: 3.0, 15: 3.0, 17: 3.0, 12: 3.0, 8: 3.0,
-                3: 6.0, 6: 6.0, 13: 6.0, 20: 6.0, 22: 6.0}
+# Churn log-odds shift by method. The real "≈100 %" methods (FACTS.md section 2) are prepaid long
+# plans whose expiry falls after the labels' outcome window: censoring, which the as-released
+# labeller produces by itself, so their behavioural shift here is small. Card methods 31, 33, 34
+# and 39: no churner among the 846 real users expiring in April-May; 36 and 29: 5.5 %.
+METHOD_LOGIT = {36: 1.2, 40: 0.6, 37: 0.25, 34: -3.0, 31: -3.0, 33: -3.0, 39: -3.0, 29: 1.2, 30: 0.8, 38: 0.5,
+                32: 0.5, 26: 1.5, 28: 0.6, 35: 1.0, 15: 0.5, 17: 1.0, 12: 1.0, 8: 1.0,
+                3: 0.5, 6: 1.0, 13: 0.5, 20: 0.5, 22: 0.5}
+
+# Long prepaid plans (90 days and more) are bought by hand, mostly through a few methods; manual
+# payers switch to one at a renewal and back to a month when it ends (FACTS.md: plans of 90+ days
+# bought in March, all manual, methods 32, 38, 15, 20, 22).
+LONG_PLANS = _table({410: 0.26, 90: 0.26, 195: 0.16, 180: 0.16, 360: 0.09, 100: 0.03, 395: 0.02, 120: 0.02})
+LONG_METHODS = _table({32: 0.38, 38: 0.35, 15: 0.14, 20: 0.05, 22: 0.04, 28: 0.02, 13: 0.01, 3: 0.01})
+LONG_SWITCH = 0.45  # a manual payer on a monthly plan buys a long plan at a renewal
+LONG_BACK = 0.5  # a long-plan payer comes back to a monthly plan at its end
 
 PLAN_AUTO = _table({30: 0.975, 7: 0.02, 0: 0.005})
 PLAN_MANUAL = _table({30: 0.62, 90: 0.09, 180: 0.06, 195: 0.05, 410: 0.08, 395: 0.02, 360: 0.02,
                       7: 0.03, 100: 0.01, 120: 0.01, 60: 0.01})
-PLAN_LOGIT = {7: 1.2, 0: 0.5, 60: 2.0, 90: 2.6, 100: 2.6, 120: 2.6, 180: 3.2, 195: 3.2,
-              360: 4.0, 395: 4.0, 410: 4.5}
+PLAN_LOGIT = {7: 1.2, 0: 0.5, 60: 0.3, 90: 0.3, 100: 0.3, 120: 0.3, 180: 0.3, 195: 0.3,
+              360: 0.3, 395: 0.3, 410: 0.3}  # long plans: censoring, not behaviour (see METHOD_LOGIT)
 PRICES = {
     30: _table({149: 0.45, 99: 0.32, 180: 0.09, 129: 0.06, 100: 0.05, 150: 0.02, 119: 0.01}),
     7: _table({0: 0.6, 35: 0.4}), 0: _table({0: 1.0}), 60: _table({300: 1.0}),
@@ -126,20 +145,55 @@ PRICES = {
     360: _table({1200: 1.0}), 395: _table({1599: 1.0}), 410: _table({1788: 1.0}),
 }
 
-BASE_LOGIT = -2.42  # auto-renew, method 41, 30-day plan, channel 7, unknown age, engagement 0
-MANUAL_LOGIT = 1.15
-ENGAGEMENT_LOGIT = -0.25
+BASE_LOGIT = -6.9  # auto-renew, method 41, 30-day plan, channel 7, unknown age, engagement 0
+MANUAL_LOGIT = -0.3  # manual payers who buy at or after their expiry: 0 of 387 real ones churned
+ENGAGEMENT_LOGIT = 0.1  # April-May churners listen a little more than stayers (real AUC 0.53)
 DISCOUNT_END_LOGIT = 0.8
-MONTH_LOGIT = {2: -0.45}  # February expiries churn less (6.4 % vs 9 % in March)
-CANCEL_SHARE_OF_AUTO_LEAVERS = 0.55
-STAYER_CANCEL = 0.012  # plan or method switch: cancel, then renew within days
+# February: the published rule keeps train.csv near its real 6.4 %; March 2017: more lapses
+# (real: 1.6 % of the March candidates lapse in March without a renewal row).
+MONTH_LOGIT = {2: 1.7, 3: 0.6}
+CANCEL_SHARE_OF_AUTO_LEAVERS = 1.0
+STAYER_CANCEL = 0.016  # plan or method switch: cancel, then renew within days
 RETURN_PROB, RETURN_MEAN_GAP = 0.35, 120.0
 DISCOUNT_PROB = 0.006
 PLAN_SWITCH_PROB = 0.02
 ENGAGEMENT_STEP_SD = 0.08  # monthly drift of the latent engagement
 LISTEN_GRACE_DAYS = 7
-PRIOR_ROW_SHARE = 0.65
-NEWCOMER_AUTO_FACTOR = 0.7
+# How the last renewal was made shapes the next decision. Measured on real flagged users expiring
+# in April-May (their next decision): auto-renewals at the expiry or a day before churn 0.1 %,
+# 2-5 days before 7 %, 8-12 days 0.4 %, 16-22 days 6 %; a cancellation followed by a new purchase
+# 57 %; manual payers buying at or after their expiry 0 of 387, before it 45 %.
+# Days an auto-renewal is bought before the expiry (−1: the day after, so a renewal of a 31 March
+# expiry is dated in April; 35-45: a month paid ahead, whose expiry a March purchase pushes past
+# the outcome window; real: 27 such auto-renewers, all labelled churn).
+AUTO_EARLY_DAYS = _table({-1: 0.10, 0: 0.20, 1: 0.49, 2: 0.07, 3: 0.03, 4: 0.025, 5: 0.02, 8: 0.02, 12: 0.02, 16: 0.015,
+                          22: 0.01, 35: 0.006, 45: 0.003})
+AUTO_EARLY_LOGIT = {2: 2.0, 3: 2.0, 4: 2.0, 5: 2.0, 8: 1.4, 12: 1.4, 16: 4.1, 22: 4.1}
+CANCEL_RENEW_LOGIT = 7.0  # a cancellation, then a new purchase before the expiry
+MANUAL_EARLY_SHARE = 0.25  # manual payers who renew before their expiry (the rest at or after it)
+EARLY_MANUAL_LOGIT = 5.0
+PURCHASE_DAY_LOGIT = -0.07  # manual payers: per day of month of the last purchase (early buyers churn more)
+# Auto-renewers: members for more than ~4.5 years whose renewal fell on days 1-13 churn 4.6 %, the
+# other auto-renewers with one March transaction 0.1-0.6 %.
+LONG_TENURE_DAYS, OLD_EARLY_PURCHASE_LOGIT = 1640, 4.5
+TENURE_YEARS = 3.5  # mean years between registration and the first subscription of long-standing members
+# Method 39 (a carrier bill) in March 2017: every real March candidate paying with it has two March
+# rows, the renewal and a second month billed on 31 March (spans 32-56 days), and none churned
+# (483 users). The twin bills that second month too.
+AHEAD_METHOD, AHEAD_DAY = 39, np.datetime64("2017-03-31")
+MONTHLY_PRICE_LOGIT = 0.025  # per NTD of a 30-day plan's list price above 129 (real: 180 NTD 3.1 %, 99 NTD 1.3 %)
+LEAVE_FADE = 1.0  # listening probability in the two weeks before a decided departure, relative
+PRIOR_ROW_SHARE = 0.0  # real joined users: none whose latest row is a February purchase ending in March
+NEWCOMER_AUTO_FACTOR = 0.85
+# Users without any listening row (11-12 % of the real labelled users): mostly manual payers, so
+# that the inner joins drop churners more than stayers (real churn 9.0 % → 6.4 % after the joins).
+NO_LOGS_AUTO, NO_LOGS_MANUAL = 0.08, 0.25
+
+
+# The age gaps of the real labels (FACTS.md section 2) come mostly from who buys long plans
+# (censoring); among flagged users expiring in April-May age separates nobody (AUC 0.50), so the
+# behavioural effect is a fraction of them.
+AGE_LOGIT_SCALE = 0.1
 
 
 def _age_logit(age: np.ndarray) -> np.ndarray:
@@ -147,7 +201,7 @@ def _age_logit(age: np.ndarray) -> np.ndarray:
     known = age > 0
     a = age[known]
     out[known] = np.select([a <= 15, a <= 19, a <= 24], [1.5, 0.75, 0.3], 0.0)
-    return out
+    return AGE_LOGIT_SCALE * out
 
 
 def _draw(rng, table, n):
@@ -217,7 +271,7 @@ def _subscribers(rng: np.random.Generator, n: int) -> Subscribers:
     gender = np.where(~known & (flip < 0.02), rng.integers(1, 3, n), gender)
     city = np.where(known, _draw(rng, CITY_KNOWN, n), np.where(rng.random(n) < 0.9, 1, _draw(rng, CITY_KNOWN, n)))
     # Registration: long before for the stock, close to the first subscription for newcomers.
-    years_back = rng.exponential(2.3, n)
+    years_back = rng.exponential(TENURE_YEARS, n)
     registration = start - np.where(
         stock | (rng.random(n) < 0.45), (years_back * 365).astype(np.int32), rng.integers(0, 60, n)
     )
@@ -235,7 +289,7 @@ def _subscribers(rng: np.random.Generator, n: int) -> Subscribers:
     steps = rng.normal(0, ENGAGEMENT_STEP_SD, (n, n_months)).astype(np.float32)
     steps[:, 0] = 0
     z_month = z0[:, None] + np.cumsum(steps, axis=1)
-    no_logs = rng.random(n) < 0.115
+    no_logs = rng.random(n) < np.where(auto, NO_LOGS_AUTO, NO_LOGS_MANUAL)
     no_member = rng.random(n) < np.where(auto, 0.10, 0.16)
     return Subscribers(start, via, known, age, gender, city, registration.astype(np.int32), auto,
                        method, plan, price, z_month, no_logs, no_member)
@@ -271,10 +325,11 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
     emit(uid, t, expire, plan, price, price, auto, method, 0)
     segs.append((uid, t, expire))
     discounted = np.zeros(n, bool)
+    last_way = np.zeros(n)  # log-odds from how the last renewal was bought (see AUTO_EARLY_DAYS)
     last_t = t.copy()
 
     age_logit = _age_logit(s.age)
-    static_logit = (BASE_LOGIT + _map(VIA_LOGIT, s.via) + age_logit + np.where(s.gender == 2, 0.2, 0.0))
+    static_logit = (BASE_LOGIT + _map(VIA_LOGIT, s.via) + age_logit + AGE_LOGIT_SCALE * np.where(s.gender == 2, 0.2, 0.0))
     bar = tqdm(desc="renewal cycles", unit="cycle", disable=not progress)
     active = expire < sim_end
     while active.any():
@@ -286,7 +341,12 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
         month_of_year = (m_exp + 6) % 12 + 1
         logit = (static_logit[i] + _map(METHOD_LOGIT, method[i]) + _map(PLAN_LOGIT, P)
                  + np.where(auto[i], 0.0, MANUAL_LOGIT) + ENGAGEMENT_LOGIT * z
-                 + np.where(discounted[i], DISCOUNT_END_LOGIT, 0.0) + _map(MONTH_LOGIT, month_of_year))
+                 + np.where(discounted[i], DISCOUNT_END_LOGIT, 0.0) + _map(MONTH_LOGIT, month_of_year)
+                 + last_way[i]
+                 + np.where(auto[i], np.where((E - s.registration[i] > LONG_TENURE_DAYS) & (yyyymmdd(last_t[i]) % 100 <= 13),
+                                              OLD_EARLY_PURCHASE_LOGIT, 0.0),
+                            PURCHASE_DAY_LOGIT * (yyyymmdd(last_t[i]) % 100 - 15))
+                 + np.where(P == 30, MONTHLY_PRICE_LOGIT * (price[i] - 129), 0.0))
         leave = rng.random(i.size) < 1 / (1 + np.exp(-logit))
         k = i.size
         u = rng.random((k, 8))
@@ -335,10 +395,22 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
         cj = si[ch]
         plan[cj] = np.where(auto[cj], 30, _draw(rng, PLAN_MANUAL, cj.size))
         price[cj] = _price(rng, plan[cj])
+        # Manual payers move between monthly and long prepaid plans.
+        u_long = rng.random(si.size)
+        on_long = plan[si] >= 60
+        to_long = si[~auto[si] & ~on_long & ~ch & (u_long < LONG_SWITCH)]
+        plan[to_long] = _draw(rng, LONG_PLANS, to_long.size)
+        method[to_long] = _draw(rng, LONG_METHODS, to_long.size)
+        back = si[~auto[si] & on_long & (u_long < LONG_BACK)]
+        plan[back] = 30
+        method[back] = np.where(np.isin(method[back], (38, 41, 36, 40)), method[back],
+                                _draw(rng, METHOD_MANUAL, back.size))
+        changed = np.concatenate([to_long, back])
+        price[changed] = _price(rng, plan[changed])
         # Renewal date: auto-renewers at or just before expiry; manual payers early or late (< 30 d).
         au = auto[si]
-        k_auto = np.select([u[st, 6] < 0.55, u[st, 6] < 0.9, u[st, 6] < 0.95], [0, 1, 2], 3 + (u[st, 7] * 5).astype(int))
-        early = rng.random(si.size) < 0.72
+        k_auto = _draw(rng, AUTO_EARLY_DAYS, si.size)
+        early = rng.random(si.size) < MANUAL_EARLY_SHARE
         k_manual = np.where(early, -rng.geometric(0.2, si.size) + 1, rng.geometric(0.15, si.size))
         k_manual = np.minimum(k_manual, 29)
         tr = np.where(au, expire[si] - k_auto, expire[si] + k_manual).astype(np.int32)
@@ -348,10 +420,21 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
         disc = rng.random(si.size) < DISCOUNT_PROB
         paid = np.where(disc, np.round(price[si] * rng.choice([0.0, 0.5, 0.8], si.size)), price[si])
         emit(si, tr, new_exp, plan[si], price[si], paid, au, method[si], 0)
+        ahead = au & (method[si] == AHEAD_METHOD) & (tr >= day(V2_START)) & (tr < day(AHEAD_DAY))
+        if ahead.any():
+            hi = si[ahead]
+            new_exp[ahead] += 30
+            emit(hi, np.full(hi.size, day(AHEAD_DAY)), new_exp[ahead], plan[hi], price[hi], price[hi],
+                 np.ones(hi.size, bool), method[hi], 0)
+        last_way[si] = np.where(au, _map(AUTO_EARLY_LOGIT, np.maximum(k_auto, 0)), np.where(early & (k_manual < 0), EARLY_MANUAL_LOGIT, 0.0))
+        last_way[wi] = CANCEL_RENEW_LOGIT
         segs.append((si, tr, new_exp))
         discounted[si] = disc
         last_t[si] = tr
         expire[si] = new_exp
+        if ahead.any():
+            last_t[hi] = day(AHEAD_DAY)
+            last_way[hi] = 0.0
 
         # Returners start a new chain.
         if ri.size:
@@ -361,6 +444,7 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
             last_t[ri] = new_t
             expire[ri] = exp_r
             discounted[ri] = False
+            last_way[ri] = 0.0
         active &= expire < sim_end
     bar.close()
 
@@ -426,7 +510,7 @@ def _logs_for_month(rng, s: Subscribers, hist: History, month_start: np.datetime
         row = np.searchsorted(users, lv.uid.to_numpy())
         days = np.arange(nd)[None, :] + d0
         fade = (days >= lv.day.to_numpy()[:, None] - 14) & (days < lv.day.to_numpy()[:, None])
-        p[row] = np.where(fade, p[row] * 0.8, p[row])
+        p[row] = np.where(fade, p[row] * LEAVE_FADE, p[row])
     listen = covered & (rng.random(covered.shape) < p) & keep[:, None]
     ui, di = np.nonzero(listen)
     uid = users[ui]
@@ -520,16 +604,19 @@ def _write_csv(df: pd.DataFrame, path: Path, ids: pa.Array) -> None:
         con.close()
 
 
-LABEL_RULES = ("rule", "rebased")
+LABEL_RULES = ("as released", "rule", "rebased")
 
 
 def generate(out_dir: str | Path, scale: str = "quick", seed: int = 2017, progress: bool = True,
-             label_rule: str = "rule") -> TwinSummary:
+             label_rule: str = "as released") -> TwinSummary:
     """Simulate the twin and write the Kaggle files into ``out_dir``; returns a summary.
 
-    ``label_rule="rule"`` (the default) labels both months with the organisers' rule as FACTS.md
-    states it; ``"rebased"`` labels March with :func:`churn_labels_rebased`, an experiment that
-    notebooks/20 uses to test why real train_v2 churners contradict the rule.
+    ``label_rule="as released"`` (the default) labels March (train_v2.csv) the way the real release
+    was labelled (:func:`churn_labels_as_released`: expiry standing at the end of March, renewals
+    observed to 2017-05-31, none → churn) and February (train.csv) with the organisers' published
+    rule, which reproduces it; ``"rule"`` labels both months with the published rule and
+    ``"rebased"`` labels March with :func:`churn_labels_rebased`, experiments that notebooks/20
+    keeps to show why the real train_v2 churners contradict the published rule.
 
     Files are written as soon as they are complete and freed, month by month for the logs, so
     the full scale (18 M March log rows) stays within a few GB."""
@@ -548,7 +635,7 @@ def generate(out_dir: str | Path, scale: str = "quick", seed: int = 2017, progre
     ids = msno_strings(rng, sc.subscribers)
     bar.update(1)
 
-    # Labels from the transactions themselves (April included, as the organisers had it).
+    # Labels from the transactions themselves (April to June included, as the organisers had them).
     # Rows before December 2016 cannot change a February or March label.
     recent = tx[tx.tdate >= day(np.datetime64("2016-12-01"))]
     tx_lab = pd.DataFrame({"msno": recent.uid.to_numpy(),
@@ -561,7 +648,11 @@ def generate(out_dir: str | Path, scale: str = "quick", seed: int = 2017, progre
     if label_rule not in LABEL_RULES:
         raise ValueError(f"label_rule must be one of {LABEL_RULES}")
     for name, (y, mth) in {"train.csv": (2017, 2), "train_v2.csv": (2017, 3)}.items():
-        rule = churn_labels_rebased if (label_rule == "rebased" and mth == 3) else churn_labels
+        rule = churn_labels
+        if mth == 3 and label_rule == "as released":
+            rule = churn_labels_as_released
+        elif mth == 3 and label_rule == "rebased":
+            rule = churn_labels_rebased
         lab = rule(tx_lab, y, mth)
         labelled[name] = pd.DataFrame({"uid": lab.msno.to_numpy(np.int32), "is_churn": lab.is_churn.to_numpy()})
         churn[name] = float(lab.is_churn.mean())
