@@ -146,12 +146,12 @@ PRICES = {
 }
 
 BASE_LOGIT = -6.9  # auto-renew, method 41, 30-day plan, channel 7, unknown age, engagement 0
-MANUAL_LOGIT = -0.3  # manual payers who buy at or after their expiry: 0 of 387 real ones churned
+MANUAL_LOGIT = -0.7  # manual payers who buy at or after their expiry: 0 of 387 real ones churned
 ENGAGEMENT_LOGIT = 0.1  # April-May churners listen a little more than stayers (real AUC 0.53)
 DISCOUNT_END_LOGIT = 0.8
 # February: the published rule keeps train.csv near its real 6.4 %; March 2017: more lapses
 # (real: 1.6 % of the March candidates lapse in March without a renewal row).
-MONTH_LOGIT = {2: 1.7, 3: 0.6}
+MONTH_LOGIT = {2: 2.4, 3: 0.6}
 CANCEL_SHARE_OF_AUTO_LEAVERS = 1.0
 STAYER_CANCEL = 0.016  # plan or method switch: cancel, then renew within days
 RETURN_PROB, RETURN_MEAN_GAP = 0.35, 120.0
@@ -163,19 +163,20 @@ LISTEN_GRACE_DAYS = 7
 # in April-May (their next decision): auto-renewals at the expiry or a day before churn 0.1 %,
 # 2-5 days before 7 %, 8-12 days 0.4 %, 16-22 days 6 %; a cancellation followed by a new purchase
 # 57 %; manual payers buying at or after their expiry 0 of 387, before it 45 %.
-# Days an auto-renewal is bought before the expiry (−1: the day after, so a renewal of a 31 March
-# expiry is dated in April; 35-45: a month paid ahead, whose expiry a March purchase pushes past
-# the outcome window; real: 27 such auto-renewers, all labelled churn).
-AUTO_EARLY_DAYS = _table({-1: 0.10, 0: 0.20, 1: 0.49, 2: 0.07, 3: 0.03, 4: 0.025, 5: 0.02, 8: 0.02, 12: 0.02, 16: 0.015,
+# Days an auto-renewal is bought before the expiry (35-45: a month paid ahead, whose expiry a March
+# purchase pushes past the outcome window; real: 27 such auto-renewers, all labelled churn).
+AUTO_EARLY_DAYS = _table({0: 0.30, 1: 0.49, 2: 0.07, 3: 0.03, 4: 0.025, 5: 0.02, 8: 0.02, 12: 0.02, 16: 0.015,
                           22: 0.01, 35: 0.006, 45: 0.003})
 AUTO_EARLY_LOGIT = {2: 2.0, 3: 2.0, 4: 2.0, 5: 2.0, 8: 1.4, 12: 1.4, 16: 4.1, 22: 4.1}
 CANCEL_RENEW_LOGIT = 7.0  # a cancellation, then a new purchase before the expiry
 MANUAL_EARLY_SHARE = 0.25  # manual payers who renew before their expiry (the rest at or after it)
 EARLY_MANUAL_LOGIT = 5.0
 PURCHASE_DAY_LOGIT = -0.07  # manual payers: per day of month of the last purchase (early buyers churn more)
-# Auto-renewers: members for more than ~4.5 years whose renewal fell on days 1-13 churn 4.6 %, the
-# other auto-renewers with one March transaction 0.1-0.6 %.
-LONG_TENURE_DAYS, OLD_EARLY_PURCHASE_LOGIT = 1640, 4.5
+# Auto-renewers: members for more than ~4.5 years whose renewal fell on days 1-13 churn 4.6 % at
+# their April-May 2017 expiry, the other auto-renewers with one March transaction 0.1-0.6 %. A
+# spring 2017 event (applied every month, it would deplete those members long before).
+LONG_TENURE_DAYS, OLD_EARLY_PURCHASE_LOGIT, OLD_EARLY_FROM = 1640, 3.3, np.datetime64("2017-04-01")
+MONTH_END_NEXT_DAY = 0.9
 TENURE_YEARS = 3.5  # mean years between registration and the first subscription of long-standing members
 # Method 39 (a carrier bill) in March 2017: every real March candidate paying with it has two March
 # rows, the renewal and a second month billed on 31 March (spans 32-56 days), and none churned
@@ -343,7 +344,8 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
                  + np.where(auto[i], 0.0, MANUAL_LOGIT) + ENGAGEMENT_LOGIT * z
                  + np.where(discounted[i], DISCOUNT_END_LOGIT, 0.0) + _map(MONTH_LOGIT, month_of_year)
                  + last_way[i]
-                 + np.where(auto[i], np.where((E - s.registration[i] > LONG_TENURE_DAYS) & (yyyymmdd(last_t[i]) % 100 <= 13),
+                 + np.where(auto[i], np.where((E - s.registration[i] > LONG_TENURE_DAYS) & (yyyymmdd(last_t[i]) % 100 <= 13)
+                                              & (E >= day(OLD_EARLY_FROM)),
                                               OLD_EARLY_PURCHASE_LOGIT, 0.0),
                             PURCHASE_DAY_LOGIT * (yyyymmdd(last_t[i]) % 100 - 15))
                  + np.where(P == 30, MONTHLY_PRICE_LOGIT * (price[i] - 129), 0.0))
@@ -410,6 +412,10 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
         # Renewal date: auto-renewers at or just before expiry; manual payers early or late (< 30 d).
         au = auto[si]
         k_auto = _draw(rng, AUTO_EARLY_DAYS, si.size)
+        # A renewal of an expiry on a month's last day is dated the next day (real: 46 auto-renewers
+        # bought on 1 March, expiring 31 March, with no March renewal row, stayed).
+        month_end = yyyymmdd(expire[si] + 1) % 100 == 1
+        k_auto = np.where(month_end & (rng.random(si.size) < MONTH_END_NEXT_DAY), -1, k_auto)
         early = rng.random(si.size) < MANUAL_EARLY_SHARE
         k_manual = np.where(early, -rng.geometric(0.2, si.size) + 1, rng.geometric(0.15, si.size))
         k_manual = np.minimum(k_manual, 29)
