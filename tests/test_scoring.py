@@ -133,3 +133,16 @@ def test_tree_contributions_add_up_to_the_log_odds():
     bias = logit - c.sum(axis=1).to_numpy()
     assert np.allclose(bias, bias[0], atol=1e-4)  # contributions + one bias = the model's log-odds
     assert c.abs().mean().idxmax() == "a"
+
+
+def test_tree_contributions_of_an_xgboost_fitted_on_a_frame():
+    """A champion fitted on a named frame (XGBoost keeps the names) is explained from the plain
+    matrix the saved model hands over; the twin of issue 13 made XGBoost the champion and caught it."""
+    from xgboost import XGBClassifier
+
+    rng = np.random.default_rng(1)
+    x = pd.DataFrame(rng.normal(size=(300, 2)), columns=["tenure_days", "secs_30"])
+    y = (x.tenure_days + rng.normal(0, 0.5, 300) > 0.5).astype(int)
+    m = XGBClassifier(n_estimators=10, max_depth=2, n_jobs=1).fit(x, y)
+    c = scoring.tree_contributions(m, x.to_numpy(), list(x.columns))
+    assert list(c.columns) == ["tenure_days", "secs_30"] and c.abs().mean().idxmax() == "tenure_days"

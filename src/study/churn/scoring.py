@@ -110,7 +110,8 @@ def tree_contributions(booster, x: np.ndarray, columns, index=None) -> pd.DataFr
     if hasattr(booster, "get_booster"):  # XGBoost
         import xgboost as xgb
 
-        contrib = booster.get_booster().predict(xgb.DMatrix(x), pred_contribs=True)
+        native = booster.get_booster()  # fitted on a frame, it checks the names: give them back
+        contrib = native.predict(xgb.DMatrix(np.asarray(x), feature_names=native.feature_names), pred_contribs=True)
     elif hasattr(booster, "booster_"):  # LGBMClassifier
         contrib = booster.booster_.predict(x, pred_contrib=True)
     else:  # lightgbm.Booster
