@@ -169,7 +169,7 @@ def transfer_original(source, real: pd.DataFrame, seed: int = 40, folds: int = 5
     keep = ["ROC AUC", "log loss", "F1", "MCC"]
     rows = [
         {"model": "original-format model trained on the twin → real sample", **{k: on_real[k] for k in keep},
-         "trained on": f"{int(twin_rows * 0.7):,} twin users (70 % split)", "scored": f"{len(real):,} real users"},
+         "trained on": f"≈{int(twin_rows * 0.7):,} twin users (70 % split)", "scored": f"{len(real):,} real users"},
         {"model": f"same recipe, {folds}-fold CV on the real sample", **{k: cv[k] for k in keep},
          "trained on": f"{int(len(real) * (folds - 1) / folds):,} real users per fold", "scored": f"{len(real):,} real users (out of fold)"},
         {"model": f"original study: {name} (FACTS.md)", "ROC AUC": auc, "log loss": ll, "F1": f1, "MCC": mcc,
