@@ -37,6 +37,7 @@ EPOCH = np.datetime64("2014-07-01")
 FILES_START = np.datetime64("2015-01-01")
 V1_END = np.datetime64("2017-03-01")  # transactions.csv / user_logs.csv end on 2017-02-28
 V2_START, V2_END = np.datetime64("2017-03-01"), np.datetime64("2017-04-01")
+ODDITIES_BEFORE = np.datetime64("2017-01-01")
 # April to June are simulated for the March labels (the outcome window ends 2017-05-31; renewals
 # after it are what censoring hides), never written.
 SIM_END = np.datetime64("2017-07-01")
@@ -58,6 +59,12 @@ def yyyymmdd(days: np.ndarray) -> np.ndarray:
         dates = pd.DatetimeIndex(EPOCH + np.arange(_DATE_LO, _DATE_HI).astype("timedelta64[D]"))
         _YYYYMMDD = (dates.year * 10000 + dates.month * 100 + dates.day).to_numpy().astype(np.int32)
     return _YYYYMMDD[np.asarray(days) - _DATE_LO]
+
+
+def month_last_day(days: np.ndarray) -> np.ndarray:
+    """Day numbers → the day number of the last day of their month."""
+    d = EPOCH + np.asarray(days).astype("timedelta64[D]")
+    return ((d.astype("datetime64[M]") + 1).astype("datetime64[D]") - 1 - EPOCH).astype(np.int64)
 
 
 def month_index(days: np.ndarray) -> np.ndarray:
@@ -119,8 +126,9 @@ METHOD_MANUAL = _table({38: 0.40, 32: 0.03, 36: 0.05, 29: 0.05, 41: 0.06, 40: 0.
 # Churn log-odds shift by method. The real "≈100 %" methods (FACTS.md section 2) are prepaid long
 # plans whose expiry falls after the labels' outcome window: censoring, which the as-released
 # labeller produces by itself, so their behavioural shift here is small. Card methods 31, 33, 34
-# and 39: no churner among the 846 real users expiring in April-May; 36 and 29: 5.5 %.
-METHOD_LOGIT = {36: 1.2, 40: 0.6, 37: 0.25, 34: -3.0, 31: -3.0, 33: -3.0, 39: -3.0, 29: 1.2, 30: 0.8, 38: 0.5,
+# and 39: no churner among the 846 real users expiring in April-May; auto-renewers with one March
+# row: 40 2.1 %, 37 1.1 %, 36 0.6 %, 29 1.7 %.
+METHOD_LOGIT = {36: 0.1, 40: 1.3, 37: 0.6, 34: -3.0, 31: -3.0, 33: -3.0, 39: -3.0, 29: 1.2, 30: 0.8, 38: 0.5,
                 32: 0.5, 26: 1.5, 28: 0.6, 35: 1.0, 15: 0.5, 17: 1.0, 12: 1.0, 8: 1.0,
                 3: 0.5, 6: 1.0, 13: 0.5, 20: 0.5, 22: 0.5}
 
@@ -145,14 +153,15 @@ PRICES = {
     360: _table({1200: 1.0}), 395: _table({1599: 1.0}), 410: _table({1788: 1.0}),
 }
 
-BASE_LOGIT = -6.9  # auto-renew, method 41, 30-day plan, channel 7, unknown age, engagement 0
+BASE_LOGIT = -7.15  # auto-renew, method 41, 30-day plan, channel 7, unknown age, engagement 0
 MANUAL_LOGIT = -0.7  # manual payers who buy at or after their expiry: 0 of 387 real ones churned
 ENGAGEMENT_LOGIT = 0.1  # April-May churners listen a little more than stayers (real AUC 0.53)
 DISCOUNT_END_LOGIT = 0.8
 # February: the published rule keeps train.csv near its real 6.4 %; March 2017: more lapses
 # (real: 1.6 % of the March candidates lapse in March without a renewal row).
-MONTH_LOGIT = {2: 2.4, 3: 0.6}
+MONTH_LOGIT = {2: 3.0, 3: 1.6}
 CANCEL_SHARE_OF_AUTO_LEAVERS = 1.0
+CANCEL_BEFORE_P = 0.1  # days between an auto-renewer's cancellation and the expiry: geometric, mean 10
 STAYER_CANCEL = 0.016  # plan or method switch: cancel, then renew within days
 RETURN_PROB, RETURN_MEAN_GAP = 0.35, 120.0
 DISCOUNT_PROB = 0.006
@@ -165,30 +174,56 @@ LISTEN_GRACE_DAYS = 7
 # 57 %; manual payers buying at or after their expiry 0 of 387, before it 45 %.
 # Days an auto-renewal is bought before the expiry (35-45: a month paid ahead, whose expiry a March
 # purchase pushes past the outcome window; real: 27 such auto-renewers, all labelled churn).
-AUTO_EARLY_DAYS = _table({0: 0.30, 1: 0.49, 2: 0.07, 3: 0.03, 4: 0.025, 5: 0.02, 8: 0.02, 12: 0.02, 16: 0.015,
+AUTO_EARLY_DAYS = _table({0: 0.33, 1: 0.54, 2: 0.02, 3: 0.01, 4: 0.006, 5: 0.004, 8: 0.02, 12: 0.02, 16: 0.015,
                           22: 0.01, 35: 0.006, 45: 0.003})
+# Members of 4.5 to 8 years are the ones billed two to five days ahead (real, one March row: 40 % of
+# them, 3-6 % of the others).
+AUTO_EARLY_DAYS_VETERAN = _table({0: 0.2, 1: 0.33, 2: 0.19, 3: 0.09, 4: 0.07, 5: 0.05, 8: 0.02, 12: 0.02, 16: 0.015,
+                                  22: 0.01, 35: 0.006, 45: 0.003})
+VETERAN_DAYS = (1640, 2920)
 AUTO_EARLY_LOGIT = {2: 2.0, 3: 2.0, 4: 2.0, 5: 2.0, 8: 1.4, 12: 1.4, 16: 4.1, 22: 4.1}
 CANCEL_RENEW_LOGIT = 7.0  # a cancellation, then a new purchase before the expiry
 MANUAL_EARLY_SHARE = 0.25  # manual payers who renew before their expiry (the rest at or after it)
-EARLY_MANUAL_LOGIT = 5.0
+EARLY_MANUAL_LOGIT = 6.0
 PURCHASE_DAY_LOGIT = -0.07  # manual payers: per day of month of the last purchase (early buyers churn more)
-# Auto-renewers: members for more than ~4.5 years whose renewal fell on days 1-13 churn 4.6 % at
-# their April-May 2017 expiry, the other auto-renewers with one March transaction 0.1-0.6 %. A
-# spring 2017 event (applied every month, it would deplete those members long before).
-LONG_TENURE_DAYS, OLD_EARLY_PURCHASE_LOGIT, OLD_EARLY_FROM = 1640, 3.3, np.datetime64("2017-04-01")
-MONTH_END_NEXT_DAY = 0.9
+# The spring 2017 decisions (April-May expiries, the labelled ones) of auto-renewers with one March
+# row: none of the 3,897 renewed at the expiry or a day before churned but one; renewed 2-5 days
+# before, 1.7 % when bought after the 13th, 12-19 % on days 1-13, whatever the tenure. Applied every
+# month, these would reshape the whole history, so they are a spring 2017 event.
+SPRING_FROM = np.datetime64("2017-04-01")
+SPRING_LOGIT = {"on time": -2.3, "early": 0.6, "early, days 1-13": 3.2}
+MONTH_END_BATCH = 0.9
+# Measured on March 2017 only; applied to February and March 2017 (every month, it would pile the
+# expiries up at month ends over the years).
+BATCH_FROM = np.datetime64("2017-02-01")
 TENURE_YEARS = 3.5  # mean years between registration and the first subscription of long-standing members
 # Method 39 (a carrier bill) in March 2017: every real March candidate paying with it has two March
 # rows, the renewal and a second month billed on 31 March (spans 32-56 days), and none churned
 # (483 users). The twin bills that second month too.
-AHEAD_METHOD, AHEAD_DAY = 39, np.datetime64("2017-03-31")
+# Method 34 is billed ahead the same way for some users (real: 3 late March users, all churned).
+AHEAD_METHODS, AHEAD_DAY, AHEAD_OTHER_SHARE = (39, 34), np.datetime64("2017-03-31"), 0.05
+AHEAD_QUIT, QUIT_LOGIT, AHEAD_TWICE = 0.012, 20.0, 0.015
+# Auto-renewers who stack months in March 2017, then leave (real: 15 of the 6,023 joined users have
+# 3 to 9 March rows of methods 41, 40 and 36, expiring June to December, all labelled churn; with one
+# extra month, two March rows expiring in May, 15 of 16 churned).
+STACK_METHODS, STACK_SHARE, STACK_LOGIT = (41, 40, 36, 37, 30), 0.008, 12.0
+STACK_MONTHS = _table({1: .5, 2: .15, 3: .12, 4: .12, 6: .04, 8: .07})
 MONTHLY_PRICE_LOGIT = 0.025  # per NTD of a 30-day plan's list price above 129 (real: 180 NTD 3.1 %, 99 NTD 1.3 %)
 LEAVE_FADE = 1.0  # listening probability in the two weeks before a decided departure, relative
 PRIOR_ROW_SHARE = 0.0  # real joined users: none whose latest row is a February purchase ending in March
 NEWCOMER_AUTO_FACTOR = 0.85
+# Legacy auto-renewers (real: 41 of the 6,023 joined users, all method 41, channel 7, 3 churned):
+# their latest-expiry row in transactions_v2 is dated December 2015 to February 2016, with an expiry
+# pushed months to years past April 2017 (to 2020).
+LEGACY_SHARE = 0.0068
+# Months of extension past the March row (real transaction_count - 1 of the 41).
+LEGACY_MONTHS = _table({1: .08, 2: .12, 3: .17, 5: .08, 6: .03, 9: .05, 10: .05, 12: .05, 13: .12, 15: .07, 19: .07,
+                        20: .07, 29: .04})
+LEGACY_DATES = (np.datetime64("2015-11-30"), np.datetime64("2015-12-23"), np.datetime64("2016-01-24"),
+                np.datetime64("2016-02-21"))
 # Users without any listening row (11-12 % of the real labelled users): mostly manual payers, so
 # that the inner joins drop churners more than stayers (real churn 9.0 % → 6.4 % after the joins).
-NO_LOGS_AUTO, NO_LOGS_MANUAL = 0.08, 0.25
+NO_LOGS_AUTO, NO_LOGS_MANUAL = 0.08, 0.35
 
 
 # The age gaps of the real labels (FACTS.md section 2) come mostly from who buys long plans
@@ -328,6 +363,8 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
     discounted = np.zeros(n, bool)
     last_way = np.zeros(n)  # log-odds from how the last renewal was bought (see AUTO_EARLY_DAYS)
     last_t = t.copy()
+    billed_ahead = np.zeros(n, bool)
+    last_k = np.full(n, -9, np.int16)  # days the last automatic renewal was bought before the expiry (-9: none)
 
     age_logit = _age_logit(s.age)
     static_logit = (BASE_LOGIT + _map(VIA_LOGIT, s.via) + age_logit + AGE_LOGIT_SCALE * np.where(s.gender == 2, 0.2, 0.0))
@@ -340,14 +377,16 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
         m_exp = month_index(E)
         z = s.z_month[i, np.minimum(m_exp, s.z_month.shape[1] - 1)]
         month_of_year = (m_exp + 6) % 12 + 1
-        logit = (static_logit[i] + _map(METHOD_LOGIT, method[i]) + _map(PLAN_LOGIT, P)
+        k_last = last_k[i]
+        spring = np.where((k_last >= -1) & (k_last <= 1), SPRING_LOGIT["on time"],
+                          np.where((k_last >= 2) & (k_last <= 5),
+                                   np.where(yyyymmdd(last_t[i]) % 100 <= 13, SPRING_LOGIT["early, days 1-13"], SPRING_LOGIT["early"]), 0.0))
+        spring = np.where(auto[i] & (E >= day(SPRING_FROM)), spring, 0.0)
+        logit = (static_logit[i] + _map(METHOD_LOGIT, method[i]) + spring + _map(PLAN_LOGIT, P)
                  + np.where(auto[i], 0.0, MANUAL_LOGIT) + ENGAGEMENT_LOGIT * z
                  + np.where(discounted[i], DISCOUNT_END_LOGIT, 0.0) + _map(MONTH_LOGIT, month_of_year)
                  + last_way[i]
-                 + np.where(auto[i], np.where((E - s.registration[i] > LONG_TENURE_DAYS) & (yyyymmdd(last_t[i]) % 100 <= 13)
-                                              & (E >= day(OLD_EARLY_FROM)),
-                                              OLD_EARLY_PURCHASE_LOGIT, 0.0),
-                            PURCHASE_DAY_LOGIT * (yyyymmdd(last_t[i]) % 100 - 15))
+                 + np.where(auto[i], 0.0, PURCHASE_DAY_LOGIT * (yyyymmdd(last_t[i]) % 100 - 15))
                  + np.where(P == 30, MONTHLY_PRICE_LOGIT * (price[i] - 129), 0.0))
         leave = rng.random(i.size) < 1 / (1 + np.exp(-logit))
         k = i.size
@@ -359,9 +398,10 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
         cancel = leave & auto[i] & (u[:, 0] < CANCEL_SHARE_OF_AUTO_LEAVERS)
         ci = i[cancel]
         if ci.size:
-            lo, hi = last_t[ci] + 1, np.maximum(expire[ci] - 1, last_t[ci] + 2)
-            tc = (lo + (hi - lo) * u[cancel, 1]).astype(np.int32)
-            tc = np.minimum(tc, expire[ci])
+            # Dated in the days before the expiry (a cancellation read in March 2017 takes the user out of
+            # the flagged March buyers; real: 44 such churners against 89 flagged auto-renewers).
+            before = np.ceil(np.log1p(-u[cancel, 1]) / np.log1p(-CANCEL_BEFORE_P)).astype(np.int32)
+            tc = np.clip(expire[ci] - before, last_t[ci] + 1, expire[ci])
             exp_c = np.where(u[cancel, 2] < 0.3, tc, expire[ci])
             emit(ci, tc, exp_c, plan[ci], price[ci], price[ci], np.ones(ci.size, bool), method[ci], 1)
             cuts.append((ci, exp_c, expire[ci]))  # service stops at the moved expiry
@@ -411,11 +451,24 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
         price[changed] = _price(rng, plan[changed])
         # Renewal date: auto-renewers at or just before expiry; manual payers early or late (< 30 d).
         au = auto[si]
-        k_auto = _draw(rng, AUTO_EARLY_DAYS, si.size)
-        # A renewal of an expiry on a month's last day is dated the next day (real: 46 auto-renewers
-        # bought on 1 March, expiring 31 March, with no March renewal row, stayed).
-        month_end = yyyymmdd(expire[si] + 1) % 100 == 1
-        k_auto = np.where(month_end & (rng.random(si.size) < MONTH_END_NEXT_DAY), -1, k_auto)
+        tenure = expire[si] - s.registration[si]
+        veteran = (tenure > VETERAN_DAYS[0]) & (tenure <= VETERAN_DAYS[1])
+        k_auto = np.where(veteran, _draw(rng, AUTO_EARLY_DAYS_VETERAN, si.size), _draw(rng, AUTO_EARLY_DAYS, si.size))
+        # Month-end batch (February and March 2017): expiries on the 29th to the 31st are renewed on the
+        # month's last day (February's on 1 March), expiring 30 days later (real: 624 of the 3,897
+        # on-time March renewals are dated 31 March, expiring 30 April; none on the 29th or 30th); an
+        # expiry on a month's last day set by a renewal dated the 1st is renewed the next day (real: 44
+        # users bought 1 March, expiring 31 March, stayed).
+        E_si = expire[si]
+        dom = yyyymmdd(E_si) % 100
+        last = month_last_day(E_si)
+        february = (yyyymmdd(E_si) // 100) % 100 == 2
+        batch = ((dom >= 29) | (february & (E_si == last))) & (E_si >= day(BATCH_FROM)) & (E_si < day(V2_END))
+        batch_day = np.where(february, last + 1, last)
+        from_first = (E_si == last) & (yyyymmdd(last_t[si]) % 100 == 1)
+        batch_day = np.where(from_first, E_si + 1, batch_day)
+        k_auto = np.where(batch & (rng.random(si.size) < MONTH_END_BATCH), E_si - batch_day, k_auto)
+        k_auto = np.where(billed_ahead[si], 0, k_auto)  # a carrier bill paid ahead renews at its expiry
         early = rng.random(si.size) < MANUAL_EARLY_SHARE
         k_manual = np.where(early, -rng.geometric(0.2, si.size) + 1, rng.geometric(0.15, si.size))
         k_manual = np.minimum(k_manual, 29)
@@ -426,14 +479,51 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
         disc = rng.random(si.size) < DISCOUNT_PROB
         paid = np.where(disc, np.round(price[si] * rng.choice([0.0, 0.5, 0.8], si.size)), price[si])
         emit(si, tr, new_exp, plan[si], price[si], paid, au, method[si], 0)
-        ahead = au & (method[si] == AHEAD_METHOD) & (tr >= day(V2_START)) & (tr < day(AHEAD_DAY))
+        ahead = au & np.isin(method[si], AHEAD_METHODS) & (tr >= day(V2_START)) & (tr <= day(AHEAD_DAY))
+        ahead &= (method[si] == AHEAD_METHODS[0]) | (rng.random(si.size) < AHEAD_OTHER_SHARE)
+        # A few cancel in March instead of being billed ahead, and leave (real: 5 method-39 users with a
+        # March cancellation of an April expiry, all churned; 0 of the 485 billed ahead churned).
+        quit_ahead = ahead & (rng.random(si.size) < AHEAD_QUIT)
+        if quit_ahead.any():
+            qi = si[quit_ahead]
+            tq = np.minimum(tr[quit_ahead] + 1 + (rng.random(qi.size) * (day(AHEAD_DAY) - 1 - tr[quit_ahead])).astype(np.int32),
+                            day(AHEAD_DAY) - 1)
+            emit(qi, tq, new_exp[quit_ahead], plan[qi], price[qi], price[qi], np.ones(qi.size, bool), method[qi], 1)
+            ahead &= ~quit_ahead
         if ahead.any():
             hi = si[ahead]
             new_exp[ahead] += 30
             emit(hi, np.full(hi.size, day(AHEAD_DAY)), new_exp[ahead], plan[hi], price[hi], price[hi],
                  np.ones(hi.size, bool), method[hi], 0)
+            # A few are billed two months ahead (real: 7 method-39 users with three March rows, expiring
+            # in June, all churned: censored).
+            twice = rng.random(hi.size) < AHEAD_TWICE
+            if twice.any():
+                new_exp[np.flatnonzero(ahead)[twice]] += 30
+                ti = hi[twice]
+                emit(ti, np.full(ti.size, day(AHEAD_DAY)), new_exp[ahead][twice], plan[ti], price[ti], price[ti],
+                     np.ones(ti.size, bool), method[ti], 0)
+        billed_ahead[si] = ahead
+        last_k[si] = np.where(au & ~ahead, k_auto, -9)
+        # Months stacked in March 2017: extra rows, each a month past the previous expiry.
+        stack = au & np.isin(method[si], STACK_METHODS) & (tr >= day(V2_START)) & (tr < day(V2_END)) & ~ahead
+        stack &= rng.random(si.size) < STACK_SHARE
+        if stack.any():
+            ki = si[stack]
+            extra = _draw(rng, STACK_MONTHS, ki.size)
+            rep = np.repeat(np.arange(ki.size), extra)
+            step = np.arange(rep.size) - np.repeat(np.cumsum(extra) - extra, extra) + 1  # 1 .. extra
+            emit(ki[rep], np.minimum(tr[stack][rep] + step, day(V2_END) - 1), new_exp[stack][rep] + 30 * step,
+                 plan[ki[rep]], price[ki[rep]], price[ki[rep]], np.ones(rep.size, bool), method[ki[rep]], 0)
+            new_exp[stack] += 30 * extra
         last_way[si] = np.where(au, _map(AUTO_EARLY_LOGIT, np.maximum(k_auto, 0)), np.where(early & (k_manual < 0), EARLY_MANUAL_LOGIT, 0.0))
-        last_way[wi] = CANCEL_RENEW_LOGIT
+        # A cancellation, then a renewal: only renewals that stay automatic (a switch to paying by hand
+        # follows the manual payers' rule; real manual payers buying at their expiry: 0 of 387 churned).
+        last_way[wi] = np.where(auto[wi], CANCEL_RENEW_LOGIT, last_way[wi])
+        if quit_ahead.any():
+            last_way[qi] = QUIT_LOGIT
+        if stack.any():
+            last_way[ki] = STACK_LOGIT
         segs.append((si, tr, new_exp))
         discounted[si] = disc
         last_t[si] = tr
@@ -451,6 +541,7 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
             expire[ri] = exp_r
             discounted[ri] = False
             last_way[ri] = 0.0
+            last_k[ri] = -9
         active &= expire < sim_end
     bar.close()
 
@@ -466,12 +557,35 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
     return History(tx, segments, lv)
 
 
+def _legacy_rows(rng: np.random.Generator, march: pd.DataFrame, labelled: np.ndarray, via: np.ndarray) -> pd.DataFrame:
+    """Rows of the legacy auto-renewers (see LEGACY_SHARE), added to transactions_v2 only, after the
+    labels: an old-dated row does not change the expiry standing at any date the labels read."""
+    last = march[march.cancel == 0].sort_values(["uid", "tdate", "expire"], kind="mergesort").groupby("uid").tail(1)
+    eligible = last[last.auto.astype(bool) & (last.method == 41) & (via[last.uid] == 7) & last.uid.isin(labelled)]
+    k = min(len(eligible), round(LEGACY_SHARE * len(labelled)))
+    pick = eligible.iloc[np.sort(rng.choice(len(eligible), k, replace=False))]
+    d0, d1, d2, d3 = (day(d) for d in LEGACY_DATES)
+    u = rng.random(k)
+    tdate = np.where(u < 0.75, d0 + (d1 - d0) * u / 0.75, d2 + (d3 - d2) * (u - 0.75) / 0.25).astype(np.int32)
+    # One row per month of extension (real: transaction_count ≈ months past March 2017 + 1), dated
+    # on consecutive days, each expiry a month beyond the previous one.
+    months = _draw(rng, LEGACY_MONTHS, k)
+    rows = pick.iloc[np.repeat(np.arange(k), months)]
+    step = np.arange(len(rows)) - np.repeat(np.cumsum(months) - months, months)  # 0 .. months-1
+    return rows.assign(tdate=(np.repeat(tdate, months) + step).astype(np.int32),
+                       expire=(rows.expire.to_numpy() + 30 * (step + 1)).astype(rows.expire.dtype),
+                       paid=rows.price.to_numpy())
+
+
 def _add_oddities(rng: np.random.Generator, tx: pd.DataFrame) -> pd.DataFrame:
     """The real files' oddities at their real rates: expiry before the transaction date,
     expiry on 1970-01-01, far-future expiries (to 2036) and exact duplicate rows."""
     n = len(tx)
     expire = tx["expire"].to_numpy().copy()
     u = rng.random(n)
+    # Not on rows dated from 2017 on: the real labelled users' latest rows carry none (a corrupted
+    # March renewal would make its user a censored churner nobody in the real sample resembles).
+    u[tx["tdate"].to_numpy() >= day(ODDITIES_BEFORE)] = 1.0
     before = u < 0.0066
     expire[before] = tx["tdate"].to_numpy()[before] - rng.integers(1, 400, int(before.sum()))
     expire[(u >= 0.0066) & (u < 0.0066 + 7.7e-5)] = day(np.datetime64("1970-01-01"))
@@ -695,8 +809,9 @@ def generate(out_dir: str | Path, scale: str = "quick", seed: int = 2017, progre
     prior = prior[(prior.expire >= day(V2_START)) & ~prior.uid.isin(tx.uid[in_march])]
     prior = prior[(prior.expire >= day(V2_END)) | (rng.random(len(prior)) < PRIOR_ROW_SHARE)]
     write("transactions.csv", tx_frame(tx[in_v1]))
-    write("transactions_v2.csv", tx_frame(pd.concat([tx[in_march], prior]).sort_index()))
-    del tx, prior
+    legacy = _legacy_rows(rng, tx[in_march], labelled["train_v2.csv"].uid.to_numpy(), subs.via)
+    write("transactions_v2.csv", tx_frame(pd.concat([tx[in_march], prior, legacy]).sort_index(kind="mergesort")))
+    del tx, prior, legacy
     write("members_v3.csv", _members(rng, subs, n_extra))
 
     # Listening logs, one month at a time; user_logs.csv is the v1 months concatenated.
