@@ -58,6 +58,46 @@ def test_box_conversions_round_trip_and_clip_at_the_borders():
     assert detect.iou([[0, 0, 10, 10]], [[5, 0, 15, 10], [20, 20, 30, 30]]).tolist() == [[pytest.approx(1 / 3), 0.0]]
 
 
+def test_average_precision_agrees_with_hand_counted_cases():
+    """pycocotools' AP@0.5 (101 recall points) on cases counted by hand."""
+    door = [[0, 0, 10, 10]]
+    one = detect.average_precision([[[0, 0, 10, 10, 0.9]]], [door])
+    assert one["ap"] == pytest.approx(1.0) and one["truths"] == 1
+    # Two photos, one door each: a hit (0.9), a miss (0.8), a hit (0.7, IoU 90/110): precision 1 up
+    # to recall 0.5, then 2/3 up to recall 1 → (51 recall points × 1 + 50 × 2/3) / 101.
+    res = detect.average_precision([[[0, 0, 10, 10, 0.9], [50, 50, 60, 60, 0.8]], [[1, 0, 11, 10, 0.7]]], [door, door])
+    assert res["ap"] == pytest.approx((51 + 50 * 2 / 3) / 101)
+    assert res["matches"].matched.tolist() == [True, False, True]
+    np.testing.assert_allclose(res["precision"], [1, 1 / 2, 2 / 3])
+    np.testing.assert_allclose(res["recall"], [0.5, 0.5, 1.0])
+    # IoU 0.32 < 0.5 is no match; a second box on a matched door is a false positive ranked after it.
+    assert detect.average_precision([[[5.1, 0, 15.1, 10, 0.9]]], [door])["ap"] == pytest.approx(0.0)
+    dup = detect.average_precision([[[0, 0, 10, 10, 0.9], [0, 0, 10, 10, 0.8]]], [door])
+    assert dup["ap"] == pytest.approx(1.0) and dup["matches"].matched.tolist() == [True, False]
+    # A false positive ranked first halves precision at full recall: (101 × 1/2) / 101.
+    assert detect.average_precision([[[0, 0, 10, 10, 0.5], [50, 50, 60, 60, 0.9]]], [door])["ap"] == pytest.approx(0.5)
+    assert detect.average_precision([np.zeros((0, 5))], [door])["ap"] == 0.0
+    assert np.isnan(detect.average_precision([[[0, 0, 10, 10, 0.9]]], [np.zeros((0, 4))])["ap"])
+
+
+def test_nms_and_losses_give_hand_computed_values():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], float)
+    assert detect.nms(boxes, [0.9, 0.8, 0.7], 0.5) == [0, 2]
+    assert detect.nms(boxes, [0.8, 0.9, 0.7], 0.95) == [1, 0, 2]
+    torch = detect._torch()
+    pos = torch.zeros(1, 2, 2, dtype=torch.bool)
+    pos[0, 0, 0] = True
+    dist = torch.full((1, 2, 2, 4), 8.0)
+    logd = torch.full((1, 4, 2, 2), float(np.log(8.0 / detect.STRIDE)))  # predicted = true box
+    focal, box = detect.DoorDetector._loss(torch.zeros(1, 2, 2), logd, pos, dist)
+    # logit 0: p = 0.5, cross-entropy ln 2, (1 - p_t)^2 = 1/4; α 0.25 for the door, 0.75 for 3 background cells
+    assert float(focal) == pytest.approx(np.log(2) / 4 * (0.25 + 3 * 0.75))
+    assert float(box) == pytest.approx(0.0, abs=1e-6)
+    # a predicted box twice the true one in each direction: IoU 1/4, enclosing box = prediction → 1 - 1/4
+    _, box2 = detect.DoorDetector._loss(torch.zeros(1, 2, 2), logd + float(np.log(2.0)), pos, dist)
+    assert float(box2) == pytest.approx(0.75, abs=1e-6)
+
+
 def test_loaders_read_our_layout_and_refuse_what_is_not_an_image(tmp_path):
     data.generate(tmp_path / "dd", "tiny", seed=3)
     crops = data.load_deepdoors2(tmp_path / "dd")

@@ -366,17 +366,20 @@ class DoorDetector:
 
 
 def average_precision(detections: list, truths: list, iou_threshold: float = 0.5) -> dict:
-    """VOC-style all-point average precision over images: ``detections`` per image rows (x0, y0,
-    x1, y1, score), ``truths`` per image xyxy boxes. Returns ap, the precision-recall curve and per
-    detection whether it matched (for the analysis of false positives)."""
+    """AP at ``iou_threshold`` over images by pycocotools (COCO's 101-point interpolation, every box
+    size), with the precision-recall curve and per detection whether it matched (greedy by score,
+    the best-overlapping unmatched door: the analysis of false positives). ``detections`` per image
+    rows (x0, y0, x1, y1, score), ``truths`` per image xyxy boxes."""
+    import pandas as pd
+
     rows = []
-    n_true = sum(len(t) for t in truths)
+    n_true = sum(len(np.asarray(t).reshape(-1, 4)) for t in truths)
     for img, (det, tru) in enumerate(zip(detections, truths)):
         det = np.asarray(det).reshape(-1, 5)
         tru = np.asarray(tru, float).reshape(-1, 4)
         used = np.zeros(len(tru), bool)
-        overlaps = iou(det[:, :4], tru) if len(tru) else np.zeros((len(det), 0))
-        for k in np.argsort(-det[:, 4]):
+        overlaps = iou(det[:, :4], tru) if len(tru) and len(det) else np.zeros((len(det), len(tru)))
+        for k in np.argsort(-det[:, 4], kind="stable"):
             match = -1
             if len(tru):
                 cand = np.where(~used & (overlaps[k] >= iou_threshold))[0]
@@ -389,15 +392,42 @@ def average_precision(detections: list, truths: list, iou_threshold: float = 0.5
     fp = np.cumsum([not r[2] for r in rows]) if rows else np.zeros(0)
     recall = tp / max(n_true, 1)
     precision = tp / np.maximum(tp + fp, 1)
-    # all-point interpolation: precision made monotone from the right, integrated over recall
-    mrec = np.concatenate([[0], recall, [1]])
-    mpre = np.concatenate([[1], precision, [0]])
-    for i in range(len(mpre) - 2, -1, -1):
-        mpre[i] = max(mpre[i], mpre[i + 1])
-    steps = np.where(mrec[1:] != mrec[:-1])[0]
-    ap = float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1])) if n_true else float("nan")
-    import pandas as pd
-
     matches = pd.DataFrame(rows, columns=["image", "score", "matched", "x0", "y0", "x1", "y1"])
-    return {"ap": ap, "precision": precision, "recall": recall, "scores": np.array([r[1] for r in rows]),
-            "matches": matches, "truths": n_true}
+    return {"ap": coco_ap(detections, truths, iou_threshold), "precision": precision, "recall": recall,
+            "scores": np.array([r[1] for r in rows]), "matches": matches, "truths": n_true}
+
+
+def coco_ap(detections: list, truths: list, iou_threshold: float = 0.5) -> float:
+    """AP of one class at one IoU threshold by pycocotools' COCOeval (101 recall points, all areas,
+    up to 100 detections per image); NaN without any true box."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    def xywh(b):
+        return [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]
+
+    images = [{"id": i + 1} for i in range(len(truths))]
+    anns = [{"id": k + 1, "image_id": i + 1, "category_id": 1, "bbox": xywh(b), "iscrowd": 0,
+             "area": float((b[2] - b[0]) * (b[3] - b[1]))}
+            for k, (i, b) in enumerate((i, b) for i, t in enumerate(truths) for b in np.asarray(t, float).reshape(-1, 4))]
+    if not anns:
+        return float("nan")
+    dets = [{"image_id": i + 1, "category_id": 1, "bbox": xywh(r[:4]), "score": float(r[4])}
+            for i, d in enumerate(detections) for r in np.asarray(d, float).reshape(-1, 5)]
+    if not dets:
+        return 0.0
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+        gt = COCO()
+        gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "door"}]}
+        gt.createIndex()
+        ev = COCOeval(gt, gt.loadRes(dets), "bbox")
+        ev.params.iouThrs = np.array([iou_threshold])
+        ev.params.maxDets = [100]
+        ev.params.areaRng, ev.params.areaRngLbl = [[0, 1e10]], ["all"]
+        ev.evaluate()
+        ev.accumulate()
+    precision = ev.eval["precision"][0, :, 0, 0, 0]  # (iou, recall, class, area, max detections)
+    return float(np.mean(np.where(precision > -1, precision, 0.0)))
