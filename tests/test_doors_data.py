@@ -52,6 +52,7 @@ def test_box_conversions_round_trip_and_clip_at_the_borders():
     yolo = detect.xyxy_to_yolo(xyxy, 640, 480)
     np.testing.assert_allclose(detect.yolo_to_xyxy(yolo, 640, 480), xyxy)
     np.testing.assert_allclose(detect.xywh_to_xyxy([[10, 20, 100, 200]]), [[10, 20, 110, 220]])
+    np.testing.assert_allclose(detect.xyxy_to_xywh([[10, 20, 110, 220]]), [[10, 20, 100, 200]])
     # a box hanging over the left and bottom borders is clipped, not wrapped
     np.testing.assert_allclose(detect.yolo_to_xyxy([[0.0, 0.95, 0.2, 0.3]], 640, 480), [[0, 384, 64, 480]])
     np.testing.assert_allclose(detect.clip([[-5, -5, 700, 500]], 640, 480), [[0, 0, 640, 480]])

@@ -26,6 +26,12 @@ def xywh_to_xyxy(boxes) -> np.ndarray:
     return np.column_stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]])
 
 
+def xyxy_to_xywh(boxes) -> np.ndarray:
+    """xyxy → pixel (x0, y0, w, h), the format of COCO tools."""
+    b = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    return np.column_stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]])
+
+
 def clip(boxes, width: int, height: int) -> np.ndarray:
     """Clip xyxy boxes to [0, width] × [0, height]."""
     b = np.asarray(boxes, dtype=float).reshape(-1, 4).copy()
@@ -406,17 +412,15 @@ def coco_ap(detections: list, truths: list, iou_threshold: float = 0.5) -> float
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    def xywh(b):
-        return [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]
-
+    doors = [(i, b) for i, t in enumerate(truths) for b in xyxy_to_xywh(t)]
     images = [{"id": i + 1} for i in range(len(truths))]
-    anns = [{"id": k + 1, "image_id": i + 1, "category_id": 1, "bbox": xywh(b), "iscrowd": 0,
-             "area": float((b[2] - b[0]) * (b[3] - b[1]))}
-            for k, (i, b) in enumerate((i, b) for i, t in enumerate(truths) for b in np.asarray(t, float).reshape(-1, 4))]
+    anns = [{"id": k + 1, "image_id": i + 1, "category_id": 1, "bbox": b.tolist(), "iscrowd": 0, "area": float(b[2] * b[3])}
+            for k, (i, b) in enumerate(doors)]
     if not anns:
         return float("nan")
-    dets = [{"image_id": i + 1, "category_id": 1, "bbox": xywh(r[:4]), "score": float(r[4])}
-            for i, d in enumerate(detections) for r in np.asarray(d, float).reshape(-1, 5)]
+    dets = [{"image_id": i + 1, "category_id": 1, "bbox": b.tolist(), "score": float(r[4])}
+            for i, d in enumerate(detections) for r in np.asarray(d, float).reshape(-1, 5)
+            for b in xyxy_to_xywh(r[:4])]
     if not dets:
         return 0.0
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
