@@ -2,8 +2,8 @@
 (default 2), video frames per second, and optionally training time per scale.
 
 Baselines in the same run, on the same images: the detector fed the 640 px image itself instead
-of its 320 px letterbox, and the original CNN as the state classifier instead of the transfer
-model. Uses the saved models (data/models/doors, or --models); real photos from ../shared/doors
+of its 320 px letterbox, and the original CNN and the frozen transfer model as the state
+classifier instead of the default one (the fine-tuned model when trained). Uses the saved models (data/models/doors, or --models); real photos from ../shared/doors
 when present.
 
     .venv/bin/python benchmarks/bench_doors.py [--images 30] [--threads 2] [--train-scales quick default]
@@ -61,6 +61,8 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     pipe = pipeline.DoorPipeline.load(args.models)
     cnn_pipe = pipeline.DoorPipeline.load(args.models, classifier="original_cnn")
+    transfer_pipe = pipeline.DoorPipeline.load(args.models, classifier="transfer")
+    name = pipe.classifier.meta.get("kind", "?")
     images = [data.render(2024, k, data.STATES[k % 3], size=(640, 480))[0] for k in range(args.images // 2)]
     try:
         real = data.real_images()
@@ -76,15 +78,18 @@ def main() -> int:
     only_detect = _times(lambda im: det.detect([im], confidence=pipe.confidence), images)
     n_doors = [len(pipe.predict(im)) for im in images]
     cnn = _times(lambda im: cnn_pipe.predict(im), images)
+    frozen = _times(lambda im: transfer_pipe.predict(im), images)
     big = detect.DoorDetector.load(Path(args.models or pipeline.models_folder()) / "detector")
     big.input_size = 640  # baseline: the detector on the 640 px image itself (same weights)
     at640 = _times(lambda im: big.detect([im], confidence=pipe.confidence), images)
     print(f"doors per image: mean {statistics.mean(n_doors):.2f}")
-    print(f"detect + classify (transfer)   {_summary(full)}   target ≤ 50 ms")
+    print(f"detect + classify ({name})")
+    print(f"                               {_summary(full)}   target ≤ 50 ms")
     print(f"  detect only (320 letterbox)  {_summary(only_detect)}")
     print(f"  classify share               median {statistics.median(full) - statistics.median(only_detect):6.1f} ms")
     print(f"baseline: detector at 640 px   {_summary(at640)}   ratio {statistics.median(at640) / statistics.median(only_detect):.2f}× slower")
     print(f"baseline: original CNN states  {_summary(cnn)}   ratio {statistics.median(cnn) / statistics.median(full):.2f}×")
+    print(f"baseline: frozen transfer      {_summary(frozen)}   ratio {statistics.median(frozen) / statistics.median(full):.2f}×")
     print(f"RSS after: {_rss_mb():.0f} MB")
 
     # video: a synthetic clip at 25 fps, 640×480
@@ -106,7 +111,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             train_all(scale, out=tmp, echo=lambda *a: None)
-            print(f"training at scale {scale}: {time.perf_counter() - t0:.0f} s (data, CNN, transfer, detector, evaluation)")
+            print(f"training at scale {scale}: {time.perf_counter() - t0:.0f} s (data, CNN, transfer, fine-tuned, detector, evaluation)")
     return 0
 
 

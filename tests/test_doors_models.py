@@ -26,7 +26,8 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def models(tiny, tmp_path_factory):
-    """A detector trained on the tiny scenes, a transfer classifier and a 1-epoch CNN, saved."""
+    """A detector trained on the tiny scenes, a transfer classifier, a 1-epoch CNN and a 1-epoch
+    fine-tuned EfficientNet-Lite0, saved."""
     folder, d = tiny
     out = tmp_path_factory.mktemp("models")
     sets = d.classifier_sets(use_real=False)
@@ -34,9 +35,10 @@ def models(tiny, tmp_path_factory):
     cnn = classify.OriginalCNN(epochs=1).fit(list(tr.image), list(tr.state), list(va.image), list(va.state))
     transfer = classify.TransferClassifier(augment_copies=1).fit(list(tr.image), list(tr.state), list(va.image),
                                                                  list(va.state))
+    finetuned = train.train_finetuned(d, use_real=False, epochs=1, views=2)
     det = detect.DoorDetector(epochs=25, augment=1).fit(train.detector_sets(d)["Train"])
-    train.save_all({"original_cnn": cnn, "transfer": transfer}, det, out, {"note": "test"})
-    return out, d, {"original_cnn": cnn, "transfer": transfer, "detector": det}
+    train.save_all({"original_cnn": cnn, "transfer": transfer, "finetuned": finetuned}, det, out, {"note": "test"})
+    return out, d, {"original_cnn": cnn, "transfer": transfer, "finetuned": finetuned, "detector": det}
 
 
 def test_the_original_cnn_has_the_original_layers():
@@ -52,13 +54,15 @@ def test_the_original_cnn_has_the_original_layers():
 def test_classifiers_round_trip_with_identical_outputs(models):
     out, d, fitted = models
     crops = list(d.crops.image[:6])
-    for name in ("original_cnn", "transfer"):
+    for name in ("original_cnn", "transfer", "finetuned"):
         loaded = classify.load(out / name)
         assert type(loaded) is type(fitted[name])
         before, after = fitted[name].predict_proba(crops), loaded.predict_proba(crops)
         assert before.shape == (6, 3)
         np.testing.assert_allclose(before.sum(1), 1, atol=1e-5)
         assert np.array_equal(before, after), name
+        assert np.array_equal(classify.decide(fitted[name], before), classify.decide(loaded, after)), name
+    assert fitted["finetuned"].meta["chosen_on"] == "synthetic Valid"  # no real photos in this fixture
     assert not list(out.rglob("*.pkl")) and not list(out.rglob("*.pickle"))
 
 
@@ -246,3 +250,12 @@ def test_demo_camera_snapshot_must_be_an_image_data_url():
     for bad in ("", "data:text/html;base64,PGI+", "data:image/jpeg;base64,@@@not base64@@@"):
         with pytest.raises(demo.UserError):
             demo.snapshot_bytes(bad)
+
+
+@pytest.mark.skipif(not REAL.is_file(), reason="the real DoorDetect photos (../shared/doors) are absent")
+def test_the_demo_gallery_shows_real_photos_first():
+    from study.doors import demo
+
+    labels = list(demo.gallery())
+    assert labels[0].startswith("real photo") and labels[-1].startswith("synthetic")
+    assert sum(label.startswith("real photo") for label in labels) == 4

@@ -299,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("images", nargs="+", help="image files (JPEG, PNG, …)")
     pred.add_argument("--json", action="store_true", help="print JSON (one object per image)")
     pred.add_argument("--models", help="model folder (default: data/models/doors)")
-    pred.add_argument("--classifier", choices=["transfer", "original_cnn"], default="transfer")
+    pred.add_argument("--classifier", choices=["finetuned", "transfer", "original_cnn"], default=None,
+                      help="default: the fine-tuned model when trained, else the transfer model")
     pred.add_argument("--confidence", type=float, default=0.3, help="minimum detector score of a box")
     pred.add_argument("--state-threshold", type=float, default=0.0,
                       help="below this probability the state is reported as 'uncertain'")

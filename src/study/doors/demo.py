@@ -37,19 +37,21 @@ def load_pipeline(folder: str | None = None) -> pipeline.DoorPipeline:
 
 @lru_cache(maxsize=1)
 def gallery() -> dict:
-    """Label → a function returning the image: three synthetic scenes and, when ../shared/doors is
-    present, real photos of the held-out Test split (listed once per kernel: it reads 1,213 labels)."""
-    items = {f"synthetic {s} door": (lambda s=s, k=k: render(2017, 10_000 + k, s)[0]) for k, s in enumerate(STATES)}
+    """Label → a function returning the image: real photos of the held-out Test split first, when
+    ../shared/doors is present (what users upload; listed once per kernel: it reads 1,213 labels),
+    then three synthetic scenes."""
+    items = {}
+    synthetic = {f"synthetic {s} door": (lambda s=s, k=k: render(2017, 10_000 + k, s)[0]) for k, s in enumerate(STATES)}
     try:
         from study.doors.data import real_images
 
         real = real_images()
     except FileNotFoundError:
-        return items
+        return synthetic
     test = real[(real.split == "Test") & (real.doors.map(len) > 0)].head(4)
     for r in test.itertuples():
         items[f"real photo {r.id} (DoorDetect)"] = lambda p=r.path: open_image(p, max_side=MAX_SIDE)
-    return items
+    return {**items, **synthetic}
 
 
 def png_bytes(image: Image.Image) -> bytes:

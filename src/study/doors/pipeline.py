@@ -17,6 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 from study.doors import classify, detect
 from study.doors.data import STATES, ImageError, crop, open_image
 
+PREFERRED_CLASSIFIERS = ("finetuned", "transfer")  # what the demo and `study doors predict` use by default
+
 COLOURS = {"closed": (46, 139, 87), "open": (230, 126, 34), "semi": (142, 68, 173), "uncertain": (127, 127, 127)}
 MAX_SIDE = 4096  # larger images are downscaled on load (the detector sees 320 px anyway)
 
@@ -65,8 +67,13 @@ class DoorPipeline:
         self.confidence, self.state_threshold, self.nms_iou = confidence, state_threshold, nms_iou
 
     @classmethod
-    def load(cls, folder: str | Path | None = None, classifier: str = "transfer", **kw) -> "DoorPipeline":
+    def load(cls, folder: str | Path | None = None, classifier: str | None = None, **kw) -> "DoorPipeline":
+        """The saved detector and a classifier: the one named, else the fine-tuned model when it
+        was trained, else the transfer model."""
         folder = Path(folder) if folder else models_folder()
+        if classifier is None:
+            classifier = next((c for c in PREFERRED_CLASSIFIERS if (folder / c / "model.json").is_file()),
+                              PREFERRED_CLASSIFIERS[-1])
         return cls(detect.DoorDetector.load(folder / "detector"), classify.load(folder / classifier), **kw)
 
     def predict(self, image, confidence: float | None = None, state_threshold: float | None = None) -> list[Detection]:
@@ -79,8 +86,9 @@ class DoorPipeline:
         crops = [crop(image, tuple(b[:4])) for b in boxes]
         proba = self.classifier.predict_proba(crops) if crops else np.zeros((0, len(STATES)))
         out = []
-        for b, p in zip(boxes, proba):
-            k = int(np.argmax(p))
+        decided = classify.decide(self.classifier, proba) if len(proba) else []
+        for b, p, k in zip(boxes, proba, decided):
+            k = int(k)
             state = STATES[k] if p[k] >= thr else "uncertain"
             out.append(Detection(tuple(float(v) for v in b[:4]), float(b[4]), state, float(p[k]),
                                  {s: float(v) for s, v in zip(STATES, p)}))
