@@ -107,3 +107,12 @@ def test_synthesis_never_reads_a_valid_or_test_photo(photos):
         realistic.synthesise(closed.assign(split=["Train", "Valid", "Train"]), images)
     with pytest.raises(ValueError, match="Test"):
         realistic.synthesise(closed, images.assign(split="Test"))
+
+
+def test_state_operating_point_counts_open_or_ajar_against_closed():
+    from study.doors import train
+
+    result = {"crops": pd.DataFrame({"state": ["closed", "closed", "closed", "closed", "open", "semi", "open"]}),
+              "pred": ["closed", "closed", "closed", "open", "semi", "closed", "open"]}
+    point = train.state_operating_point(result)
+    assert point == {"open recall": pytest.approx(2 / 3), "closed recall": 0.75}  # "semi" for an open door counts
