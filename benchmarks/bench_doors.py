@@ -1,8 +1,8 @@
 """Doors benchmark: per-image latency of detect + classify at 640 px on the CPU threads given
 (default 2), video frames per second, and optionally training time per scale.
 
-Baselines in the same run, on the same images: the detector fed the 640 px image itself instead
-of its 320 px letterbox, and the original CNN and the frozen transfer model as the state
+Baselines in the same run, on the same images: the same networks in PyTorch eager instead of
+ONNX Runtime, the detector fed the 640 px image itself instead of its 320 px letterbox, and the original CNN and the frozen transfer model as the state
 classifier instead of the default one (the fine-tuned model when trained). Uses the saved models (data/models/doors, or --models); real photos from ../shared/doors
 when present.
 
@@ -62,6 +62,10 @@ def main() -> int:
     pipe = pipeline.DoorPipeline.load(args.models)
     cnn_pipe = pipeline.DoorPipeline.load(args.models, classifier="original_cnn")
     transfer_pipe = pipeline.DoorPipeline.load(args.models, classifier="transfer")
+    eager_pipe = pipeline.DoorPipeline.load(args.models)  # the same weights in PyTorch eager
+    eager_pipe.detector.session = None
+    if hasattr(eager_pipe.classifier, "session"):
+        eager_pipe.classifier.session = None
     name = pipe.classifier.meta.get("kind", "?")
     images = [data.render(2024, k, data.STATES[k % 3], size=(640, 480))[0] for k in range(args.images // 2)]
     try:
@@ -79,15 +83,21 @@ def main() -> int:
     n_doors = [len(pipe.predict(im)) for im in images]
     cnn = _times(lambda im: cnn_pipe.predict(im), images)
     frozen = _times(lambda im: transfer_pipe.predict(im), images)
+    eager = _times(lambda im: eager_pipe.predict(im), images)
     big = detect.DoorDetector.load(Path(args.models or pipeline.models_folder()) / "detector")
-    big.input_size = 640  # baseline: the detector on the 640 px image itself (same weights)
+    big.input_size, big.session = 640, None  # baseline: the detector on the 640 px image itself (same weights, eager)
     at640 = _times(lambda im: big.detect([im], confidence=pipe.confidence), images)
+    eager_detect = _times(lambda im: eager_pipe.detector.detect([im], confidence=pipe.confidence), images)
     print(f"doors per image: mean {statistics.mean(n_doors):.2f}")
-    print(f"detect + classify ({name})")
+    engines = f"detector on {det.engine}, classifier on {getattr(pipe.classifier, 'engine', 'pytorch')}"
+    print(f"detect + classify ({name}; {engines})")
     print(f"                               {_summary(full)}   target ≤ 50 ms")
     print(f"  detect only (320 letterbox)  {_summary(only_detect)}")
     print(f"  classify share               median {statistics.median(full) - statistics.median(only_detect):6.1f} ms")
-    print(f"baseline: detector at 640 px   {_summary(at640)}   ratio {statistics.median(at640) / statistics.median(only_detect):.2f}× slower")
+    print(f"baseline: PyTorch eager        {_summary(eager)}   ratio {statistics.median(eager) / statistics.median(full):.2f}× slower")
+    print(f"  detect only, PyTorch eager   {_summary(eager_detect)}")
+    print(f"baseline: detector at 640 px   {_summary(at640)}   ratio {statistics.median(at640) / statistics.median(eager_detect):.2f}× "
+          "slower than at 320 (both PyTorch eager)")
     print(f"baseline: original CNN states  {_summary(cnn)}   ratio {statistics.median(cnn) / statistics.median(full):.2f}×")
     print(f"baseline: frozen transfer      {_summary(frozen)}   ratio {statistics.median(frozen) / statistics.median(full):.2f}×")
     print(f"RSS after: {_rss_mb():.0f} MB")

@@ -60,7 +60,13 @@ def test_classifiers_round_trip_with_identical_outputs(models):
         before, after = fitted[name].predict_proba(crops), loaded.predict_proba(crops)
         assert before.shape == (6, 3)
         np.testing.assert_allclose(before.sum(1), 1, atol=1e-5)
-        assert np.array_equal(before, after), name
+        if name == "finetuned":  # loaded, it runs its exported network in ONNX Runtime
+            assert loaded.engine == "onnxruntime" and fitted[name].engine == "pytorch"
+            np.testing.assert_allclose(after, before, atol=1e-5)
+            loaded.session = None  # the same weights in PyTorch: bit-identical
+            assert np.array_equal(before, loaded.predict_proba(crops)), name
+        else:
+            assert np.array_equal(before, after), name
         assert np.array_equal(classify.decide(fitted[name], before), classify.decide(loaded, after)), name
     assert fitted["finetuned"].meta["chosen_on"] == "synthetic Valid"  # no real photos in this fixture
     assert not list(out.rglob("*.pkl")) and not list(out.rglob("*.pickle"))
@@ -72,7 +78,11 @@ def test_detector_round_trip_and_finds_the_synthetic_door(models):
     scenes = d.scenes[d.scenes.split != "Train"]
     images = [data.open_image(p) for p in scenes.path]
     a, b = fitted["detector"].detect(images, confidence=0.05), loaded.detect(images, confidence=0.05)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert loaded.engine == "onnxruntime" and fitted["detector"].engine == "pytorch"
+    assert [len(x) for x in a] == [len(y) for y in b]
+    assert all(np.allclose(x, y, atol=1e-3) for x, y in zip(a, b))  # ONNX Runtime vs PyTorch: float rounding
+    loaded.session = None  # the same weights in PyTorch: bit-identical
+    assert all(np.array_equal(x, y) for x, y in zip(a, loaded.detect(images, confidence=0.05)))
     best = [detect.iou(boxes[:1, :4], truth).max() if len(boxes) else 0.0 for boxes, truth in zip(a, scenes.doors)]
     assert np.mean(np.array(best) >= 0.5) >= 0.5, best  # held-out scenes: the best box is the door
 

@@ -31,12 +31,18 @@ BN_EPS = 1e-3
 FEATURES = 1280  # width of the pooled head features
 
 
-def torch_cpu():
-    """torch with its CPU thread count set ($STUDY_TORCH_THREADS, default 2): the one place the
-    doors case configures it."""
+def cpu_threads() -> int:
+    """CPU threads for the doors' networks ($STUDY_TORCH_THREADS, default 2), in PyTorch and in
+    ONNX Runtime alike."""
     import os
 
-    torch.set_num_threads(int(os.environ.get("STUDY_TORCH_THREADS", "2")))
+    return int(os.environ.get("STUDY_TORCH_THREADS", "2"))
+
+
+def torch_cpu():
+    """torch with its CPU thread count set (``cpu_threads``): the one place the doors case
+    configures it."""
+    torch.set_num_threads(cpu_threads())
     return torch
 
 

@@ -291,6 +291,7 @@ class FineTunedClassifier:
         self.closed_recall, self.semi_threshold, self.seed = closed_recall, semi_threshold, seed
         self.tune_from = self.TUNE_FROM[variant]
         self.net = None
+        self.session = None  # ONNX Runtime session of the saved network (``load``); None → PyTorch
         self.meta: dict = {}
 
     # -- the network ---------------------------------------------------------------------------
@@ -422,8 +423,29 @@ class FineTunedClassifier:
         with torch.no_grad():
             for i in range(0, len(images), 32):
                 x = backbone.to_tensor(list(images)[i:i + 32], self.size)
-                out.append(torch.softmax(self.net._fc(self.net.features(x)), 1).numpy())
+                out.append(self.session(x)[0] if self.session is not None else self.network()(x).numpy())
         return np.concatenate(out).astype(float)
+
+    @property
+    def engine(self) -> str:
+        return "onnxruntime" if self.session is not None else "pytorch"
+
+    def network(self):
+        """Crops (float NCHW in [-1, 1]) → state probabilities, as one module: what ``save``
+        exports for ONNX Runtime."""
+        import torch
+
+        net = self.net
+
+        class Probabilities(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = net
+
+            def forward(self, x):
+                return torch.softmax(self.net._fc(self.net.features(x)), 1)
+
+        return Probabilities().eval()
 
     def decide(self, proba: np.ndarray) -> np.ndarray:
         """Class indices by the validated operating point (not the arg-max)."""
@@ -441,6 +463,12 @@ class FineTunedClassifier:
                  if k.startswith(("_conv_head", "_bn1", "_fc"))
                  or (k.startswith("_blocks.") and int(k.split(".")[1]) >= self.tune_from)}
         save_file(tuned, str(folder / "weights.safetensors"))
+        import torch
+
+        from study.doors import runtime
+
+        runtime.export(self.network(), torch.zeros(1, 3, self.size, self.size), folder / runtime.ONNX_FILE,
+                       ["probabilities"])
         return folder
 
     @classmethod
@@ -461,6 +489,9 @@ class FineTunedClassifier:
             p.requires_grad_(False)
         obj.net.eval()
         obj.meta, obj.threshold = meta, meta["threshold"]
+        from study.doors import runtime
+
+        obj.session = runtime.session_for(folder)
         return obj
 
 

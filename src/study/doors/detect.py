@@ -170,6 +170,7 @@ class DoorDetector:
                                                                                   seed, width)
         self.augment, self.weight_decay, self.hard_negative = augment, weight_decay, hard_negative
         self.head = None
+        self.session = None  # ONNX Runtime session of the saved network (``load``); None → PyTorch
         self.meta: dict = {}
         self.history_: dict = {}
 
@@ -346,11 +347,38 @@ class DoorDetector:
         net = backbone.imagenet()
         out = []
         for k, mapping in enumerate(maps):  # one image at a time: fastest on CPU (see _features)
-            with torch.no_grad():
-                pyr = net.pyramid(backbone.to_tensor([squares[k]]))
-                out.append(self.decode(*self.head(pyr[16], pyr[32]), mapping, images[k].size, confidence, nms_iou,
-                                       max_boxes)[0])
+            x = backbone.to_tensor([squares[k]])
+            if self.session is not None:
+                logits, logd = (torch.from_numpy(a) for a in self.session(x))
+            else:
+                with torch.no_grad():
+                    pyr = net.pyramid(x)
+                    logits, logd = self.head(pyr[16], pyr[32])
+            out.append(self.decode(logits, logd, mapping, images[k].size, confidence, nms_iou, max_boxes)[0])
         return out
+
+    @property
+    def engine(self) -> str:
+        return "onnxruntime" if self.session is not None else "pytorch"
+
+    def network(self):
+        """The frozen backbone and the head as one module (a letterboxed image → score logits and
+        log distances): what ``save`` exports for ONNX Runtime."""
+        from study.doors import backbone
+
+        torch = _torch()
+        net, head = backbone.imagenet(), self.head
+
+        class Network(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net, self.head = net, head
+
+            def forward(self, x):
+                pyr = self.net.pyramid(x)
+                return self.head(pyr[16], pyr[32])
+
+        return Network().eval()
 
     @staticmethod
     def decode(logits, logd, mapping, size, confidence=0.3, nms_iou=0.5, max_boxes=20) -> list:
@@ -379,6 +407,10 @@ class DoorDetector:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "model.json").write_text(json.dumps(self.meta, indent=1))
         save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, str(folder / "weights.safetensors"))
+        from study.doors import runtime
+
+        example = _torch().zeros(1, 3, self.input_size, self.input_size)
+        runtime.export(self.network(), example, folder / runtime.ONNX_FILE, ["logits", "log_distances"])
         return folder
 
     @classmethod
@@ -395,6 +427,9 @@ class DoorDetector:
         obj.head.load_state_dict(load_file(str(folder / "weights.safetensors")))
         obj.head.eval()
         obj.meta, obj.history_ = meta, meta.get("history", {})
+        from study.doors import runtime
+
+        obj.session = runtime.session_for(folder)
         return obj
 
 

@@ -1,0 +1,87 @@
+"""The saved door networks run by ONNX Runtime instead of PyTorch.
+
+Why: on 2 CPU cores ONNX Runtime runs these depthwise networks about four times faster than
+PyTorch eager (measured: the detector's backbone at 320 px 60 → 15 ms, a 160 px crop through the
+fine-tuned classifier 21 → 5 ms), mostly by fusing each convolution with its batch norm and
+ReLU6. A network is exported once, when its model is saved (``inference.onnx`` beside the
+weights: a protobuf of operators and tensors, nothing executable, no pickle). PyTorch stays the
+training engine and the reference: a folder without the file, or a machine without ONNX Runtime,
+runs the same weights in PyTorch, and a test checks that both give the same outputs.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from study.doors import backbone
+
+ONNX_FILE = "inference.onnx"
+INPUT = "image"
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporter's progress lines and its notices about optional torchvision operators, hidden."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def export(module, example, path: str | Path, outputs: list[str], dynamic_batch: bool = True) -> Path:
+    """``module`` (eval mode, float32 NCHW in) → an ONNX file at ``path``, written atomically."""
+    torch = backbone.torch_cpu()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    module.eval()
+    shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic_batch else None
+    with _quiet(), torch.no_grad():
+        program = torch.onnx.export(module, (example,), input_names=[INPUT], output_names=list(outputs),
+                                    dynamic_shapes=shapes, external_data=False, verbose=False)
+        program.save(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+class Session:
+    """An ONNX Runtime session on the CPU with the project's thread count; called with a float32
+    NCHW batch, it returns the network's outputs as arrays."""
+
+    def __init__(self, path: str | Path):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = backbone.cpu_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        # no busy-waiting between runs: the detector's and the classifier's sessions and PyTorch
+        # share the same 2 cores (measured with spinning on: every run about twice as slow)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, batch) -> list[np.ndarray]:
+        x = batch.numpy() if hasattr(batch, "numpy") else batch
+        return self.session.run(None, {INPUT: np.ascontiguousarray(x, dtype=np.float32)})
+
+
+def session_for(folder: str | Path) -> Session | None:
+    """The folder's exported network, or None (no file, or ONNX Runtime not installed): PyTorch then."""
+    path = Path(folder) / ONNX_FILE
+    if not path.is_file():
+        return None
+    try:
+        return Session(path)
+    except ImportError:
+        return None

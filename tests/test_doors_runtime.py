@@ -1,0 +1,38 @@
+"""ONNX Runtime runs the doors' exported networks with PyTorch's outputs; without the file the
+same model runs in PyTorch."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from study.doors import backbone, runtime
+
+
+def test_an_exported_network_gives_pytorch_outputs_for_any_batch(tmp_path):
+    torch = backbone.torch_cpu()
+    net = backbone.imagenet()
+
+    class Features(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net.features(x)
+
+    path = runtime.export(Features(), torch.zeros(1, 3, 96, 96), tmp_path / runtime.ONNX_FILE, ["features"])
+    assert path.is_file() and not path.with_name(path.name + ".tmp").exists()
+    session = runtime.session_for(tmp_path)
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (3, 3, 96, 96)).astype(np.float32))
+    with torch.no_grad():
+        expected = net.features(x).numpy()
+    got = session(x)[0]
+    assert got.shape == (3, backbone.FEATURES)
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+    assert not np.allclose(got[0], got[1])  # different inputs, different features: not a constant
+    with pytest.raises(Exception, match="dimension|shape|Got"):
+        session(np.zeros((1, 3, 64, 64), np.float32))  # the size it was exported for, only
+
+
+def test_a_folder_without_the_exported_network_runs_in_pytorch(tmp_path):
+    assert runtime.session_for(tmp_path) is None
