@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from study.doors import backbone, classify, realistic
+from study.doors import backbone, classify, realistic, train
 
 
 def test_origin_weights_give_each_origin_its_share_split_between_its_classes():
@@ -110,9 +110,17 @@ def test_synthesis_never_reads_a_valid_or_test_photo(photos):
 
 
 def test_state_operating_point_counts_open_or_ajar_against_closed():
-    from study.doors import train
-
     result = {"crops": pd.DataFrame({"state": ["closed", "closed", "closed", "closed", "open", "semi", "open"]}),
               "pred": ["closed", "closed", "closed", "open", "semi", "closed", "open"]}
     point = train.state_operating_point(result)
     assert point == {"open recall": pytest.approx(2 / 3), "closed recall": 0.75}  # "semi" for an open door counts
+
+
+def test_stratified_sample_keeps_each_state_share_and_is_seeded():
+    frame = pd.DataFrame({"state": ["closed"] * 60 + ["open"] * 30 + ["semi"] * 10, "k": range(100)})
+    sample = train.stratified_sample(frame, 20, seed=3)
+    assert sample.state.value_counts().to_dict() == {"closed": 12, "open": 6, "semi": 2}
+    assert sample.k.is_monotonic_increasing and sample.k.is_unique  # original order, no repeats
+    assert sample.equals(train.stratified_sample(frame, 20, seed=3))
+    assert not sample.equals(train.stratified_sample(frame, 20, seed=4))
+    assert train.stratified_sample(frame, None) is frame and train.stratified_sample(frame, 500) is frame

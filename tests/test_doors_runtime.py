@@ -21,7 +21,7 @@ def test_an_exported_network_gives_pytorch_outputs_for_any_batch(tmp_path):
             return self.net.features(x)
 
     path = runtime.export(Features(), torch.zeros(1, 3, 96, 96), tmp_path / runtime.ONNX_FILE, ["features"])
-    assert path.is_file() and not path.with_name(path.name + ".tmp").exists()
+    assert path.is_file() and not list(tmp_path.glob("*.tmp"))
     session = runtime.session_for(tmp_path)
     x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (3, 3, 96, 96)).astype(np.float32))
     with torch.no_grad():
@@ -36,3 +36,19 @@ def test_an_exported_network_gives_pytorch_outputs_for_any_batch(tmp_path):
 
 def test_a_folder_without_the_exported_network_runs_in_pytorch(tmp_path):
     assert runtime.session_for(tmp_path) is None
+
+
+@pytest.mark.parametrize("part", ["pyramid", "trunk11"])
+def test_the_imagenet_parts_that_make_training_features_match_pytorch(part):
+    torch = backbone.torch_cpu()
+    net = backbone.imagenet()
+    run = runtime.imagenet_part(part, 128)
+    assert runtime.imagenet_part(part, 128) is run  # exported (or read from the cache) once per process
+    x = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (2, 3, 128, 128)).astype(np.float32))
+    with torch.no_grad():
+        expected = [net.pyramid(x)[16], net.pyramid(x)[32]] if part == "pyramid" else [net.trunk(x, 11)]
+    got = run(x)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert g.shape == tuple(e.shape)
+        np.testing.assert_allclose(g, e.numpy(), atol=1e-4, rtol=1e-4)

@@ -31,19 +31,7 @@ BN_EPS = 1e-3
 FEATURES = 1280  # width of the pooled head features
 
 
-def cpu_threads() -> int:
-    """CPU threads for the doors' networks ($STUDY_TORCH_THREADS, default 2), in PyTorch and in
-    ONNX Runtime alike."""
-    import os
-
-    return int(os.environ.get("STUDY_TORCH_THREADS", "2"))
-
-
-def torch_cpu():
-    """torch with its CPU thread count set (``cpu_threads``): the one place the doors case
-    configures it."""
-    torch.set_num_threads(cpu_threads())
-    return torch
+from study.compute import cpu_threads, torch_cpu  # noqa: E402,F401  (the doors' thread settings)
 
 
 def weights_path(variant: str = "lite0") -> str:

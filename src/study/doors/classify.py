@@ -49,7 +49,7 @@ class OriginalCNN:
 
     def build(self):
         """The network itself (what is saved and predicts): rescaling, then the original layers."""
-        from study.churn.mlp import keras_backend
+        from study.compute import keras_backend
 
         keras = keras_backend()
         L = keras.layers
@@ -70,7 +70,7 @@ class OriginalCNN:
     def augmentation(self):
         """Random rotation (±18°), zoom (±15 %), shear (±0.1) and shift (±10 %), training only. Kept
         outside the saved network (Keras 3.15 cannot reload a saved RandomShear)."""
-        from study.churn.mlp import keras_backend
+        from study.compute import keras_backend
 
         keras = keras_backend()
         L = keras.layers
@@ -84,7 +84,7 @@ class OriginalCNN:
     def fit(self, images, labels, valid_images, valid_labels, workdir: str | Path | None = None, verbose: int = 0):
         import tempfile
 
-        from study.churn.mlp import keras_backend
+        from study.compute import keras_backend
 
         keras = keras_backend()
         keras.utils.set_random_seed(self.seed)
@@ -125,7 +125,7 @@ class OriginalCNN:
 
     @classmethod
     def load(cls, folder: str | Path) -> "OriginalCNN":
-        from study.churn.mlp import keras_backend
+        from study.compute import keras_backend
 
         keras = keras_backend()
         folder = Path(folder)
@@ -167,12 +167,10 @@ class TransferClassifier:
     def features(self, images, batch: int = 32) -> np.ndarray:
         from study.doors import backbone
 
-        torch = backbone.torch_cpu()
-        net = backbone.imagenet()
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(images), batch):
-                out.append(net.features(backbone.to_tensor(images[i:i + batch], self.size)).numpy())
+        from study.doors import runtime
+
+        run = runtime.imagenet_part("features", self.size)
+        out = [run(backbone.to_tensor(images[i:i + batch], self.size))[0] for i in range(0, len(images), batch)]
         return np.concatenate(out) if out else np.zeros((0, backbone.FEATURES), dtype=np.float32)
 
     def fit(self, images, labels, valid_images, valid_labels, progress=None):
@@ -312,14 +310,11 @@ class FineTunedClassifier:
         """Frozen stages' feature maps (float16) of the crops, from the shared ImageNet network."""
         from study.doors import backbone
 
-        torch = backbone.torch_cpu()
-        base = backbone.imagenet(self.variant)
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(images), batch):
-                x = backbone.to_tensor(images[i:i + batch], self.size)
-                out.append(base.trunk(x, self.tune_from).numpy().astype(np.float16))
-        return np.concatenate(out)
+        from study.doors import runtime
+
+        run = runtime.imagenet_part(f"trunk{self.tune_from}", self.size, self.variant)
+        return np.concatenate([run(backbone.to_tensor(images[i:i + batch], self.size))[0].astype(np.float16)
+                               for i in range(0, len(images), batch)])
 
     def _tuned(self):
         """The fine-tuned modules (last stages, head convolution and norm, new linear layer)."""

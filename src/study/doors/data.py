@@ -15,9 +15,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STATES = ("closed", "open", "semi")
 FOLDER = {"closed": "Closed", "open": "Open", "semi": "Semi"}

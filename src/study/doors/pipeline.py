@@ -10,9 +10,13 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from study.doors import classify, detect
 from study.doors.data import STATES, ImageError, crop, open_image
@@ -24,9 +28,9 @@ MAX_SIDE = 4096  # larger images are downscaled on load (the detector sees 320 p
 
 
 def models_folder() -> Path:
-    from study.churn import scoring
+    from study import paths
 
-    return Path(scoring.MODELS) / "doors"
+    return paths.MODELS / "doors"
 
 
 @dataclass
@@ -75,6 +79,17 @@ class DoorPipeline:
             classifier = next((c for c in PREFERRED_CLASSIFIERS if (folder / c / "model.json").is_file()),
                               PREFERRED_CLASSIFIERS[-1])
         return cls(detect.DoorDetector.load(folder / "detector"), classify.load(folder / classifier), **kw)
+
+    @classmethod
+    def deployed(cls, detector, classifier, **kw) -> "DoorPipeline":
+        """The pipeline as it runs once its models are saved and loaded (their networks in ONNX
+        Runtime), from models in memory: what a report should time."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            detector.save(Path(tmp) / "detector")
+            classifier.save(Path(tmp) / "classifier")
+            return cls(detect.DoorDetector.load(Path(tmp) / "detector"), classify.load(Path(tmp) / "classifier"), **kw)
 
     def predict(self, image, confidence: float | None = None, state_threshold: float | None = None) -> list[Detection]:
         """Doors of one image (PIL, a path or bytes), best first."""

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +44,9 @@ def export(module, example, path: str | Path, outputs: list[str], dynamic_batch:
     """``module`` (eval mode, float32 NCHW in) → an ONNX file at ``path``, written atomically."""
     torch = backbone.torch_cpu()
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     module.eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
     shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic_batch else None
     with _quiet(), torch.no_grad():
         program = torch.onnx.export(module, (example,), input_names=[INPUT], output_names=list(outputs),
@@ -85,3 +87,55 @@ def session_for(folder: str | Path) -> Session | None:
         return Session(path)
     except ImportError:
         return None
+
+
+class _Part:
+    """A part of the ImageNet network as a module (what ``imagenet_part`` exports)."""
+
+    @staticmethod
+    def build(part: str, variant: str):
+        torch = backbone.torch_cpu()
+        net = backbone.imagenet(variant)
+
+        class Part(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = net
+
+            def forward(self, x):
+                if part == "pyramid":
+                    pyr = self.net.pyramid(x)
+                    return pyr[16], pyr[32]
+                if part == "features":
+                    return self.net.features(x)
+                return self.net.trunk(x, int(part.removeprefix("trunk")))
+
+        return Part().eval()
+
+
+@lru_cache(maxsize=8)
+def imagenet_part(part: str, size: int, variant: str = "lite0"):
+    """A function (float NCHW batch of ``size`` px squares → list of arrays) running a part of the
+    frozen ImageNet network: ``"pyramid"`` (stride-16 and -32 maps), ``"features"`` (pooled 1280)
+    or ``"trunk<n>"`` (stem and the first n blocks). These parts turn every training image and
+    augmented view into features, so they run in ONNX Runtime too, exported once into
+    ``paths.ONNX_CACHE``; PyTorch when ONNX Runtime is missing."""
+    import torch
+
+    from study import paths
+
+    module = _Part.build(part, variant)
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        def run(x):
+            with torch.no_grad():
+                out = module(x)
+            return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
+
+        return run
+    outputs = ["f16", "f32"] if part == "pyramid" else [part]
+    path = paths.ONNX_CACHE / f"efficientnet-{variant}-{part}-{size}px-torch{torch.__version__}.onnx"
+    if not path.is_file():
+        export(module, torch.zeros(1, 3, size, size), path, outputs)
+    return Session(path)
