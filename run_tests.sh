@@ -10,8 +10,14 @@ if ! command -v chromium >/dev/null 2>&1; then
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
   log="$(mktemp)"
   { $sudo_ apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq chromium; } >"$log" 2>&1 \
-    || { tail -20 "$log"; echo "warning: chromium could not be installed: the browser tests will skip"; }
+    || { tail -20 "$log"
+         case "${CI:-}" in
+           1|true|TRUE|yes) echo "error: chromium could not be installed; under CI the browser tests must run" >&2; exit 1 ;;
+         esac
+         echo "warning: chromium could not be installed: the browser tests will skip"; }
 fi
+# Lint first (pyflakes-level rules, settings in pyproject.toml): an unused or undefined name fails the run.
+.venv/bin/ruff check .
 export PLOTLY_RENDERER="plotly_mimetype+notebook"
 # nbval (lax mode) runs notebooks/ for errors (no outputs are stored there) and compares the
 # cells marked nbval-check-output in the golden notebooks of tests/golden/.

@@ -146,7 +146,10 @@ def test_performance_metrics_against_sklearn_and_history(ctx):
     assert perf.scores["ROC AUC"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
     assert perf.scores["log loss"] == pytest.approx(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15)), abs=1e-12)
     assert perf.confusion.to_numpy().sum() == len(y) == perf.n
-    assert set(perf.risk_by_outcome.outcome) <= {"true positive", "false negative"}
+    counts = perf.risk_by_outcome.outcome.value_counts()  # every churner, as caught or missed at 0.3
+    assert set(counts.index) <= {"true positive", "false negative"} and counts.sum() == (y == 1).sum() > 0
+    assert counts.get("true positive", 0) == int((p[y == 1] >= 0.3).sum()) == perf.confusion.loc["churned", "predicted churn"]
+    assert counts.get("false negative", 0) == int((p[y == 1] < 0.3).sum()) == perf.confusion.loc["churned", "predicted stay"]
     before = len(db.metric_history(ctx.db_url))
     hist = dash.log_performance(ctx, perf, "champion", "month 2017-03")
     assert len(hist) == before + 1 and hist.model.iloc[-1] == "champion"
@@ -162,7 +165,7 @@ def test_profit_at_the_threshold_by_hand():
 def test_what_if_gives_a_risk_a_sentence_and_contributions(ctx):
     for model in ("champion", "original"):
         base = dash.random_customer(ctx, model, seed=1)
-        inputs = dash.inputs_of(base, model)
+        inputs = dash.inputs_of(ctx, base, model)
         assert set(inputs) == set(dash.WHAT_IF_INPUTS)
         same = dash.what_if(ctx, base, inputs, model)
         table = dash.score_month(ctx, 2017, 3, model)

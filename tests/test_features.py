@@ -151,6 +151,7 @@ def test_point_in_time_months_and_labels(quick_source):
 
 def test_leakage_audit_shows_the_post_expiry_signal(quick_source):
     original = features.original_recipe(quick_source)
+    assert list(features.DATA_DICTIONARY_ORIGINAL) == list(original.columns)  # every column documented, in order
     pit = features.point_in_time(quick_source, months=("2017-03",))
     audit = leakage.audit(original, pit).set_index(["feature", "taken from"])["one-feature AUC"]
     no_cut = audit.xs("expiry date").iloc[0]

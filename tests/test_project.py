@@ -16,7 +16,7 @@ ROOT = paths.ROOT
 def test_readme_gives_the_two_commands_and_ci_runs_the_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "./run_all.sh" in readme and "./run_tests.sh" in readme
-    ci = [l for l in (ROOT / ".ci" / "run").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip() and not line.startswith("#")]
     assert ci[-1].strip() == "./run_tests.sh"
 
 
@@ -55,3 +55,16 @@ def test_console_script_is_installed():
     exe = Path(sys.executable).parent / "study"
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "churn" in out.stdout
+
+
+def test_the_two_cases_never_import_each_other():
+    """study.churn and study.doors share only neutral modules (paths, compute, ui…)."""
+    import ast
+
+    for case, other in (("churn", "doors"), ("doors", "churn")):
+        for module in sorted((ROOT / "src" / "study" / case).glob("*.py")):
+            for node in ast.walk(ast.parse(module.read_text())):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [f"{node.module}." + a.name for a in node.names] if isinstance(node, ast.ImportFrom) and node.module
+                         else [])
+                assert not any(n.startswith(f"study.{other}") for n in names), f"{module.name} imports study.{other}"

@@ -1,6 +1,7 @@
 """Risk bands, reason codes, and the original-format model through the command line."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
+from study import spreadsheet
 from study.churn import scoring
 
 STUDY = str(Path(sys.executable).parent / "study")
@@ -63,8 +66,16 @@ def test_original_model_on_the_real_sample(original_model, shared_kkbox, tmp_pat
                         "--input", str(shared_kkbox / "processed_sample.csv"), "--output", str(tmp_path / "real.csv")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert "ROC AUC" in r.stdout and "scored 6,023 users" in r.stdout
-    print(r.stdout)
+    assert "scored 6,023 users" in r.stdout
+    # the printed ROC AUC is that of the written risks against the sample's own labels
+    out = pd.read_csv(tmp_path / "real.csv", keep_default_na=False, encoding="utf-8-sig")
+    truth = pd.read_csv(shared_kkbox / "processed_sample.csv", usecols=["msno", "is_churn"])
+    truth["msno"] = truth.msno.map(spreadsheet.neutralise)  # ids starting with "+" are written as "'+…"
+    both = out.merge(truth, on="msno", validate="one_to_one")
+    assert len(out) == len(both) == 6023
+    auc = roc_auc_score(both.is_churn, both.risk)
+    printed = float(re.search(r"ROC AUC (\d\.\d+)", r.stdout).group(1))
+    assert printed == pytest.approx(auc, abs=2e-3) and auc > 0.6, (printed, auc)
 
 
 def test_a_tampered_model_is_refused_by_the_cli(original_model, tmp_path):

@@ -71,7 +71,7 @@ def test_march_files_contain_the_post_expiry_renewals(quick_source):
     transactions_v2: the leak the original study's features see."""
     lab = churn_labels(_both_transactions(quick_source), 2017, 3)
     v2 = data.load(quick_source, "transactions_v2.csv")
-    v2 = v2[v2.is_cancel == 0].assign(t=data.yyyymmdd_to_datetime(v2.transaction_date))
+    v2 = v2[v2.is_cancel == 0].assign(t=data.parse_yyyymmdd(v2.transaction_date))
     after = v2.merge(lab[lab.is_churn == 0], on="msno")
     after = after[after.t >= after.current_expire]
     assert after.msno.nunique() > 0.3 * (lab.is_churn == 0).sum()

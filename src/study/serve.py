@@ -14,7 +14,6 @@ from pathlib import Path
 
 from study import paths
 
-DASHBOARDS = paths.ROOT / "dashboards"
 
 
 def prepare(scale: str = "default", seed: int = 2017, raw: str | None = None, log=print) -> None:
@@ -29,7 +28,7 @@ def prepare(scale: str = "default", seed: int = 2017, raw: str | None = None, lo
 
         log(f"preparing: training the door models at scale {scale} into {doors}")
         train_all("quick" if scale in ("tiny", "quick") else scale, out=doors, seed=seed, echo=log)
-    need_models = [m for m in ("original", "champion") if not (scoring.MODELS / m / "manifest.json").is_file()]
+    need_models = [m for m in ("original", "champion") if not (paths.MODELS / m / "manifest.json").is_file()]
     url = database.app_url()
     db_file = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
     need_db = db_file is not None and not db_file.is_file()
@@ -57,7 +56,7 @@ def command(port: int, preheat: bool = False) -> list[str]:
     """The Voilà command line; the token is not on it (``ps`` shows command lines): it travels in
     the child's environment (JUPYTER_TOKEN) and, after the first visit, lives in the HttpOnly
     login cookie."""
-    cmd = [sys.executable, "-m", "study.voila_app", str(DASHBOARDS), "--no-browser", f"--port={port}",
+    cmd = [sys.executable, "-m", "study.voila_app", str(paths.DASHBOARDS), "--no-browser", f"--port={port}",
            "--Voila.ip=127.0.0.1", "--Voila.auto_token=True", "--VoilaConfiguration.show_tracebacks=False"]
     if preheat:
         cmd += ["--preheat_kernel=True", "--pool_size=1"]
@@ -89,13 +88,13 @@ def serve(port: int = 8866, token: str | None = None, preheat: bool = False, sca
         token = secrets.token_urlsafe(24)
         where = f"the token in {write_token(token)} (readable by you only)"
     # dashboards/jupyter holds the offline Voilà template named in voila.json
-    jp = os.pathsep.join(p for p in (str(DASHBOARDS / "jupyter"), os.environ.get("JUPYTER_PATH", "")) if p)
+    jp = os.pathsep.join(p for p in (str(paths.DASHBOARDS / "jupyter"), os.environ.get("JUPYTER_PATH", "")) if p)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "JUPYTER_PATH": jp, "JUPYTER_TOKEN": token,
            "STUDY_MAX_KERNELS": str(max_kernels)}
     env.pop("STUDY_TOKEN", None)
     # Voilà runs in its own process group so that a SIGTERM or SIGINT sent to `study serve` (kill, a
     # service manager, a container stop, Ctrl-C) ends it and its kernels instead of orphaning them.
-    proc = subprocess.Popen(command(port, preheat), cwd=DASHBOARDS, env=env, start_new_session=True)
+    proc = subprocess.Popen(command(port, preheat), cwd=paths.DASHBOARDS, env=env, start_new_session=True)
 
     stopping: dict = {}
 
@@ -129,7 +128,7 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 
 def write_token(token: str) -> Path:
     """The generated token in a file only its owner can read (not in the log, not on a command line)."""
-    path = paths.DATA / "serve-token"
+    path = paths.SERVE_TOKEN
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -13,9 +13,10 @@ import pandas as pd
 from sklearn.calibration import calibration_curve
 from sklearn.isotonic import IsotonicRegression
 
+from study import paths
 from study.churn import evaluation, zoo
 from study.churn.models import save_model
-from study.churn.scoring import MODELS, frame_digest, input_domain
+from study.churn.scoring import frame_digest, input_domain
 
 CANDIDATES = ["tuned XGBoost (lr .05, depth 9, 200 trees)", "XGBoost default", "LightGBM default"]
 
@@ -75,7 +76,7 @@ def train_champion(pit: pd.DataFrame, months: list[str], out_dir: str | Path | N
         "metrics (test month, raw)": table.iloc[0].drop("probabilities").to_dict(),
         "threshold": threshold, "threshold rule": "best point of the MCC-F1 curve on the test month",
     }
-    folder = save_model(Path(out_dir) if out_dir else MODELS / "champion", model, cols, card, calibration=calibration)
+    folder = save_model(Path(out_dir) if out_dir else paths.MODELS / "champion", model, cols, card, calibration=calibration)
     return folder, selection, table, curves
 
 

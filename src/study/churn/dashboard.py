@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from study import spreadsheet
+from study import paths, spreadsheet
 from study.churn import database, evaluation, features, scoring
 
 MAX_UPLOAD_MB = 50  # the one limit of a CSV upload (the page, the README and the browser guard read it)
@@ -55,7 +55,7 @@ class Context:
 @lru_cache(maxsize=4)
 def load_context(db_url: str | None = None, models_dir: str | None = None) -> Context:
     """Load the models once per kernel (checked against their sha256 manifests)."""
-    root = Path(models_dir) if models_dir else scoring.MODELS
+    root = Path(models_dir) if models_dir else paths.MODELS
     ctx = Context(database.app_url(db_url), models_dir=root)
     for name in ("champion", "original"):
         try:
@@ -319,7 +319,7 @@ def performance(y, p, threshold: float = 0.5, offer_cost: float = 50.0, save_rat
     outcome = np.where(y == 1, np.where(pred, "true positive", "false negative"), "")
     rbo = pd.DataFrame({"risk": p, "outcome": outcome})
     rbo = rbo[rbo.outcome != ""].reset_index(drop=True)
-    profit = float(((y == 1) & pred).sum() * save_rate * revenue - pred.sum() * offer_cost)
+    profit = float(evaluation.contact_gain(y[pred], save_rate, revenue, offer_cost).sum())
     return Performance(s, cm, pd.DataFrame({"false positive rate": fpr, "true positive rate": tpr}),
                        pd.DataFrame({"recall": rec, "precision": prec}),
                        pd.DataFrame({"mean predicted": mean, "observed churn": frac}), rbo, profit, threshold, len(y))
@@ -372,9 +372,9 @@ def describe_domain(domain: dict) -> str:
         "; age may also be -1 (unknown)." if "age" in domain else ".")
 
 
-def _column(name: str, model_name: str, ctx: Context | None = None) -> str:
-    k = 0 if model_name == "champion" or (ctx and scoring.recipe_of(ctx.models[model_name]) == "pit") else 1
-    return WHAT_IF_INPUTS[name][k]
+def _column(ctx: Context, name: str, model_name: str) -> str:
+    """The column behind a what-if input in the recipe the model reads (its card says which)."""
+    return WHAT_IF_INPUTS[name][0 if scoring.recipe_of(ctx.models[model_name]) == "pit" else 1]
 
 
 def input_domain(ctx: Context, model_name: str) -> dict:
@@ -388,7 +388,7 @@ def input_domain(ctx: Context, model_name: str) -> dict:
         domain = scoring.input_domain(pd.concat(frames, ignore_index=True)) if frames else {}
     out = {}
     for name in WHAT_IF_INPUTS:
-        d = domain.get(_column(name, model_name, ctx))
+        d = domain.get(_column(ctx, name, model_name))
         if d is None:
             continue
         if name.startswith("listening") and "max" in d:
@@ -411,11 +411,11 @@ def random_customer(ctx: Context, model_name: str, seed: int | None = None) -> p
     return frame.iloc[int(np.random.default_rng(seed).integers(len(frame)))]
 
 
-def inputs_of(row: pd.Series, model_name: str) -> dict:
+def inputs_of(ctx: Context, row: pd.Series, model_name: str) -> dict:
     """The what-if inputs of a stored customer (listening in hours)."""
     out = {}
     for name in WHAT_IF_INPUTS:
-        v = row[_column(name, model_name)]
+        v = row[_column(ctx, name, model_name)]
         out[name] = round(float(v) / 3600, 1) if name.startswith("listening") else int(v)
     return out
 
@@ -460,7 +460,7 @@ def what_if(ctx: Context, base: pd.Series, inputs: dict, model_name: str) -> dic
     pit = scoring.recipe_of(model) == "pit"
     row = base.copy()
     for name, v in check_inputs(ctx, inputs, model_name).items():
-        row[_column(name, model_name, ctx)] = v * 3600 if name.startswith("listening") else int(round(v))
+        row[_column(ctx, name, model_name)] = v * 3600 if name.startswith("listening") else int(round(v))
     # derived columns follow their inputs, as the recipes compute them
     row["price_per_day"] = row["plan_list_price"] / row["payment_plan_days"] if row["payment_plan_days"] else 0.0
     row["bd"] = row["bd"] if 10 < row["bd"] < 70 else -1

@@ -48,9 +48,18 @@ class RawDataError(ValueError):
     """A raw file that cannot be used, with a message naming the file, the column and the problem."""
 
 
+def parse_yyyymmdd(values, errors: str = "coerce") -> pd.Series:
+    """YYYYMMDD integers (the Kaggle date encoding; missing values allowed) → a datetime64 Series,
+    keeping a Series' index; datetimes pass through. The one parser of that encoding: invalid
+    dates become NaT (``errors="coerce"``) or raise (``"raise"``, for validated columns)."""
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s
+    return pd.to_datetime(s.astype("Int64").astype("string"), format="%Y%m%d", errors=errors)
+
+
 def _is_yyyymmdd(s: pd.Series) -> pd.Series:
-    parsed = pd.to_datetime(s.astype("Int64").astype(str), format="%Y%m%d", errors="coerce")
-    return parsed.notna()
+    return parse_yyyymmdd(s).notna()
 
 
 def _date(name: str) -> pa.Column:
@@ -272,10 +281,6 @@ def read_table(path: str | Path, table: str | None = None, limit: int | None = N
 def load(source: RawSource, name: str, limit: int | None = None, validate: bool = True) -> pd.DataFrame:
     """Read a Kaggle file by name (``train_v2.csv`` …) from a resolved source."""
     return read_table(source.file(name), limit=limit, validate=validate)
-
-
-def yyyymmdd_to_datetime(values) -> pd.Series:
-    return pd.to_datetime(pd.Series(values).astype("int64").astype(str), format="%Y%m%d", errors="coerce")
 
 
 __all__ = ["RawDataError", "RawSource", "resolve_source", "read_table", "load", "check_header",

@@ -32,7 +32,6 @@ from study import paths
 from study.churn import data, features
 from study.churn.data import COLUMNS, RawSource
 
-DB_DIR = paths.DATA / "db"
 ENV_URL, ENV_ANALYTIC_URL = "STUDY_DB_URL", "STUDY_ANALYTIC_DB_URL"
 MONTH = re.compile(r"^(19|20)\d\d-(0[1-9]|1[0-2])$")
 CHUNK = 20_000
@@ -49,7 +48,7 @@ class DatabaseError(RuntimeError):
 # URLs and engines.
 def app_url(url: str | None = None) -> str:
     """The application database: ``url``, else ``$STUDY_DB_URL``, else ``data/db/application.sqlite``."""
-    return url or os.environ.get(ENV_URL) or f"sqlite:///{(DB_DIR / 'application.sqlite').as_posix()}"
+    return url or os.environ.get(ENV_URL) or f"sqlite:///{(paths.DB / 'application.sqlite').as_posix()}"
 
 
 def analytic_url(url: str | None = None, app: str | None = None) -> str:
@@ -285,7 +284,7 @@ def raw_rows(source: RawSource, msnos: list[str] | pd.Series, files=tuple(KIND))
 
 def _to_date(ymd: pd.Series) -> pd.Series:
     """YYYYMMDD integers → datetime.date objects (None for missing)."""
-    d = pd.to_datetime(ymd.astype("Int64").astype("str"), format="%Y%m%d", errors="coerce")
+    d = data.parse_yyyymmdd(ymd)
     out = pd.Series([x.date() if not pd.isna(x) else None for x in d], index=ymd.index, dtype="object")
     return out
 
@@ -346,7 +345,7 @@ def feature_frames(src: RawSource, months=PIT_MONTHS) -> tuple[pd.DataFrame, pd.
 
 
 def export_application(source: RawSource, url: str | None = None, users: pd.Series | None = None,
-                       months=PIT_MONTHS, progress=None, _fail_after: str | None = None) -> dict[str, int]:
+                       months=PIT_MONTHS, progress=None) -> dict[str, int]:
     """Write the application database in one transaction: by default each month's held-out cohort
     (the dashboard scores a month's own cohort only); with ``users``, those users in every month."""
     if users is None:
@@ -432,13 +431,13 @@ def export_application(source: RawSource, url: str | None = None, users: pd.Seri
     info = {"source": source.describe(), "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "users": str(len(users)), "pit_months": ",".join(months)}
     frames.append((meta, pd.DataFrame({"key": list(info), "value": list(info.values())})))
-    return _replace(url, app_meta, APP_DATA_TABLES, frames, progress, _fail_after)
+    return _replace(url, app_meta, APP_DATA_TABLES, frames, progress)
 
 
 WRITE_SECONDS: dict[str, float] = {}  # url → seconds of the last write transaction (benchmarks read it)
 
 
-def _replace(url, metadata: MetaData, data_tables: list[Table], frames, progress, fail_after) -> dict[str, int]:
+def _replace(url, metadata: MetaData, data_tables: list[Table], frames, progress) -> dict[str, int]:
     """Delete the previous rows and insert the new ones in ONE transaction (all or nothing)."""
     import time
 
@@ -451,8 +450,6 @@ def _replace(url, metadata: MetaData, data_tables: list[Table], frames, progress
             conn.execute(delete(table))
         for table, df in frames:
             counts[table.name] = _bulk_insert(conn, table, df, progress)
-            if fail_after == table.name:  # tests: a failure midway must leave the previous content
-                raise RuntimeError(f"simulated failure after writing {table.name}")
     WRITE_SECONDS[url] = time.perf_counter() - t0
     return counts
 
@@ -473,7 +470,7 @@ def sample_users(source: RawSource, fraction: float = 0.01, seed: int = 40) -> p
 
 
 def export_analytic(source: RawSource, url: str | None = None, fraction: float = 0.01, seed: int = 40,
-                    progress=None, _fail_after: str | None = None) -> dict[str, int]:
+                    progress=None) -> dict[str, int]:
     """Write the analytic database (``url``, else :func:`analytic_url`) from a stratified sample of
     the raw files, in one transaction."""
     sample = sample_users(source, fraction, seed)
@@ -515,7 +512,7 @@ def export_analytic(source: RawSource, url: str | None = None, fraction: float =
         (an_logs, pd.DataFrame({"id": np.arange(1, len(lg) + 1, dtype="int64"), "user_id": lg.msno.map(ids).to_numpy(),
                                 "time_id": lookup(time_ids, _to_date(lg.date)), **{c: lg[c] for c in features.LOG_METRICS}})),
     ]
-    return _replace(analytic_url(url), an_meta, AN_DATA_TABLES, frames, progress, _fail_after)
+    return _replace(analytic_url(url), an_meta, AN_DATA_TABLES, frames, progress)
 
 
 # ---------------------------------------------------------------------------------------------

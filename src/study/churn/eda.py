@@ -12,6 +12,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.feature_selection import f_classif
 
+from study.churn import features
 from study.churn.data import FILES, RawSource, read_sql
 from study.churn.datacard import connect
 
@@ -57,11 +58,8 @@ def zscore_outliers(df: pd.DataFrame, columns, limit: float = 3.0) -> tuple[pd.D
     rows = []
     for c in columns:
         x = df[c].astype("float64")
-        sd = x.std(ddof=0)
-        z = ((x - x.mean()) / sd).abs() if sd > 0 else pd.Series(0.0, index=x.index)
-        out = z > limit
+        capped[c], out = features.cap_outliers(x, limit)
         med = x[~out].median()
-        capped[c] = x.where(~out, med)
         rows.append({"column": c, "outlier cells": int(out.sum()), "share %": 100 * out.mean(),
                      "upper tail": int((out & (x > x.mean())).sum()), "replacement (median)": med,
                      "max before": x.max(), "max after": capped[c].max()})

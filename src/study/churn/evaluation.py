@@ -60,6 +60,13 @@ def mcc_f1_curve(y, p) -> tuple[pd.DataFrame, float]:
     return curve, best
 
 
+def contact_gain(y, save_rate: float, revenue, offer_cost: float) -> np.ndarray:
+    """Expected gain of contacting each customer: a churner (``y`` = 1) is kept with probability
+    ``save_rate`` and brings ``revenue``; every contact costs ``offer_cost``. The one profit
+    formula (the profit curve, the dashboard's profit at a threshold)."""
+    return np.asarray(y, dtype=float) * save_rate * np.asarray(revenue, dtype=float) - offer_cost
+
+
 def profit_curve(y, p, offer_cost: float, save_rate: float, revenue) -> tuple[pd.DataFrame, float]:
     """Expected profit of contacting every customer whose risk is >= a threshold.
 
@@ -71,7 +78,7 @@ def profit_curve(y, p, offer_cost: float, save_rate: float, revenue) -> tuple[pd
     rev = np.broadcast_to(np.asarray(revenue, dtype=float), y.shape)
     order = np.argsort(-p, kind="mergesort")
     ps = p[order]
-    gain = y[order] * save_rate * rev[order] - offer_cost
+    gain = contact_gain(y[order], save_rate, rev[order], offer_cost)
     last = np.r_[np.flatnonzero(np.diff(ps) != 0), len(ps) - 1]
     profit = np.cumsum(gain)[last]
     curve = pd.DataFrame({"threshold": np.r_[np.inf, ps[last]], "contacted": np.r_[0, last + 1],

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from study.churn.data import RawSource, read_sql
+from study.churn.data import RawSource, parse_yyyymmdd, read_sql
 from study.churn.labels import churn_labels
 
 LOG_METRICS = ["num_25", "num_50", "num_75", "num_985", "num_100", "num_unq", "total_secs"]
@@ -187,15 +187,24 @@ def _original_recipe(source: RawSource, label_file: str, tx_file: str, log_file:
     return conform(df)
 
 
+def cap_outliers(x: pd.Series, limit: float = Z_LIMIT) -> tuple[pd.Series, pd.Series]:
+    """The original study's rule on one column: cells with |z| > ``limit`` (population sd)
+    replaced by the median of the column's other cells. Returns (capped values, outlier mask).
+    The one pandas definition (the EDA counts and the pandas reference); the recipe runs the same
+    rule in SQL (``_capped_log_sql``), tested equal."""
+    x = x.astype("float64")
+    sd = x.std(ddof=0)
+    z = ((x - x.mean()) / sd).abs() if sd > 0 else pd.Series(0.0, index=x.index)
+    out = z > limit
+    return x.where(~out, x[~out].median()), out
+
+
 # ---------------------------------------------------------------------------------------------
 # The pandas reference (tests and benchmark only).
 def _cap_pandas(logs: pd.DataFrame) -> pd.DataFrame:
     out = logs[["msno"]].copy()
     for m in LOG_METRICS:
-        x = logs[m].astype("float64")
-        sd = x.std(ddof=0)
-        z = ((x - x.mean()) / sd).abs() if sd > 0 else pd.Series(0.0, index=x.index)
-        out[m] = x.where(z <= Z_LIMIT, x[z <= Z_LIMIT].median())
+        out[m] = cap_outliers(logs[m])[0]
     return out
 
 
@@ -225,15 +234,15 @@ def original_recipe_pandas(source: RawSource, label_file: str = "train_v2.csv",
     labels = _read_pandas(source, label_file)
     labels["msno"] = short_msno(labels["msno"])
     df = tx.merge(members, on="msno").merge(agg, on="msno").merge(labels, on="msno")
-    expire = pd.to_datetime(df.membership_expire_date.astype(str), format="%Y%m%d")
-    reg = pd.to_datetime(df.registration_init_time.astype(str), format="%Y%m%d")
+    expire = parse_yyyymmdd(df.membership_expire_date, errors="raise")
+    reg = parse_yyyymmdd(df.registration_init_time, errors="raise")
     df["price_per_day"] = np.where(df.payment_plan_days == 0, 0.0,
                                    df.plan_list_price / df.payment_plan_days.where(df.payment_plan_days != 0, 1))
     df["days_fidelity"] = (expire - reg).dt.days.abs()
     df["bd"] = df.bd.where((df.bd > 10) & (df.bd < 70), -1)
     df["gender"] = df.gender.fillna(UNKNOWN_GENDER)
     for c in ["transaction_date", "membership_expire_date", "registration_init_time"]:
-        df[c] = pd.to_datetime(df[c].astype(str), format="%Y%m%d").dt.strftime("%Y-%m-%d")
+        df[c] = parse_yyyymmdd(df[c], errors="raise").dt.strftime("%Y-%m-%d")
     return conform(df)
 
 
@@ -432,7 +441,7 @@ def point_in_time(source: RawSource, months=("2017-02", "2017-03"), threads: int
 
 
 def _days_since_listen(last_listen: pd.Series, month: pd.Series) -> pd.Series:
-    last = pd.to_datetime(last_listen.astype("Int64").astype(str), format="%Y%m%d", errors="coerce")
+    last = parse_yyyymmdd(last_listen)
     days = (pd.to_datetime(month + "-01") - last).dt.days
     return days.fillna(PIT_LOG_HORIZON + 1).astype("int64")
 

@@ -9,15 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from study.churn.data import parse_yyyymmdd
+
 CHURN_GAP_DAYS = 30
 
 
 def to_datetime(values) -> pd.Series:
-    """YYYYMMDD integers (the Kaggle encoding) or datetimes → datetime64 Series."""
-    s = pd.Series(values)
-    if pd.api.types.is_datetime64_any_dtype(s):
-        return s
-    return pd.to_datetime(s.astype("int64").astype(str), format="%Y%m%d")
+    """YYYYMMDD integers (the Kaggle encoding) or datetimes → datetime64 Series (invalid dates raise)."""
+    return parse_yyyymmdd(values, errors="raise")
 
 
 def _ordered(tx: pd.DataFrame) -> pd.DataFrame:

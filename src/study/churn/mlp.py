@@ -19,21 +19,14 @@ import pandas as pd  # noqa: E402
 from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
+from study.compute import keras_backend  # noqa: E402,F401  (the MLPs' Keras; re-exported)
+
 # name → (hidden layers, Adamax learning rate), FACTS.md section 4
 ORIGINAL_MLPS = {
     "MLP 1 (Keras 20-15-10, Adamax)": ((20, 15, 10), 1e-3),
     "MLP 2 (Keras 40-30-20, Adamax lr 1e-3)": ((40, 30, 20), 1e-3),
     "MLP 3 (Keras 40-30-20, Adamax lr 5e-4)": ((40, 30, 20), 5e-4),
 }
-
-
-def keras_backend():
-    """Keras on the PyTorch CPU backend, with the thread count set (imported on first use)."""
-    import keras
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("STUDY_TORCH_THREADS", "2")))
-    return keras
 
 
 class KerasMLP(ClassifierMixin, BaseEstimator):

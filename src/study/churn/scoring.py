@@ -8,7 +8,6 @@ from XGBoost itself (``pred_contribs``): the three features pushing a customer's
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,23 +20,16 @@ from study.churn import evaluation, features
 from study.churn.data import RawSource
 from study.churn.models import ScoringModel, load_model, save_model, split_users
 from study.churn.features import original_model_matrix
+from study.churn.zoo import TUNED_XGB, xgb
 
 BAND_EDGES = [0.25, 0.50, 0.75, 0.90]
 BAND_LABELS = ["≤ 25 %", "25–50 %", "50–75 %", "75–90 %", "> 90 %"]
-ORIGINAL_PARAMS = {"learning_rate": 0.05, "max_depth": 9, "n_estimators": 200}
-MODELS = Path(os.environ.get("STUDY_MODELS_DIR") or paths.DATA / "models")  # saved models
 
 
 def bands(p) -> np.ndarray:
     """Risk band of each probability (the original study's five bands, upper edges inclusive)."""
     idx = np.searchsorted(BAND_EDGES, np.asarray(p, dtype=float), side="left")
     return np.asarray(BAND_LABELS, dtype=object)[idx]
-
-
-def _xgb(**kw):
-    from xgboost import XGBClassifier
-
-    return XGBClassifier(n_jobs=2, random_state=40, eval_metric="logloss", tree_method="hist", **kw)
 
 
 def frame_digest(df: pd.DataFrame) -> str:
@@ -68,11 +60,11 @@ def input_domain(frame: pd.DataFrame) -> dict:
 def fit_original(x: pd.DataFrame, y, top_k: int = 30) -> tuple[StandardScaler, object, list[str]]:
     """The original study's recipe on a model matrix: scale, rank the columns with the tuned
     XGBoost, keep the top ``top_k``, refit on them. Returns (scaler, model, columns)."""
-    first = _xgb(**ORIGINAL_PARAMS).fit(StandardScaler().fit_transform(x), y)
+    first = xgb(**TUNED_XGB).fit(StandardScaler().fit_transform(x), y)
     keep = SelectFromModel(first, prefit=True, max_features=top_k, threshold=-np.inf).get_support()
     cols = list(x.columns[keep])
     scaler = StandardScaler().fit(x[cols])
-    return scaler, _xgb(**ORIGINAL_PARAMS).fit(scaler.transform(x[cols]), y), cols
+    return scaler, xgb(**TUNED_XGB).fit(scaler.transform(x[cols]), y), cols
 
 
 def train_original(source: RawSource, out_dir: str | Path | None = None, top_k: int = 30, seed: int = 40,
@@ -94,24 +86,24 @@ def train_original(source: RawSource, out_dir: str | Path | None = None, top_k: 
         "input": "a CSV in the original study's 33-column processed format",
         "data": {"source": source.describe(), "rows": int(len(df)), "sha256 of the training frame": frame_digest(df),
                  "held-out users": len(held_out or ()), "held-out rows": int((~kept).sum())},
-        "features": cols, "parameters": ORIGINAL_PARAMS, "input domain": input_domain(df[tr]),
+        "features": cols, "parameters": TUNED_XGB, "input domain": input_domain(df[tr]),
         "protocol": "stratified 70/24/6 % split by user (seed 40); metrics on the 24 % validation split",
         "metrics (validation, threshold 0.5)": evaluation.scores(y[va], p),
         "threshold": threshold, "threshold rule": "best point of the MCC-F1 curve on the validation split",
         "metrics (validation, chosen threshold)": evaluation.scores(y[va], p, threshold),
         "caveat": "the original recipe sees the post-expiry renewal for March expiries: not an honest forecast",
     }
-    return save_model(Path(out_dir) if out_dir else MODELS / "original", model, cols, card, scaler=scaler)
+    return save_model(Path(out_dir) if out_dir else paths.MODELS / "original", model, cols, card, scaler=scaler)
 
 
 def tree_contributions(booster, x: np.ndarray, columns, index=None) -> pd.DataFrame:
     """Exact TreeSHAP contributions (log-odds) of a fitted XGBoost classifier or LightGBM booster,
     from the library itself (no extra dependency); the bias column is dropped."""
     if hasattr(booster, "get_booster"):  # XGBoost
-        import xgboost as xgb
+        import xgboost
 
         native = booster.get_booster()  # fitted on a frame, it checks the names: give them back
-        contrib = native.predict(xgb.DMatrix(np.asarray(x), feature_names=native.feature_names), pred_contribs=True)
+        contrib = native.predict(xgboost.DMatrix(np.asarray(x), feature_names=native.feature_names), pred_contribs=True)
     elif hasattr(booster, "booster_"):  # LGBMClassifier
         contrib = booster.booster_.predict(x, pred_contrib=True)
     else:  # lightgbm.Booster
@@ -210,7 +202,7 @@ def score_processed(model: ScoringModel, processed: pd.DataFrame) -> pd.DataFram
 def load(name_or_dir: str | Path = "original") -> ScoringModel:
     folder = Path(name_or_dir)
     if not folder.is_dir():
-        folder = MODELS / str(name_or_dir)
+        folder = paths.MODELS / str(name_or_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"no saved model at {folder}: run `study churn train --model {name_or_dir}` first")
     return load_model(folder)

@@ -597,9 +597,6 @@ def _add_oddities(rng: np.random.Generator, tx: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------
-_LOG_COLUMNS = ["num_25", "num_50", "num_75", "num_985", "num_100", "num_unq", "total_secs"]
-
-
 def _logs_for_month(rng, s: Subscribers, hist: History, month_start: np.datetime64) -> pd.DataFrame:
     """Daily listening rows for one calendar month: a row for each day a covered user listened."""
     d0 = day(month_start)

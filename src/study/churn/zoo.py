@@ -22,9 +22,13 @@ from study.churn import evaluation
 from study.churn.models import split_users
 
 SEED = 40
+# the original study's tuned XGBoost (its grid search's best): the zoo's "tuned XGBoost", the
+# champion's base and the original-format scoring model
+TUNED_XGB = {"learning_rate": 0.05, "max_depth": 9, "n_estimators": 200}
 
 
-def _xgb(**kw):
+def xgb(**kw):
+    """An XGBoost classifier with the project's fixed settings (2 threads, seeded, hist trees)."""
     from xgboost import XGBClassifier
 
     return XGBClassifier(n_jobs=2, random_state=SEED, eval_metric="logloss", tree_method="hist", **kw)
@@ -48,16 +52,16 @@ def families() -> dict:
         "bagging": lambda: BaggingClassifier(n_estimators=20, n_jobs=2, random_state=SEED),
         "AdaBoost": lambda: AdaBoostClassifier(random_state=SEED),
         "LightGBM default": lambda: _lgbm(),
-        "XGBoost default": lambda: _xgb(),
-        "tuned XGBoost (lr .05, depth 9, 200 trees)": lambda: _xgb(learning_rate=0.05, max_depth=9, n_estimators=200),
+        "XGBoost default": lambda: xgb(),
+        "tuned XGBoost (lr .05, depth 9, 200 trees)": lambda: xgb(**TUNED_XGB),
         "stacking 1 (XGBoost + LightGBM → logistic regression)": lambda: StackingClassifier(
-            [("xgb", _xgb()), ("lgbm", _lgbm())],
+            [("xgb", xgb()), ("lgbm", _lgbm())],
             final_estimator=LogisticRegression(max_iter=1000), cv=3, n_jobs=1),
         "stacking 2 (tuned XGBoost + LightGBM → logistic regression)": lambda: StackingClassifier(
-            [("xgb", _xgb(learning_rate=0.05, max_depth=9, n_estimators=200)), ("lgbm", _lgbm())],
+            [("xgb", xgb(**TUNED_XGB)), ("lgbm", _lgbm())],
             final_estimator=LogisticRegression(max_iter=1000), cv=3, n_jobs=1),
         "stacking 3 (tuned XGBoost + LightGBM → LightGBM)": lambda: StackingClassifier(
-            [("xgb", _xgb(learning_rate=0.05, max_depth=9, n_estimators=200)), ("lgbm", _lgbm())],
+            [("xgb", xgb(**TUNED_XGB)), ("lgbm", _lgbm())],
             final_estimator=_lgbm(n_estimators=100, num_leaves=7), cv=3, n_jobs=1),
         **original_mlps(),
     }
@@ -174,7 +178,7 @@ def halving_search(x, y, grid: dict, seed: int = SEED, cv: int = 3) -> tuple[dic
     from sklearn.experimental import enable_halving_search_cv  # noqa: F401
     from sklearn.model_selection import HalvingGridSearchCV
 
-    search = HalvingGridSearchCV(_xgb(), grid, scoring="neg_log_loss", cv=cv, factor=3, random_state=seed, n_jobs=1)
+    search = HalvingGridSearchCV(xgb(), grid, scoring="neg_log_loss", cv=cv, factor=3, random_state=seed, n_jobs=1)
     search.fit(x, y)
     res = pd.DataFrame(search.cv_results_)
     res = res[res.iter == res.iter.max()].sort_values("rank_test_score")
@@ -187,12 +191,12 @@ def top_k_curve(xt, yt, xv, yv, columns, ks=(5, 10, 20, 30, 50), params=None) ->
     """Validation log loss and AUC of tuned XGBoost on its top-k features (SelectFromModel)."""
     from sklearn.feature_selection import SelectFromModel
 
-    params = params or {"learning_rate": 0.05, "max_depth": 9, "n_estimators": 200}
-    first = _xgb(**params).fit(xt, yt)
+    params = params or TUNED_XGB
+    first = xgb(**params).fit(xt, yt)
     rows = []
     for k in [k for k in ks if k < len(columns)] + [len(columns)]:
         keep = SelectFromModel(first, prefit=True, max_features=k, threshold=-np.inf).get_support()
-        p = _xgb(**params).fit(xt[:, keep], yt).predict_proba(xv[:, keep])[:, 1]
+        p = xgb(**params).fit(xt[:, keep], yt).predict_proba(xv[:, keep])[:, 1]
         s = evaluation.scores(yv, p)
         rows.append({"top k features": k, "log loss": s["log loss"], "ROC AUC": s["ROC AUC"]})
     return pd.DataFrame(rows)
@@ -206,7 +210,7 @@ def imbalance_trials(xt, yt, xv, yv, seed: int = SEED) -> pd.DataFrame:
     from imblearn.pipeline import make_pipeline
     from imblearn.under_sampling import NearMiss, RandomUnderSampler, TomekLinks
 
-    tuned = lambda **kw: _xgb(learning_rate=0.05, max_depth=9, n_estimators=200, **kw)  # noqa: E731
+    tuned = lambda **kw: xgb(**TUNED_XGB, **kw)  # noqa: E731
     trials = {
         "none (tuned XGBoost)": tuned(),
         "NearMiss-3": make_pipeline(NearMiss(version=3), tuned()),
