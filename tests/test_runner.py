@@ -7,6 +7,8 @@ import pytest
 from study import paths
 from study.runner import load_params, parameters_for, run_study
 
+from conftest import CHROMIUM, IN_CI
+
 
 def make_notebook(path, body: str, params: str = "scale = 'quick'\nseed = 1", summary="a test notebook"):
     nb = nbformat.v4.new_notebook()
@@ -83,3 +85,32 @@ def test_papermill_sees_every_parameter_of_every_notebook():
         assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
                     for t in node.targets if isinstance(t, ast.Name)}
         assert set(pm.inspect_notebook(str(nb_path))) == assigned, nb_path.name
+
+
+@pytest.mark.skipif(not CHROMIUM and not IN_CI, reason="Debian chromium not installed (./run_tests.sh installs it)")
+def test_reports_read_offline_with_code_hidden_and_plotly_loaded_once(tmp_path, browser):
+    nbs, reports = tmp_path / "notebooks", tmp_path / "reports"
+    nbs.mkdir()
+    make_notebook(nbs / "00_plot.ipynb", "import plotly.express as px\n\npx.bar(x=[1, 2], y=[3, 4]).show()\n"
+                                         "px.line(x=[1, 2], y=[4, 3]).show()\nprint('the end')")
+    params = tmp_path / "p.yaml"
+    params.write_text("scale: quick\nseed: 5\n")
+    assert run_study("quick", params_file=params, notebooks=nbs, reports=reports, echo=lambda *a, **k: None).ok
+    page_html = (reports / "00_plot.html").read_text()
+    assert (reports / "plotly.min.js").is_file() and "plotly.js v" not in page_html  # the library: once, beside
+    assert len(page_html) < 1_500_000 and page_html.count('src="plotly.min.js"') == 1
+    # the run's parameters only, not the notebook's defaults too
+    assert page_html.count("celltag_injected-parameters") == 1 and "celltag_parameters" not in page_html
+    page = browser.new_page()
+    outside = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(("file:", "data:", "blob:")) else None)
+    page.goto((reports / "index.html").as_uri())
+    page.click("text=00_plot title")
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
+    assert page.locator(".js-plotly-plot").count() == 2
+    code = page.locator(".jp-CodeCell .jp-Cell-inputWrapper").first
+    assert not code.is_visible() and page.locator("#study-toc a", has_text="00_plot title").count() == 1
+    page.click("#study-code-toggle")
+    assert code.is_visible()
+    page.close()
+    assert outside == []  # nothing leaves the machine

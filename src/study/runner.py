@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,14 +73,59 @@ def parameters_for(path: Path, params: dict) -> dict:
     return {k: v for k, v in merged.items() if k in declared}
 
 
+PLOTLY_JS = "plotly.min.js"  # written once beside the reports, loaded by each of them
+_INLINE_PLOTLY = re.compile(r"<script[^>]*>\s*/\*\*\s*\*\s*plotly\.js v[\s\S]*?</script>")
+_REMOTE_SCRIPT = re.compile(r'<script[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>')
+_HEADING = re.compile(r'<h([12]) id="([^"]+)">(.*?)<a class="anchor-link"', re.S)
+_READER = """<style>
+body.study-hide-code .jp-CodeCell .jp-Cell-inputWrapper {display: none}
+#study-toolbar {position: fixed; top: .5rem; right: .5rem; z-index: 10; font: 13px sans-serif}
+#study-toc {font: 14px sans-serif; margin: 1rem 0 1.5rem; padding: .5rem 1rem; border: 1px solid #ddd}
+#study-toc li.level2 {margin-left: 1.2rem}
+</style>"""
+_TOGGLE = """<div id="study-toolbar"><button id="study-code-toggle" type="button">Show code</button></div>
+<script>
+document.getElementById("study-code-toggle").addEventListener("click", function () {
+  var hidden = document.body.classList.toggle("study-hide-code");
+  this.textContent = hidden ? "Show code" : "Hide code";
+});
+</script>"""
+
+
+def _reader_html(body: str) -> str:
+    """A report for reviewers: code hidden behind a toggle, a table of contents from the headings,
+    plotly.js loaded from the file beside the report instead of inlined (about 4.8 MB each), and
+    no script fetched from the network (require.js and MathJax are not needed by these reports)."""
+    body = _INLINE_PLOTLY.sub(f'<script src="{PLOTLY_JS}"></script>', body, count=1)
+    body = _INLINE_PLOTLY.sub("", body)
+    body = _REMOTE_SCRIPT.sub("", body)
+    toc = "".join(f'<li class="level{level}"><a href="#{anchor}">{re.sub(r"<[^>]+>", "", text).strip()}</a></li>'
+                  for level, anchor, text in _HEADING.findall(body))
+    body = body.replace("</head>", _READER + "\n</head>", 1)
+    body = body.replace('<body class="', '<body class="study-hide-code ', 1)
+    return body.replace("<main>", f'<main>\n{_TOGGLE}\n<nav id="study-toc"><b>Contents</b><ul>{toc}</ul></nav>', 1)
+
+
 def render_html(executed: Path, target: Path) -> Path:
+    """The executed notebook as a reviewer's HTML report beside ``plotly.min.js``; the notebook's
+    default parameters cell is left out when Papermill injected the parameters of the run."""
+    import shutil
+
+    import plotly
     from nbconvert import HTMLExporter
 
+    nb = nbformat.read(executed, as_version=4)
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    if any("injected-parameters" in t for t in tags):
+        nb.cells = [c for c, t in zip(nb.cells, tags) if "parameters" not in t]
     exporter = HTMLExporter(template_name="lab")
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
-    body, _ = exporter.from_filename(str(executed))
-    target.write_text(body, encoding="utf-8")
+    body, _ = exporter.from_notebook_node(nb)
+    target.write_text(_reader_html(body), encoding="utf-8")
+    library = Path(plotly.__file__).parent / "package_data" / PLOTLY_JS
+    if not (target.parent / PLOTLY_JS).is_file() or (target.parent / PLOTLY_JS).stat().st_size != library.stat().st_size:
+        shutil.copyfile(library, target.parent / PLOTLY_JS)
     return target
 
 
