@@ -87,6 +87,18 @@ def test_papermill_sees_every_parameter_of_every_notebook():
         assert set(pm.inspect_notebook(str(nb_path))) == assigned, nb_path.name
 
 
+def test_headline_numbers_reach_the_index_but_not_the_report(tmp_path):
+    nbs, reports = tmp_path / "notebooks", tmp_path / "reports"
+    nbs.mkdir()
+    make_notebook(nbs / "00_h.ipynb", "from study.ui import headline\n\nheadline(**{'churn rate': 0.0613, 'rows': 1234})")
+    params = tmp_path / "p.yaml"
+    params.write_text("scale: quick\nseed: 5\n")
+    result = run_study("quick", params_file=params, notebooks=nbs, reports=reports, echo=lambda *a, **k: None)
+    assert result.results[0].headline == {"churn rate": 0.0613, "rows": 1234.0}
+    assert "churn rate 0.061; rows 1,234" in (reports / "index.html").read_text()
+    assert (reports / "00_h.html").read_text().count("0.0613") == 1  # in the (hidden) code only, no output
+
+
 @pytest.mark.skipif(not CHROMIUM and not IN_CI, reason="Debian chromium not installed (./run_tests.sh installs it)")
 def test_reports_read_offline_with_code_hidden_and_plotly_loaded_once(tmp_path, browser):
     nbs, reports = tmp_path / "notebooks", tmp_path / "reports"

@@ -32,6 +32,7 @@ class NotebookResult:
     seconds: float
     html: Path | None = None
     error: str = ""
+    headline: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -106,6 +107,21 @@ def _reader_html(body: str) -> str:
     return body.replace("<main>", f'<main>\n{_TOGGLE}\n<nav id="study-toc"><b>Contents</b><ul>{toc}</ul></nav>', 1)
 
 
+def headline_numbers(executed: Path) -> dict:
+    """The numbers an executed notebook handed over with ``ui.headline`` (name → value)."""
+    from study.ui import HEADLINE_MIME
+
+    out = {}
+    for cell in nbformat.read(executed, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            out.update(output.get("data", {}).get(HEADLINE_MIME, {}))
+    return out
+
+
+def _headline_text(numbers: dict) -> str:
+    return "; ".join(f"{name} {value:.3f}" if abs(value) < 10 else f"{name} {value:,.0f}" for name, value in numbers.items())
+
+
 def render_html(executed: Path, target: Path) -> Path:
     """The executed notebook as a reviewer's HTML report beside ``plotly.min.js``; the notebook's
     default parameters cell is left out when Papermill injected the parameters of the run."""
@@ -114,10 +130,15 @@ def render_html(executed: Path, target: Path) -> Path:
     import plotly
     from nbconvert import HTMLExporter
 
+    from study.ui import HEADLINE_MIME
+
     nb = nbformat.read(executed, as_version=4)
     tags = [c.metadata.get("tags", []) for c in nb.cells]
     if any("injected-parameters" in t for t in tags):
         nb.cells = [c for c, t in zip(nb.cells, tags) if "parameters" not in t]
+    for cell in nb.cells:  # the headline numbers are for the index, not the page
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if HEADLINE_MIME not in o.get("data", {})]
     exporter = HTMLExporter(template_name="lab")
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
@@ -147,7 +168,8 @@ def run_notebook(path: Path, params: dict, reports: Path) -> NotebookResult:
         return NotebookResult(path.stem, title, summary, False, time.perf_counter() - t0,
                               error=f"{type(exc).__name__}: {exc}")
     render_html(executed, target)
-    return NotebookResult(path.stem, title, summary, True, time.perf_counter() - t0, html=target)
+    return NotebookResult(path.stem, title, summary, True, time.perf_counter() - t0, html=target,
+                          headline=headline_numbers(executed))
 
 
 def write_index(result: StudyResult, reports: Path, notebooks: list[Path] = ()) -> Path:
@@ -170,8 +192,8 @@ def write_index(result: StudyResult, reports: Path, notebooks: list[Path] = ()) 
             status = "not run this time" + (" (earlier report)" if r.html else "")
         else:
             status = "ok" if r.ok else f"<b>FAILED</b>: {html.escape(r.error)}"
-        rows.append(f"<tr><td>{link}</td><td>{html.escape(r.summary)}</td><td>{status}</td>"
-                    f"<td>{r.seconds:.0f} s</td></tr>")
+        rows.append(f"<tr><td>{link}</td><td>{html.escape(r.summary)}</td><td>{html.escape(_headline_text(r.headline))}</td>"
+                    f"<td>{status}</td><td>{r.seconds:.0f} s</td></tr>")
     when = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>KKBOX churn and doors study</title>
 <style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto}}td,th{{padding:.4rem .8rem;
@@ -179,7 +201,7 @@ border-bottom:1px solid #ddd;text-align:left;vertical-align:top}}</style></head>
 <h1>KKBOX churn and doors study: reports</h1>
 <p>Scale <b>{html.escape(result.scale)}</b>, run on {when}. Each report opens with what it shows and ends
 with its conclusions in numbers.</p>
-<table><tr><th>report</th><th>what it shows</th><th>status</th><th>time</th></tr>
+<table><tr><th>report</th><th>what it shows</th><th>headline numbers</th><th>status</th><th>time</th></tr>
 {''.join(rows)}
 </table></body></html>"""
     index = reports / "index.html"

@@ -136,3 +136,14 @@ def figure(ncols: int = 1, width: float = 4.6, height: float = 3.0):
     fig = Figure(figsize=(width * ncols, height))
     axes = fig.subplots(1, ncols, squeeze=False)
     return fig, list(axes[0])
+
+
+HEADLINE_MIME = "application/vnd.study.headline+json"  # read by the runner for reports/index.html
+
+
+def headline(**numbers: float) -> None:
+    """Hand a report's headline numbers (name → value) to ``reports/index.html``: an output the
+    runner reads from the executed notebook and the HTML report does not show."""
+    from IPython.display import display
+
+    display({HEADLINE_MIME: {k: float(v) for k, v in numbers.items()}}, raw=True)
