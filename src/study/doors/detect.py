@@ -343,7 +343,6 @@ class DoorDetector:
         squares, maps = zip(*[letterbox(im, self.input_size) for im in images]) if len(images) else ((), ())
         if not squares:
             return []
-        net = backbone.imagenet()
         out = []
         for k, mapping in enumerate(maps):  # one image at a time: fastest on CPU (see _features)
             x = backbone.to_tensor([squares[k]])
@@ -351,7 +350,7 @@ class DoorDetector:
                 logits, logd = (torch.from_numpy(a) for a in self.session(x))
             else:
                 with torch.no_grad():
-                    pyr = net.pyramid(x)
+                    pyr = backbone.imagenet().pyramid(x)
                     logits, logd = self.head(pyr[16], pyr[32])
             out.append(self.decode(logits, logd, mapping, images[k].size, confidence, nms_iou, max_boxes)[0])
         return out

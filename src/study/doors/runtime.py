@@ -89,28 +89,25 @@ def session_for(folder: str | Path) -> Session | None:
         return None
 
 
-class _Part:
+def _part_module(part: str, variant: str):
     """A part of the ImageNet network as a module (what ``imagenet_part`` exports)."""
+    torch = backbone.torch_cpu()
+    net = backbone.imagenet(variant)
 
-    @staticmethod
-    def build(part: str, variant: str):
-        torch = backbone.torch_cpu()
-        net = backbone.imagenet(variant)
+    class Part(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
 
-        class Part(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.net = net
+        def forward(self, x):
+            if part == "pyramid":
+                pyr = self.net.pyramid(x)
+                return pyr[16], pyr[32]
+            if part == "features":
+                return self.net.features(x)
+            return self.net.trunk(x, int(part.removeprefix("trunk")))
 
-            def forward(self, x):
-                if part == "pyramid":
-                    pyr = self.net.pyramid(x)
-                    return pyr[16], pyr[32]
-                if part == "features":
-                    return self.net.features(x)
-                return self.net.trunk(x, int(part.removeprefix("trunk")))
-
-        return Part().eval()
+    return Part().eval()
 
 
 @lru_cache(maxsize=8)
@@ -124,7 +121,7 @@ def imagenet_part(part: str, size: int, variant: str = "lite0"):
 
     from study import paths
 
-    module = _Part.build(part, variant)
+    module = _part_module(part, variant)
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
