@@ -166,6 +166,42 @@ def test_about_tab_shows_the_cards(page):
     _shot(page, "5_about")
 
 
+def test_about_tab_shows_lineage_and_says_when_models_and_database_differ(browser, server):
+    """The models and database the server prepared come from the same data (said as such); a
+    database recording other raw data (its hash replaced, as if exported from another data set)
+    gets a plain sentence naming the model and both sources, not a silent table."""
+    from sqlalchemy import update
+
+    from study.churn import database
+
+    url = f"sqlite:///{(server['root'] / 'application.sqlite').as_posix()}"
+    original = database.read_meta(url)["source_sha256"]
+
+    def about_text():
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1100})
+        pg = ctx.new_page()
+        pg.goto(server["url"], timeout=180_000)
+        pg.wait_for_selector(".study-month-go", timeout=180_000)
+        _tab(pg, "About")
+        pg.wait_for_selector(".study-about table")
+        text = pg.inner_text(".study-about")
+        close_page(pg)
+        return text
+
+    text = about_text()
+    assert "Lineage" in text and original[:16] in text and "was trained on other data" not in text
+    assert re.search(r"champion\s.*\syes", text) and "none: trained by `study serve`" in text
+    with database.engine(url).begin() as conn:
+        conn.execute(update(database.meta).where(database.meta.c.key == "source_sha256").values(value="f" * 64))
+    try:
+        text = about_text()
+    finally:
+        with database.engine(url).begin() as conn:
+            conn.execute(update(database.meta).where(database.meta.c.key == "source_sha256").values(value=original))
+    assert text.count("was trained on other data than the database holds") == 2 and "ffffffffffff…" in text
+    assert "Traceback" not in text
+
+
 def test_a_failed_month_request_leaves_no_earlier_result_on_screen(page):
     """March with the original-format model, then January (which it cannot score): the sentence
     alone remains, not March's table and download link."""

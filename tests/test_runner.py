@@ -126,3 +126,71 @@ def test_reports_read_offline_with_code_hidden_and_plotly_loaded_once(tmp_path, 
     assert code.is_visible()
     page.close()
     assert outside == []  # nothing leaves the machine
+
+
+def test_a_step_reruns_only_when_what_decides_it_changed(tmp_path, monkeypatch):
+    """Up to date is skipped; its notebook, a parameter, the package code it imports (through the
+    package's own imports), an upstream product or its report changing reruns it; --force runs all."""
+    from study import steps
+
+    nbs, reports, out = tmp_path / "notebooks", tmp_path / "reports", tmp_path / "out"
+    nbs.mkdir(), out.mkdir()
+    pkg = nbs / "toypkg"  # the kernel runs in the notebooks' folder: it imports this package
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from toypkg.helper import VALUE\n")
+    (pkg / "helper.py").write_text("VALUE = 'one'\n")
+    monkeypatch.setattr(steps, "PACKAGE", "toypkg")
+    params = "scale = 'quick'\nseed = 1\nout_dir = ''"
+    make = make_notebook(nbs / "00_make.ipynb", "import toypkg\nfrom pathlib import Path\n\n"
+                         "Path(out_dir, 'made.txt').write_text(toypkg.VALUE + ' ' + str(seed))", params)
+    use = make_notebook(nbs / "10_use.ipynb", "print(open(out_dir + '/made.txt').read())", params)
+    for path, reads, writes in ((make, [], ["{out_dir}/made.txt"]), (use, ["{out_dir}/made.txt"], [])):
+        nb = nbformat.read(path, as_version=4)
+        nb.metadata["study"].update(reads=reads, writes=writes)
+        nbformat.write(nb, path)
+    param_file = tmp_path / "p.yaml"
+    param_file.write_text(f"scale: quick\nseed: 5\nout_dir: {out}\n")
+
+    def run(**kw):
+        lines = []
+        result = run_study("quick", params_file=param_file, notebooks=nbs, reports=reports, code_root=nbs,
+                           echo=lambda *a, **k: lines.append(" ".join(map(str, a))), **kw)
+        assert result.ok, lines
+        return {r.name for r in result.results if not r.up_to_date}, lines
+
+    assert run()[0] == {"00_make", "10_use"}
+    ran, lines = run()
+    assert ran == set() and sum("up to date" in line for line in lines) == 2
+    assert "up to date (last run" in (reports / "index.html").read_text()
+    # package code: a change that leaves the product as it was reruns the producer only
+    (pkg / "helper.py").write_text("VALUE = 'one'  # reworded\n")
+    ran, lines = run()
+    assert ran == {"00_make"} and any("package code" in line for line in lines)
+    (pkg / "helper.py").write_text("VALUE = 'two'\n")  # a new product: its reader reruns
+    ran, lines = run()
+    assert ran == {"00_make", "10_use"} and any("reads {out_dir}/made.txt" in line for line in lines)
+    nb = nbformat.read(use, as_version=4)  # the reader's notebook
+    nb.cells[-1].source += "\nprint('more')"
+    nbformat.write(nb, use)
+    assert run()[0] == {"10_use"}
+    param_file.write_text(f"scale: quick\nseed: 6\nout_dir: {out}\n")  # a parameter both declare
+    assert run()[0] == {"00_make", "10_use"}
+    (reports / "10_use.html").unlink()  # a missing report
+    assert run()[0] == {"10_use"}
+    (out / "made.txt").write_text("edited by hand")  # a product changed behind the study's back
+    ran, lines = run()  # its maker reruns and restores it; the reader's input is then as it last read it
+    assert ran == {"00_make"} and any("product changed or missing" in line for line in lines)
+    assert (out / "made.txt").read_text() == "two 6"
+    assert run(force=True)[0] == {"00_make", "10_use"}
+
+
+def test_study_notebooks_declare_reads_and_writes_that_resolve():
+    from study import steps
+    from study.runner import discover, load_params
+
+    where = steps.placeholders(load_params("quick"))
+    for nb_path in discover(paths.NOTEBOOKS):
+        decl = steps.declaration(nb_path)
+        assert decl.reads, f"{nb_path.name} declares no inputs"
+        assert all(p is not None for p in steps.resolve(decl.reads + decl.writes, {**where, "app_db": "x", "analytic_db": "y"}))
+    assert steps.declaration(paths.NOTEBOOKS / "20_features.ipynb").writes  # the per-user tables are products

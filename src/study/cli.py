@@ -43,12 +43,11 @@ def _churn_validate(args) -> int:
 def _churn_features(args) -> int:
     import time
 
-    from study import paths
-    from study.churn.data import resolve_source
+    from study.churn import data
     from study.churn.features import build
 
-    src = resolve_source(args.raw, scale=args.scale, seed=args.seed)
-    out = Path(args.out) if args.out else paths.PROCESSED / (f"{src.scale}-seed{src.seed}" if src.kind == "twin" else "real")
+    src = data.resolve_source(args.raw, scale=args.scale, seed=args.seed)
+    out = Path(args.out) if args.out else data.processed_dir(src)
     t0 = time.perf_counter()
     df = build(src, args.recipe, out, months=tuple(args.months))
     print(f"{args.recipe}: {len(df):,} rows x {df.shape[1]} columns from {src.describe()} "
@@ -64,11 +63,12 @@ def _churn_train(args) -> int:
 
     src = resolve_source(args.raw, scale=args.scale, seed=args.seed)
     if args.model == "champion":
-        from study.churn import champion, cohorts, features
+        from study.churn import champion, cohorts, features, lineage
 
         pit = features.point_in_time(src, months=tuple(args.months))
         held_out = cohorts.held_out(src, tuple(args.months))
-        folder, selection, table, _ = champion.train_champion(pit, list(args.months), args.out, src.describe(), held_out)
+        folder, selection, table, _ = champion.train_champion(pit, list(args.months), args.out, src.describe(), held_out,
+                                                              extra=lineage.card_lineage(src, lineage.CLI_REPORT))
         print(f"champion ({selection.model[0]}) saved to {folder} (trained on {src.describe()}, without the "
               f"{len(held_out):,} users of the dashboard's test cohorts)")
         for _, r in selection.iterrows():
@@ -77,9 +77,9 @@ def _churn_train(args) -> int:
         print(f"  {args.months[-1]} with isotonic calibration from {args.months[1]}: log loss {cal['log loss']:.4f}, "
               f"Brier {cal['Brier']:.4f}, ROC AUC {cal['ROC AUC']:.4f}")
         return 0
-    from study.churn import cohorts
+    from study.churn import cohorts, lineage
 
-    folder = train_original(src, args.out, held_out=cohorts.held_out(src))
+    folder = train_original(src, args.out, held_out=cohorts.held_out(src), extra=lineage.card_lineage(src, lineage.CLI_REPORT))
     card = json.loads((folder / "card.json").read_text())
     m = card["metrics (validation, threshold 0.5)"]
     print(f"original-format model saved to {folder} (trained on {src.describe()})")
@@ -213,7 +213,7 @@ def _serve(args) -> int:
 def _run(args) -> int:
     from study.runner import run_study
 
-    result = run_study(args.scale, only=args.only, params_file=args.params)
+    result = run_study(args.scale, only=args.only, params_file=args.params, force=args.force, progress=not args.quiet)
     return 0 if result.ok else 1
 
 
@@ -336,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scale", choices=["quick", "default", "full"], default="default")
     run.add_argument("--params", help="a parameter file instead of params/<scale>.yaml")
     run.add_argument("--only", nargs="*", help="notebook names to run (e.g. 00_data)")
+    run.add_argument("--force", action="store_true",
+                     help="run every step, even those whose inputs, parameters and code are unchanged since their last run")
+    run.add_argument("--quiet", action="store_true", help="no cell-by-cell progress while a notebook runs")
     run.set_defaults(func=_run)
     return p
 

@@ -10,6 +10,7 @@ import datetime as dt
 import html
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ class NotebookResult:
     html: Path | None = None
     error: str = ""
     headline: dict = field(default_factory=dict)
+    up_to_date: bool = False  # not run: its last run's products and report are current (study.steps)
+    finished: str = ""  # when the run shown ended
 
 
 @dataclass
@@ -150,7 +153,7 @@ def render_html(executed: Path, target: Path) -> Path:
     return target
 
 
-def run_notebook(path: Path, params: dict, reports: Path) -> NotebookResult:
+def run_notebook(path: Path, params: dict, reports: Path, progress: bool = False) -> NotebookResult:
     title, summary = notebook_info(path)
     executed = reports / "executed" / path.name
     executed.parent.mkdir(parents=True, exist_ok=True)
@@ -158,9 +161,12 @@ def run_notebook(path: Path, params: dict, reports: Path) -> NotebookResult:
     target.unlink(missing_ok=True)  # a failed run must not leave an older report behind
     t0 = time.perf_counter()
     os.environ.setdefault("PLOTLY_RENDERER", PLOTLY_RENDERER)
+    # cell n of m and the elapsed time on the terminal (Papermill's tqdm bar), not a silent wait
+    bar = {"desc": f"    {path.stem}", "unit": "cell", "bar_format": "{desc}: cell {n_fmt}/{total_fmt}, {elapsed} elapsed",
+           "mininterval": 0.5 if sys.stderr.isatty() else 30} if progress else False
     try:
         pm.execute_notebook(str(path), str(executed), parameters=parameters_for(path, params),
-                            kernel_name="python3", cwd=str(path.parent), progress_bar=False)
+                            kernel_name="python3", cwd=str(path.parent), progress_bar=bar)
     except pm.PapermillExecutionError as exc:
         return NotebookResult(path.stem, title, summary, False, time.perf_counter() - t0,
                               error=f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
@@ -188,7 +194,9 @@ def write_index(result: StudyResult, reports: Path, notebooks: list[Path] = ()) 
     for r in results:
         name = html.escape(r.title)
         link = f'<a href="{r.html.name}">{name}</a>' if r.html else name
-        if r.error == "not run":
+        if r.up_to_date:
+            status = f"up to date (last run {html.escape(r.finished)})"
+        elif r.error == "not run":
             status = "not run this time" + (" (earlier report)" if r.html else "")
         else:
             status = "ok" if r.ok else f"<b>FAILED</b>: {html.escape(r.error)}"
@@ -214,7 +222,13 @@ def discover(notebooks: Path = paths.NOTEBOOKS) -> list[Path]:
 
 
 def run_study(scale: str = "default", only: list[str] | None = None, params_file: str | Path | None = None,
-              notebooks: Path = paths.NOTEBOOKS, reports: Path = paths.REPORTS, echo=print) -> StudyResult:
+              notebooks: Path = paths.NOTEBOOKS, reports: Path = paths.REPORTS, echo=print, force: bool = False,
+              progress: bool = False, records: Path | None = None, code_root: Path | None = None) -> StudyResult:
+    """Run the study's steps in order; a step whose inputs, parameters, notebook and package code
+    are unchanged since its last successful run, with its products and report intact, is said
+    "up to date" and not run again (``force`` runs every step)."""
+    from study import steps
+
     params = load_params(scale, params_file)
     params.setdefault("scale", scale)
     reports.mkdir(parents=True, exist_ok=True)
@@ -224,11 +238,29 @@ def run_study(scale: str = "default", only: list[str] | None = None, params_file
     if only and len(todo) != len(set(only)):
         unknown = sorted(set(only) - {p.stem for p in todo})
         raise FileNotFoundError(f"no notebook named {', '.join(unknown)} in {notebooks}")
+    # the study's records live with its data; a run rendering elsewhere (tests, a scratch copy) keeps its own
+    book = steps.Records(records or (paths.STEP_RECORDS if reports == paths.REPORTS else reports / "steps.json"))
     for i, path in enumerate(todo, 1):
-        echo(f"[{i}/{len(todo)}] {path.stem} …", flush=True)
-        r = run_notebook(path, params, reports)
+        passed = parameters_for(path, params)
+        where = steps.placeholders({**params, **passed})
+        outputs = [reports / f"{path.stem}.html", reports / "executed" / path.name]
+        check = book.check(path, passed, where, outputs, code_root)
+        if check.up_to_date and not force:
+            rec = check.record
+            title, summary = notebook_info(path)
+            result.results.append(NotebookResult(path.stem, title, summary, True, rec.get("seconds", 0.0), html=outputs[0],
+                                                 headline=rec.get("headline", {}), up_to_date=True,
+                                                 finished=rec.get("finished", "")))
+            echo(f"[{i}/{len(todo)}] {path.stem}: up to date (last run {rec.get('finished', '?')}, "
+                 f"{rec.get('seconds', 0):.0f} s)", flush=True)
+            continue
+        why = "forced" if force else check.reason
+        echo(f"[{i}/{len(todo)}] {path.stem} … ({why})", flush=True)
+        r = run_notebook(path, params, reports, progress)
         result.results.append(r)
         if r.ok:
+            book.remember(path, passed, where, outputs, {"seconds": r.seconds, "headline": r.headline}, code_root)
+            r.finished = book.steps[path.stem]["finished"]
             echo(f"    ok in {r.seconds:.0f} s → {r.html}", flush=True)
         else:
             echo(f"    FAILED in {r.seconds:.0f} s: {r.error}\n    executed notebook kept at "

@@ -15,41 +15,49 @@ from pathlib import Path
 from study import paths
 
 
-
 def prepare(scale: str = "default", seed: int = 2017, raw: str | None = None, log=print) -> None:
-    """Train the models and export the database if they are absent (once; later runs reuse them)."""
-    from study.churn import database, scoring
+    """Serve the study's models: train or export only what is missing (once; later runs reuse it)."""
+    prepare_doors(scale, seed, log)
+    prepare_churn(paths.MODELS, scale, seed, raw, log)
 
-    from study.doors.pipeline import models_folder
 
-    doors = models_folder()
+def prepare_doors(scale: str = "default", seed: int = 2017, log=print) -> None:
+    doors = paths.DOOR_MODELS
     if not all((doors / part / "model.json").is_file() for part in ("detector", "transfer", "original_cnn")):
         from study.doors.train import train_all
 
-        log(f"preparing: training the door models at scale {scale} into {doors}")
+        log(f"preparing: training the door models at scale {scale} into {doors} (notebook 50 saves them when the study runs)")
         train_all("quick" if scale in ("tiny", "quick") else scale, out=doors, seed=seed, echo=log)
-    need_models = [m for m in ("original", "champion") if not (paths.MODELS / m / "manifest.json").is_file()]
+
+
+def prepare_churn(models_dir: Path, scale: str = "default", seed: int = 2017, raw: str | None = None, log=print) -> None:
+    """The churn models notebook 30 saved and the database notebook 40 exported are served as they
+    are; a missing one is made by the same functions (:mod:`study.churn.served`,
+    ``database.export_application``). A database and models from different data are reported."""
+    from study.churn import database, lineage, served
+
+    need_models = served.missing(models_dir)
     url = database.app_url()
     db_file = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
     need_db = db_file is not None and not db_file.is_file()
-    if not (need_models or need_db):
-        return
-    from study.churn import champion, cohorts, features
-    from study.churn.data import resolve_source
+    if need_models or need_db:
+        from study.churn.data import resolve_source
 
-    src = resolve_source(raw, scale=scale, seed=seed)
-    held_out = cohorts.held_out(src, tuple(database.PIT_MONTHS)) if need_models else set()
-    if "original" in need_models:
-        log(f"preparing: training the original-format model on {src.describe()}")
-        scoring.train_original(src, held_out=held_out)
-    if "champion" in need_models:
-        log(f"preparing: training the champion on {src.describe()}")
-        months = list(database.PIT_MONTHS)
-        champion.train_champion(features.point_in_time(src, months=months), months, None, src.describe(),
-                                held_out=held_out)
-    if need_db:
-        log(f"preparing: exporting the application database to {database.redact(url)}")
-        database.export_application(src, url)
+        src = resolve_source(raw, scale=scale, seed=seed)
+        if need_models:
+            log(f"preparing: the study has not saved {' and '.join(need_models)} in {models_dir}")
+            served.train(src, need_models, models_dir, report=lineage.NO_REPORT, log=log)
+        if need_db:
+            log(f"preparing: exporting the application database to {database.redact(url)}")
+            database.export_application(src, url)
+    try:
+        import json
+
+        cards = {n: json.loads((models_dir / n / "card.json").read_text()) for n in served.NAMES}
+        for sentence in lineage.mismatches(database.read_meta(url), cards):
+            log("warning: " + sentence)
+    except Exception as exc:  # noqa: BLE001 - the dashboard says the same in its About tab
+        log(f"warning: could not compare the models' and the database's data: {exc}")
 
 
 def command(port: int, preheat: bool = False) -> list[str]:

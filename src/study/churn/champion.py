@@ -52,10 +52,10 @@ def calibrate(pit: pd.DataFrame, name: str, months: list[str]):
 
 
 def train_champion(pit: pd.DataFrame, months: list[str], out_dir: str | Path | None = None, source: str = "",
-                   held_out: set | None = None):
+                   held_out: set | None = None, extra: dict | None = None):
     """Select, calibrate and save the champion; returns (folder, selection table, calibration table, curves).
     ``held_out``: users left out of every step (the dashboard's test cohorts, :mod:`study.churn.cohorts`)."""
-    n_pit = len(pit)
+    n_pit, extra = len(pit), dict(extra or {})
     if held_out:
         pit = pit[~pit.msno.isin(held_out)].reset_index(drop=True)
     selection = select(pit, months)
@@ -69,7 +69,9 @@ def train_champion(pit: pd.DataFrame, months: list[str], out_dir: str | Path | N
         "what": f"fitted on {months[0]}, isotonic calibration on {months[1]}, evaluated on {months[-1]}",
         "input": "raw KKBOX tables and a prediction month (point-in-time features, cutoff = its first day)",
         "data": {"source": source, "rows": int(len(pit)), "sha256 of the training frame": frame_digest(pit),
-                 "held-out users": len(held_out or ()), "held-out rows": int(n_pit - len(pit))},
+                 "held-out users": len(held_out or ()), "held-out rows": int(n_pit - len(pit)),
+                 **({"source sha256": extra.pop("source sha256")} if "source sha256" in extra else {})},
+        **extra,
         "features": cols, "input domain": input_domain(pit[pit.month == months[0]]),
         "selection (temporal protocol)": selection.to_dict(orient="records"),
         "metrics (test month, calibrated)": table.iloc[1].drop("probabilities").to_dict(),

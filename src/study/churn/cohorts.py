@@ -21,11 +21,14 @@ MONTHS = ("2017-01", "2017-02", "2017-03")
 FRACTION = 0.06  # the original protocol's test share
 
 
-def test_cohorts(source: RawSource, months=MONTHS, fraction: float = FRACTION, seed: int = 40) -> pd.DataFrame:
-    """msno (full), month and label of each month's held-out users, sorted."""
-    original = features.original_recipe(source)
+def test_cohorts(source: RawSource, months=MONTHS, fraction: float = FRACTION, seed: int = 40,
+                 original: pd.DataFrame | None = None, pit: pd.DataFrame | None = None) -> pd.DataFrame:
+    """msno (full), month and label of each month's held-out users, sorted (``original``, ``pit``:
+    the per-user tables of ``source`` when already built)."""
+    original = original if original is not None else features.original_recipe(source)
     march_test = set(original.msno[split_users(original, seed=seed) == "test"])
-    pit = features.point_in_time(source, months=tuple(months))[["msno", "month", "is_churn"]]
+    pit = pit if pit is not None else features.point_in_time(source, months=tuple(months))
+    pit = pit[pit.month.isin(months)][["msno", "month", "is_churn"]]
     pit = pit.assign(short=features.short_msno(pit.msno))
     parts = []
     last = max(months)
@@ -45,6 +48,7 @@ def test_cohorts(source: RawSource, months=MONTHS, fraction: float = FRACTION, s
     return out.sort_values(["month", "msno"], kind="mergesort").reset_index(drop=True)
 
 
-def held_out(source: RawSource, months=MONTHS, seed: int = 40) -> set[str]:
+def held_out(source: RawSource, months=MONTHS, seed: int = 40, original: pd.DataFrame | None = None,
+             pit: pd.DataFrame | None = None) -> set[str]:
     """Every cohort user (full msno): the champion is fitted and calibrated without them."""
-    return set(test_cohorts(source, months, seed=seed).msno)
+    return set(test_cohorts(source, months, seed=seed, original=original, pit=pit).msno)

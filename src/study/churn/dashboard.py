@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from study import paths, spreadsheet
-from study.churn import database, evaluation, features, scoring
+from study.churn import database, evaluation, features, lineage, scoring
 
 MAX_UPLOAD_MB = 50  # the one limit of a CSV upload (the page, the README and the browser guard read it)
 MAX_ROWS = 500_000
@@ -493,11 +493,14 @@ def what_if(ctx: Context, base: pd.Series, inputs: dict, model_name: str) -> dic
 # ---------------------------------------------------------------------------------------------
 # Tab 5: about.
 def about(ctx: Context) -> dict:
-    """The data card (what the database holds) and the model cards."""
+    """The data card (what the database holds), the model cards, and their lineage: for each model
+    the data it was trained on, its hash and its report, and a sentence when that is not the data
+    in the database."""
     try:
         meta = database.read_meta(ctx.db_url)
         counts = database.row_counts(ctx.db_url)
     except Exception as exc:  # noqa: BLE001
         meta, counts = {"problem": _short(exc)}, pd.DataFrame()
     cards = {name: m.card for name, m in ctx.models.items()}
-    return {"data": meta, "counts": counts, "models": cards, "problems": list(ctx.problems)}
+    return {"data": meta, "counts": counts, "models": cards, "problems": list(ctx.problems),
+            "lineage": lineage.table(meta, cards), "mismatches": lineage.mismatches(meta, cards)}

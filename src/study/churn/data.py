@@ -124,6 +124,11 @@ def twin_dir(scale: str, seed: int) -> Path:
     return paths.TWIN / f"{scale}-seed{seed}"
 
 
+def processed_dir(source: RawSource) -> Path:
+    """Where the per-user tables built from ``source`` are written (notebook 20) and read."""
+    return paths.PROCESSED / (f"{source.scale}-seed{source.seed}" if source.kind == "twin" else "real")
+
+
 def _twin_is_current(folder: Path) -> bool:
     """A cached twin is reused only if complete and made by the current generator."""
     from study.churn.twin import TWIN_VERSION

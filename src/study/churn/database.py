@@ -428,7 +428,9 @@ def export_application(source: RawSource, url: str | None = None, users: pd.Seri
             cache += [{"recipe": recipe, "month": m, "part": i, "arrow": blob[o:o + CACHE_PART_BYTES]}
                       for i, o in enumerate(range(0, len(blob), CACHE_PART_BYTES))]
     frames.append((frame_cache, pd.DataFrame(cache, columns=["recipe", "month", "part", "arrow"])))
-    info = {"source": source.describe(), "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    from study.churn.lineage import source_digest
+
+    info = {"source": source.describe(), "source_sha256": source_digest(source), "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "users": str(len(users)), "pit_months": ",".join(months)}
     frames.append((meta, pd.DataFrame({"key": list(info), "value": list(info.values())})))
     return _replace(url, app_meta, APP_DATA_TABLES, frames, progress)

@@ -68,11 +68,13 @@ def fit_original(x: pd.DataFrame, y, top_k: int = 30) -> tuple[StandardScaler, o
 
 
 def train_original(source: RawSource, out_dir: str | Path | None = None, top_k: int = 30, seed: int = 40,
-                   held_out: set | None = None) -> Path:
+                   held_out: set | None = None, frame: pd.DataFrame | None = None, extra: dict | None = None) -> Path:
     """Fit and save the original-format model; the card holds its validation metrics and threshold.
     ``held_out``: users (full msno) kept out of training and validation (the dashboard's test
-    cohorts, :mod:`study.churn.cohorts`); the split itself is the original protocol's."""
-    df = features.original_recipe(source)
+    cohorts, :mod:`study.churn.cohorts`); the split itself is the original protocol's. ``frame``: the
+    original recipe of ``source`` when already built; ``extra``: lineage (``report``, ``source sha256``)."""
+    df = frame if frame is not None else features.original_recipe(source)
+    extra = dict(extra or {})
     x, y = original_model_matrix(df), df.is_churn
     split = split_users(df, seed=seed).to_numpy()
     kept = ~df.msno.isin(set(features.short_msno(pd.Series(sorted(held_out or ()), dtype="str"))))
@@ -85,7 +87,9 @@ def train_original(source: RawSource, out_dir: str | Path | None = None, top_k: 
         "what": "the original study's tuned XGBoost on its top-30 features, original recipe, random split",
         "input": "a CSV in the original study's 33-column processed format",
         "data": {"source": source.describe(), "rows": int(len(df)), "sha256 of the training frame": frame_digest(df),
-                 "held-out users": len(held_out or ()), "held-out rows": int((~kept).sum())},
+                 "held-out users": len(held_out or ()), "held-out rows": int((~kept).sum()),
+                 **({"source sha256": extra.pop("source sha256")} if "source sha256" in extra else {})},
+        **extra,
         "features": cols, "parameters": TUNED_XGB, "input domain": input_domain(df[tr]),
         "protocol": "stratified 70/24/6 % split by user (seed 40); metrics on the 24 % validation split",
         "metrics (validation, threshold 0.5)": evaluation.scores(y[va], p),

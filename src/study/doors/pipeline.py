@@ -30,7 +30,7 @@ MAX_SIDE = 4096  # larger images are downscaled on load (the detector sees 320 p
 def models_folder() -> Path:
     from study import paths
 
-    return paths.MODELS / "doors"
+    return paths.DOOR_MODELS
 
 
 @dataclass
