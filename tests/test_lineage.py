@@ -81,3 +81,24 @@ def test_served_model_names_are_the_dashboard_models(name):
     from study.churn import dashboard, served
 
     assert name in served.NAMES and name in dashboard.MODEL_NAMES
+
+
+def test_products_are_read_only_when_built_from_the_data_in_use(tmp_path, quick_source):
+    import pandas as pd
+
+    from study.churn import products
+
+    marker = pd.DataFrame({"msno": ["a"], "month": ["2017-03"], "is_churn": [1]})  # no real build looks like this
+    products.write(quick_source, {"pit": marker}, tmp_path / "p")
+    said = []
+    got = products.load(quick_source, "pit", months=("2017-03",), folder=tmp_path / "p", log=said.append)
+    assert got.equals(marker) and said == []  # read, not rebuilt
+    got = products.load(quick_source, "pit", months=("2017-02", "2017-03"), folder=tmp_path / "p", log=said.append)
+    assert "lacks some of the months" in said[-1] and set(got.month) == {"2017-02", "2017-03"} and len(got) > 100
+    other = _copy(quick_source, tmp_path / "other")
+    with open(other.path / "members_v3.csv", "a") as f:
+        f.write("extra,1,0,,20170101,20170101\n")
+    got = products.load(other, "pit", months=("2017-03",), folder=tmp_path / "p", log=said.append)
+    assert "built from other raw data" in said[-1] and len(got) > 1 and not got.msno.eq("a").any()
+    products.load(quick_source, "original", folder=tmp_path / "p", log=said.append)
+    assert "original.parquet not in" in said[-1]
