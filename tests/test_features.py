@@ -238,3 +238,30 @@ def test_february_analogue_sees_the_v1_files_as_v2_sees_march(tmp_path):
     assert df.loc[short[B], "membership_expire_date"] == "2017-02-20" and df.loc[short[B], "is_churn"] == 1
     assert df.loc[short[D], "payment_method_id"] == 40 and df.loc[short[D], "is_cancel"] == 0
     assert (df["count"] == 2).all()  # the January log day is outside the window
+
+
+def test_small_multiples_draw_one_panel_per_variable_with_its_intervals():
+    import pandas as pd
+
+    from study.churn import charts, eda
+
+    users = pd.DataFrame({"city": [1, 1, 1, 2, 2, 3] * 10, "gender": ["m", "f", None, "m", "f", "m"] * 10,
+                          "is_churn": [1, 0, 0, 1, 1, 0] * 10})
+    by = {c: eda.churn_by(users, c) for c in ("city", "gender")}
+    fig = charts.small_multiples(by, y="churn", interval=("ci low", "ci high"), hover="users", cols=4, title="t")
+    assert [t.name for t in fig.data] == ["city", "gender"] and [a.text for a in fig.layout.annotations] == ["city", "gender"]
+    city = fig.data[0]
+    assert list(city.x) == ["1", "2", "3"] and list(city.y) == list(by["city"].churn)
+    assert list(city.error_y.array) == list(by["city"]["ci high"] - by["city"].churn)
+    assert fig.layout.xaxis2.anchor == "y2" and fig.layout.height == 240 + 90  # one row of four
+    counts = eda.top_counts(users, "gender", top=2)
+    assert list(counts.columns) == ["gender", "rows"] and list(counts.rows) == [30, 20]
+
+
+def test_point_in_time_is_the_same_on_every_run(quick_source):
+    """Exactly, not to a tolerance: the study's step cache compares the products' hashes, and a
+    float sum whose last bits depend on thread scheduling would rerun every later step."""
+    months = ("2017-01", "2017-02", "2017-03")
+    a, b = features.point_in_time(quick_source, months=months), features.point_in_time(quick_source, months=months)
+    assert a.equals(b)
+    assert features.original_recipe(quick_source).equals(features.original_recipe(quick_source))

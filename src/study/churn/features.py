@@ -362,6 +362,12 @@ def _int_day(ts: pd.Timestamp) -> int:
     return ts.year * 10000 + ts.month * 100 + ts.day
 
 
+# A sum of doubles depends on the order DuckDB's threads add them in (last bits differ from run to
+# run); summed as exact decimals (microsecond resolution) the result is the same on every run.
+def _exact_sum(expr: str, where: str) -> str:
+    return f"coalesce(sum({expr}::DECIMAL(38, 6)) FILTER (WHERE {where}), 0)::DOUBLE"
+
+
 def _log_windows(cut: pd.Timestamp, i: int) -> str:
     """Aggregates of month i's listening windows over YYYYMMDD integers (one scan for all months)."""
     c = _int_day(cut)
@@ -369,10 +375,10 @@ def _log_windows(cut: pd.Timestamp, i: int) -> str:
     in_window = f"date < {c} AND date >= {lo[PIT_LOG_HORIZON]}"
     parts = [f"max(date) FILTER (WHERE {in_window}) AS last_listen_{i}"]
     for w in PIT_WINDOWS:
-        parts.append(f"coalesce(sum(secs) FILTER (WHERE date < {c} AND date >= {lo[w]}), 0) AS secs_{w}_{i}")
+        parts.append(f"{_exact_sum('secs', f'date < {c} AND date >= {lo[w]}')} AS secs_{w}_{i}")
         parts.append(f"count(*) FILTER (WHERE date < {c} AND date >= {lo[w]}) AS days_{w}_{i}")
     prev = f"date < {lo[30]} AND date >= {lo[PIT_LOG_HORIZON]}"
-    parts.append(f"coalesce(sum(secs) FILTER (WHERE {prev}), 0) AS secs_prev30_{i}")
+    parts.append(f"{_exact_sum('secs', prev)} AS secs_prev30_{i}")
     parts.append(f"count(*) FILTER (WHERE {prev}) AS days_prev30_{i}")
     last30 = f"date < {c} AND date >= {lo[30]}"
     for name, expr in [("unq_30", "num_unq"), ("skips_30", "num_25"), ("plays_30", "plays")]:
