@@ -1,0 +1,46 @@
+"""The doors report's figures: photos as JPEG (small reports), lines and matrices as PNG."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from study.doors import figures
+
+
+def _photos(n=4, size=160, seed=0):
+    rng = np.random.default_rng(seed)
+    # photo-like content: smooth gradients plus noise (a PNG cannot compress it much)
+    yy, xx = np.mgrid[0:size, 0:size]
+    return [Image.fromarray(np.clip(np.stack([xx, yy, (xx + yy) // 2], -1) + rng.normal(0, 18, (size, size, 3)), 0, 255)
+                            .astype(np.uint8)) for _ in range(n)]
+
+
+def test_a_gallery_is_a_jpeg_much_smaller_than_its_png():
+    fig = figures.gallery(_photos(), [f"photo {k}" for k in range(4)], cols=2)
+    assert len(fig.axes) == 4 and [ax.get_title() for ax in fig.axes] == [f"photo {k}" for k in range(4)]
+    data, fmt = figures.encode(fig)
+    assert fmt == "jpeg" and data[:2] == b"\xff\xd8"
+    import io
+
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=figures.DPI)
+    assert len(data) < 0.5 * len(png.getvalue())
+
+
+def test_curves_and_matrices_stay_png_with_their_numbers():
+    states = ["closed", "open", "semi"]
+    cm = pd.DataFrame([[5, 1, 0], [2, 7, 0], [0, 1, 3]], index=states, columns=states)
+    results = {("a", "real Test"): {"confusion": cm}, ("b", "real Test"): {"confusion": cm * 2},
+               ("a", "synthetic Test"): {"confusion": cm}, ("b", "synthetic Test"): {"confusion": cm}}
+    fig = figures.confusion_grid(results, ["a", "b"], states)
+    assert len(fig.axes) == 4 and not figures.has_photos(fig)
+    assert figures.encode(fig)[1] == "png"
+    b_real = fig.axes[1]  # row b (second), column "real Test" (first of the sorted test sets)
+    assert b_real.get_title() == "b\nreal Test" and sorted(int(t.get_text()) for t in b_real.texts) == sorted((cm * 2).to_numpy().ravel())
+    history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7]}
+    fig = figures.learning_curves(history)
+    assert figures.encode(fig)[1] == "png" and list(fig.axes[0].lines[1].get_ydata()) == [1.1, 0.7]
+    det = {"real Test": {"recall": [0, 0.5], "precision": [1, 0.6], "ap": 0.42}}
+    fig = figures.detector_curves(det, {"score_loss": [3, 2], "box_loss": [1, 0.5]})
+    assert "AP 0.42" in fig.axes[0].get_legend().get_texts()[0].get_text()
