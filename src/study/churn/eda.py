@@ -76,6 +76,11 @@ def wilson(k: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, n
     return centre - half, centre + half
 
 
+def top_counts(df: pd.DataFrame, column: str, top: int = 15) -> pd.DataFrame:
+    """Rows per value of ``column`` (as text, missing values included), most frequent first."""
+    return df[column].astype(str).value_counts().head(top).rename_axis(column).reset_index(name="rows")
+
+
 def churn_by(df: pd.DataFrame, column: str, label: str = "is_churn", min_users: int = 1, top: int | None = 15) -> pd.DataFrame:
     """Churn rate per category with its 95 % Wilson interval, most frequent categories first."""
     g = df.groupby(column, dropna=False)[label].agg(users="size", churners="sum").reset_index()
