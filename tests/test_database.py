@@ -100,7 +100,9 @@ def test_export_twice_gives_the_same_content(url, quick_source, small_users):
 
 def _fail_after_writing(monkeypatch, table_name: str) -> list:
     """Make the export fail right after it has written ``table_name`` (inside its transaction)."""
-    real, written = db._bulk_insert, []
+    from study.churn.db import export  # where the export looks the function up
+
+    real, written = export._bulk_insert, []
 
     def insert_then_fail(conn, table, df, progress=None):
         n = real(conn, table, df, progress)
@@ -109,7 +111,7 @@ def _fail_after_writing(monkeypatch, table_name: str) -> list:
             raise RuntimeError(f"simulated failure after writing {table.name}")
         return n
 
-    monkeypatch.setattr(db, "_bulk_insert", insert_then_fail)
+    monkeypatch.setattr(export, "_bulk_insert", insert_then_fail)
     return written
 
 

@@ -1,0 +1,2 @@
+"""The relational databases, one module per responsibility; :mod:`study.churn.database` is
+their single entry point."""
