@@ -25,9 +25,12 @@ def test_cohorts(source: RawSource, months=MONTHS, fraction: float = FRACTION, s
                  original: pd.DataFrame | None = None, pit: pd.DataFrame | None = None) -> pd.DataFrame:
     """msno (full), month and label of each month's held-out users, sorted (``original``, ``pit``:
     the per-user tables of ``source`` when already built)."""
-    original = original if original is not None else features.original_recipe(source)
+    from study.churn import products  # notebook 20's tables when current, else built
+
+    quiet = lambda *_: None  # noqa: E731
+    original = original if original is not None else products.load(source, "original", log=quiet)
     march_test = set(original.msno[split_users(original, seed=seed) == "test"])
-    pit = pit if pit is not None else features.point_in_time(source, months=tuple(months))
+    pit = pit if pit is not None else products.load(source, "pit", months=tuple(months), log=quiet)
     pit = pit[pit.month.isin(months)][["msno", "month", "is_churn"]]
     pit = pit.assign(short=features.short_msno(pit.msno))
     parts = []

@@ -108,6 +108,15 @@ def original_recipe(source: RawSource, label_file: str = "train_v2.csv", tx_file
         return _original_recipe(source, label_file, tx_file, log_file, connect(threads, memory_limit, spill), month)
 
 
+FEBRUARY_FILES = ("train.csv", "transactions.csv", "user_logs.csv")
+
+
+def has_february(source: RawSource) -> bool:
+    """Whether the v1 files of February (labels, transactions, logs) are there (the twin has them;
+    a copy of the real release may hold the v2 files only)."""
+    return all(source.file(f).is_file() for f in FEBRUARY_FILES)
+
+
 def original_recipe_february(source: RawSource, **kw) -> pd.DataFrame:
     """The recipe one month earlier: February labels (train.csv), the v1 files seen as the v2 files
     see March (February's transactions and running memberships, February's logs). Used to fit the original recipe on an earlier

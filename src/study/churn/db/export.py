@@ -75,7 +75,7 @@ def feature_frames(src: RawSource, months=PIT_MONTHS) -> tuple[pd.DataFrame, pd.
     parts = []
     if all(src.file(f).is_file() for f in ("train_v2.csv", "transactions_v2.csv", "user_logs_v2.csv")):
         parts.append(features.original_recipe(src).assign(month="2017-03"))
-    if all(src.file(f).is_file() for f in ("train.csv", "transactions.csv", "user_logs.csv")):
+    if features.has_february(src):
         parts.append(features.original_recipe_february(src).assign(month="2017-02"))
     original = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*features.PROCESSED_COLUMNS, "month"])
     return pit, original
