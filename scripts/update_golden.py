@@ -43,6 +43,20 @@ def update(name: str) -> Path:
     return out
 
 
+def update_datacard() -> Path:
+    """The quick twin's data card as numbers (tests/test_datacard.py compares to a tolerance)."""
+    import json
+
+    from study.churn import data, datacard
+
+    out = ROOT / "tests" / "golden" / "datacard_quick.json"
+    card = datacard.build(data.resolve_source(None, scale="quick", seed=2017))
+    out.write_text(json.dumps(card.numbers(), indent=1) + "\n")
+    return out
+
+
 if __name__ == "__main__":
     for n in sys.argv[1:] or GOLDEN:
         print("updated", update(n))
+    if not sys.argv[1:] or "00_data" in sys.argv[1:]:
+        print("updated", update_datacard())

@@ -48,7 +48,8 @@ def test_golden_notebooks_match_their_sources_and_compare_real_cells():
         gold = nbformat.read(g, as_version=4)
         assert [c.source for c in gold.cells] == [c.source for c in src.cells], f"{g.name} is out of date"
         checked = [c for c in gold.cells if "nbval-check-output" in c.metadata.get("tags", [])]
-        assert len(checked) >= 3 and all(c.outputs for c in checked), g.name
+        # 00's data-card tables are compared as numbers to a tolerance (tests/test_datacard.py)
+        assert len(checked) >= (1 if g.stem == "00_data" else 3) and all(c.outputs for c in checked), g.name
 
 
 def test_console_script_is_installed():

@@ -50,6 +50,13 @@ class DataCard:
     oddities: pd.DataFrame
     meta: dict = field(default_factory=dict)
 
+    TABLES = ("files", "churn", "marginals", "logs", "oddities")
+
+    def numbers(self) -> dict:
+        """The card's tables as plain values (table → columns and rows), for comparing a card with an
+        expected one to a tolerance rather than as rendered HTML."""
+        return {name: json.loads(getattr(self, name).to_json(orient="split", index=False)) for name in self.TABLES}
+
     def conclusions(self) -> list[str]:
         c = self.churn.set_index("label set")
         m = self.marginals.set_index("figure")
