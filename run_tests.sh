@@ -16,8 +16,10 @@ if ! command -v chromium >/dev/null 2>&1; then
          esac
          echo "warning: chromium could not be installed: the browser tests will skip"; }
 fi
-# Lint first (pyflakes-level rules, settings in pyproject.toml): an unused or undefined name fails the run.
+# Lint and layout first (settings in pyproject.toml): an unused or undefined name, or a Python file
+# not formatted by `ruff format`, fails the run.
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 export PLOTLY_RENDERER="plotly_mimetype+notebook"
 # nbval (lax mode) runs notebooks/ for errors (no outputs are stored there) and compares the
 # cells marked nbval-check-output in the golden notebooks of tests/golden/.

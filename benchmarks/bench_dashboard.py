@@ -6,6 +6,7 @@ server), month query → table shown (champion and original-format model), uploa
 database (prepared by `study serve` when missing, at --scale).
 Usage: python benchmarks/bench_dashboard.py [--scale default] [--rows 10000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,9 @@ def start(scale: str, preheat: bool = False, notebook: str = "churn_scoring.ipyn
     cmd = [str(Path(sys.executable).parent / "study"), "serve", "--scale", scale, "--port", str(port)]
     if preheat:
         cmd.append("--preheat")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "STUDY_TOKEN": token})
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "STUDY_TOKEN": token}
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(1200):
         try:
@@ -98,36 +100,48 @@ def main() -> None:
                             page.wait_for_function(
                                 "(words) => document.querySelector('.study-month-note').innerText.includes(words) && "
                                 "document.querySelectorAll('.study-month-table tbody tr').length > 0",
-                                arg=MODEL_NOTES[model][:40], timeout=300_000)
+                                arg=MODEL_NOTES[model][:40],
+                                timeout=300_000,
+                            )
                             shown = time.perf_counter() - t0
                             page.wait_for_selector(f'a[download$="_{model}.csv"]', timeout=300_000)
                             months[model].append(shown)
                             links[model].append(time.perf_counter() - t0)
-                            print(f"  month table shown ({model}): {shown:.2f} s, download ready {links[model][-1]:.2f} s",
-                                  flush=True)
+                            print(
+                                f"  month table shown ({model}): {shown:.2f} s, download ready {links[model][-1]:.2f} s",
+                                flush=True,
+                            )
                         page.locator(".lm-TabBar-tab", has_text="Upload a CSV").click()
                         with page.expect_file_chooser() as fc:
                             page.click(".study-upload-file")
                         fc.value.set_files(str(upload))
                         print("  file chosen", flush=True)
-                        page.wait_for_function("() => document.querySelector('.study-upload-file').innerText.includes('(1)')",
-                                               timeout=300_000)
+                        page.wait_for_function(
+                            "() => document.querySelector('.study-upload-file').innerText.includes('(1)')",
+                            timeout=300_000,
+                        )
                         t0 = time.perf_counter()
                         page.click(".study-upload-go")
-                        page.wait_for_function("() => document.querySelectorAll('.study-upload-table tbody tr').length > 0 && "
-                                               "!document.querySelector('.study-upload-status').innerText.match(/…/)",
-                                               timeout=300_000)
+                        page.wait_for_function(
+                            "() => document.querySelectorAll('.study-upload-table tbody tr').length > 0 && "
+                            "!document.querySelector('.study-upload-status').innerText.match(/…/)",
+                            timeout=300_000,
+                        )
                         uploads.append(time.perf_counter() - t0)
                     rss = kernel_rss_mb(proc)
                     page.close()
                 label = "preheated kernel" if preheat else "no preheating"
                 print(f"\n== {label}")
-                print(f"time to first render: {', '.join(f'{r:.1f}' for r in renders)} s "
-                      f"(median {statistics.median(renders):.1f} s)")
+                print(
+                    f"time to first render: {', '.join(f'{r:.1f}' for r in renders)} s "
+                    f"(median {statistics.median(renders):.1f} s)"
+                )
                 for model, ts in months.items():
                     if ts:
-                        print(f"month query → table shown ({model}): median {statistics.median(ts):.2f} s; "
-                              f"download ready: median {statistics.median(links[model]):.2f} s")
+                        print(
+                            f"month query → table shown ({model}): median {statistics.median(ts):.2f} s; "
+                            f"download ready: median {statistics.median(links[model]):.2f} s"
+                        )
                 if uploads:
                     print(f"upload {args.rows:,} rows → results shown: median {statistics.median(uploads):.2f} s")
                 print(f"kernel processes: {len(rss)}, RSS {', '.join(f'{r:.0f}' for r in rss)} MB")

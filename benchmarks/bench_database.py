@@ -8,6 +8,7 @@ In one run, on the same data:
 * the month query → frame latency (median of 7) for every month, on each engine.
 Usage: python benchmarks/bench_database.py [--scale default|full] [--baseline-rows 20000] [--mariadb URL]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -106,16 +107,24 @@ def main() -> None:
                 lat.append((*row, len(f)))
         results.append(name)
         print(f"\n== {name}")
-        print(f"application export: {n:,} rows; write transaction {write:.1f} s → {n / write:,.0f} rows/s "
-              f"(whole export incl. reading the raw files and computing the cached features: {total:.1f} s)")
-        print(f"analytic export (1 % sample): {an_n:,} rows; write {an_write:.1f} s → {an_n / an_write:,.0f} rows/s "
-              f"(whole: {an_total:.1f} s)")
-        print(f"baseline, one commit per row ({len(recs):,} log rows): {base_wall:.2f} s → {len(recs) / base_wall:,.0f} rows/s; "
-              f"bulk in one transaction: {bulk_wall:.2f} s → {len(recs) / bulk_wall:,.0f} rows/s; "
-              f"ratio {base_wall / bulk_wall:.1f}x")
+        print(
+            f"application export: {n:,} rows; write transaction {write:.1f} s → {n / write:,.0f} rows/s "
+            f"(whole export incl. reading the raw files and computing the cached features: {total:.1f} s)"
+        )
+        print(
+            f"analytic export (1 % sample): {an_n:,} rows; write {an_write:.1f} s → {an_n / an_write:,.0f} rows/s "
+            f"(whole: {an_total:.1f} s)"
+        )
+        print(
+            f"baseline, one commit per row ({len(recs):,} log rows): {base_wall:.2f} s → {len(recs) / base_wall:,.0f} rows/s; "
+            f"bulk in one transaction: {bulk_wall:.2f} s → {len(recs) / bulk_wall:,.0f} rows/s; "
+            f"ratio {base_wall / bulk_wall:.1f}x"
+        )
         for recipe, m, cached, rows_ms, n_users in lat:
-            print(f"month query {recipe:<8} {m}: {n_users:>7,} users: {cached:7.1f} ms from the cached frame, "
-                  f"{rows_ms:7.1f} ms from the per-user rows ({rows_ms / cached:.1f}x) (medians of 7)")
+            print(
+                f"month query {recipe:<8} {m}: {n_users:>7,} users: {cached:7.1f} ms from the cached frame, "
+                f"{rows_ms:7.1f} ms from the per-user rows ({rows_ms / cached:.1f}x) (medians of 7)"
+            )
     print(f"\npeak RSS of this process: {peak_rss_gb():.2f} GB")
 
 

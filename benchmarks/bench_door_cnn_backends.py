@@ -11,6 +11,7 @@ TensorFlow is not a project dependency: install it aside and point at it, e.g.
 Measured here (2 cores, 200 crops × 2 epochs): PyTorch 0.284 s, TensorFlow-CPU 2.21 0.214 s per crop
 and epoch (1.33× faster), for a 1.5 GB install: the project keeps PyTorch (see README).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,12 @@ def main() -> int:
         return 0
     results = {}
     for backend in ("torch", "tensorflow"):
-        env = {**os.environ, "KERAS_BACKEND": backend, "STUDY_TORCH_THREADS": str(args.threads),
-               "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env = {
+            **os.environ,
+            "KERAS_BACKEND": backend,
+            "STUDY_TORCH_THREADS": str(args.threads),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
         if backend == "tensorflow":
             if args.tensorflow_path:
                 env["PYTHONPATH"] = os.pathsep.join(p for p in (args.tensorflow_path, env.get("PYTHONPATH")) if p)
@@ -62,16 +67,32 @@ def main() -> int:
             if probe.returncode:
                 print("tensorflow: not importable (give --tensorflow-path): skipped")
                 continue
-        run = subprocess.run([sys.executable, __file__, "--child", backend, "--crops", str(args.crops),
-                              "--epochs", str(args.epochs), "--threads", str(args.threads)],
-                             env=env, capture_output=True, text=True)
+        run = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                backend,
+                "--crops",
+                str(args.crops),
+                "--epochs",
+                str(args.epochs),
+                "--threads",
+                str(args.threads),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if run.returncode:
             print(f"{backend}: failed\n{run.stderr[-2000:]}")
             continue
         results[backend] = json.loads(run.stdout.strip().splitlines()[-1])
         r = results[backend]
-        print(f"{backend:<11} {r['crops']} crops × {r['epochs']} epochs in {r['fit_seconds']:.1f} s → "
-              f"{r['per_crop_epoch']:.3f} s per crop and epoch")
+        print(
+            f"{backend:<11} {r['crops']} crops × {r['epochs']} epochs in {r['fit_seconds']:.1f} s → "
+            f"{r['per_crop_epoch']:.3f} s per crop and epoch"
+        )
     if {"torch", "tensorflow"} <= set(results):
         ratio = results["torch"]["per_crop_epoch"] / results["tensorflow"]["per_crop_epoch"]
         print(f"TensorFlow is {ratio:.2f}× as fast as PyTorch for this CNN")

@@ -7,6 +7,7 @@ Baseline in the same run: the same image and video through `study.doors.demo` in
 Uses data/models/doors (prepared by `study serve` when missing, at --scale).
 Usage: python benchmarks/bench_door_dashboard.py [--scale quick] [--repeat 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,12 @@ from bench_dashboard import kernel_rss_mb, start  # noqa: E402
 
 
 def wait_status(pg, cls, timeout=600_000):
-    pg.wait_for_function(f"() => {{ const s = document.querySelector('.{cls}'); "
-                         f"return s && s.innerText.trim() && !s.innerText.match(/…/); }}", timeout=timeout, polling=50)
+    pg.wait_for_function(
+        f"() => {{ const s = document.querySelector('.{cls}'); "
+        f"return s && s.innerText.trim() && !s.innerText.match(/…/); }}",
+        timeout=timeout,
+        polling=50,
+    )
     return pg.inner_text(f".{cls}")
 
 
@@ -36,8 +41,9 @@ def upload_and_wait(pg, prefix, name, mime, payload):
     t0 = time.perf_counter()
     pg.click(f".{prefix}-go")
     # the previous result is still shown: first see the working message ("Looking for doors…"), then its end
-    pg.wait_for_function(f"() => (document.querySelector('.{prefix}-status') || {{}}).innerText.match(/…/)",
-                         timeout=60_000, polling=20)
+    pg.wait_for_function(
+        f"() => (document.querySelector('.{prefix}-status') || {{}}).innerText.match(/…/)", timeout=60_000, polling=20
+    )
     status = wait_status(pg, f"{prefix}-status")
     return time.perf_counter() - t0, status
 
@@ -54,7 +60,9 @@ def main() -> None:
     image = io.BytesIO()
     data.render(31, 1, "open", size=(640, 480))[0].save(image, format="PNG")
     image = image.getvalue()
-    frames = [data.render(77, k // 25, ("closed", "semi", "open")[(k // 75) % 3], size=(640, 480))[0] for k in range(250)]
+    frames = [
+        data.render(77, k // 25, ("closed", "semi", "open")[(k // 75) % 3], size=(640, 480))[0] for k in range(250)
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         video = pipeline.write_video(frames, Path(tmp) / "clip.mp4", fps=25).read_bytes()
     print(f"image: 640×480 PNG {len(image) / 1e3:.0f} kB; video: 10 s 640×480 @25 fps H.264 {len(video) / 1e6:.2f} MB")
@@ -87,10 +95,14 @@ def main() -> None:
         proc.wait(20)
     img = statistics.median(img_times)
     print(f"first render of the page: {first:.1f} s")
-    print(f"image upload → annotated result: median {img:.2f} s of {args.repeat} (in-process baseline {base_img:.2f} s, "
-          f"ratio {img / base_img:.1f}×); page said: {status}")
-    print(f"10 s video upload → clip, timeline and table: {vid:.1f} s (in-process baseline {base_vid:.1f} s, ratio "
-          f"{vid / base_vid:.2f}×); page said: {vstatus}")
+    print(
+        f"image upload → annotated result: median {img:.2f} s of {args.repeat} (in-process baseline {base_img:.2f} s, "
+        f"ratio {img / base_img:.1f}×); page said: {status}"
+    )
+    print(
+        f"10 s video upload → clip, timeline and table: {vid:.1f} s (in-process baseline {base_vid:.1f} s, ratio "
+        f"{vid / base_vid:.2f}×); page said: {vstatus}"
+    )
     print(f"kernel RSS: {', '.join(f'{r:.0f} MB' for r in rss)}")
 
 

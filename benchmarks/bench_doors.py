@@ -8,6 +8,7 @@ when present.
 
     .venv/bin/python benchmarks/bench_doors.py [--images 30] [--threads 2] [--train-scales quick default]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,12 +95,20 @@ def main() -> int:
     print(f"                               {_summary(full)}   target ≤ 50 ms")
     print(f"  detect only (320 letterbox)  {_summary(only_detect)}")
     print(f"  classify share               median {statistics.median(full) - statistics.median(only_detect):6.1f} ms")
-    print(f"baseline: PyTorch eager        {_summary(eager)}   ratio {statistics.median(eager) / statistics.median(full):.2f}× slower")
+    print(
+        f"baseline: PyTorch eager        {_summary(eager)}   ratio {statistics.median(eager) / statistics.median(full):.2f}× slower"
+    )
     print(f"  detect only, PyTorch eager   {_summary(eager_detect)}")
-    print(f"baseline: detector at 640 px   {_summary(at640)}   ratio {statistics.median(at640) / statistics.median(eager_detect):.2f}× "
-          "slower than at 320 (both PyTorch eager)")
-    print(f"baseline: original CNN states  {_summary(cnn)}   ratio {statistics.median(cnn) / statistics.median(full):.2f}×")
-    print(f"baseline: frozen transfer      {_summary(frozen)}   ratio {statistics.median(frozen) / statistics.median(full):.2f}×")
+    print(
+        f"baseline: detector at 640 px   {_summary(at640)}   ratio {statistics.median(at640) / statistics.median(eager_detect):.2f}× "
+        "slower than at 320 (both PyTorch eager)"
+    )
+    print(
+        f"baseline: original CNN states  {_summary(cnn)}   ratio {statistics.median(cnn) / statistics.median(full):.2f}×"
+    )
+    print(
+        f"baseline: frozen transfer      {_summary(frozen)}   ratio {statistics.median(frozen) / statistics.median(full):.2f}×"
+    )
     print(f"RSS after: {_rss_mb():.0f} MB")
 
     # video: a synthetic clip at 25 fps, 640×480
@@ -111,9 +120,11 @@ def main() -> int:
         t0 = time.perf_counter()
         res = pipe.predict_video(clip, max_frames=10_000, **kw)
         wall = time.perf_counter() - t0
-        print(f"video {args.video_seconds:g} s 640×480 @25 fps, {label}: {len(res.frames)} frames in {wall:.1f} s → "
-              f"{len(res.frames) / wall:.1f} analysed frames/s, {res.frames_read / wall:.1f} video frames/s "
-              f"({wall / args.video_seconds:.2f}× real time)")
+        print(
+            f"video {args.video_seconds:g} s 640×480 @25 fps, {label}: {len(res.frames)} frames in {wall:.1f} s → "
+            f"{len(res.frames) / wall:.1f} analysed frames/s, {res.frames_read / wall:.1f} video frames/s "
+            f"({wall / args.video_seconds:.2f}× real time)"
+        )
 
     for scale in args.train_scales:
         from study.doors.train import train_all
@@ -121,7 +132,9 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             train_all(scale, out=tmp, echo=lambda *a: None)
-            print(f"training at scale {scale}: {time.perf_counter() - t0:.0f} s (data, CNN, transfer, fine-tuned, detector, evaluation)")
+            print(
+                f"training at scale {scale}: {time.perf_counter() - t0:.0f} s (data, CNN, transfer, fine-tuned, detector, evaluation)"
+            )
     return 0
 
 

@@ -4,6 +4,7 @@ Prints wall time, input rows/s and peak RSS of each engine (each in a fresh subp
 peak is its own), their ratios, and the point-in-time build time.
 Usage: python benchmarks/bench_features.py [--scale full] [--raw DIR] [--skip-pandas]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,10 +38,15 @@ def input_rows(folder) -> dict:
     import duckdb
 
     from study.churn.data import read_sql
+
     con = duckdb.connect()
     out = {}
-    for name, kind in [("user_logs_v2.csv", "user_logs"), ("transactions_v2.csv", "transactions"),
-                       ("members_v3.csv", "members"), ("train_v2.csv", "train")]:
+    for name, kind in [
+        ("user_logs_v2.csv", "user_logs"),
+        ("transactions_v2.csv", "transactions"),
+        ("members_v3.csv", "members"),
+        ("train_v2.csv", "train"),
+    ]:
         out[name] = con.execute(f"SELECT count(*) FROM {read_sql(folder / name, kind)}").fetchone()[0]
     return out
 
@@ -74,11 +80,15 @@ def main() -> None:
         print(json.dumps(r), flush=True)
     print(f"\n{'engine':<8} {'wall s':>8} {'input rows/s':>14} {'peak RSS GB':>12} {'rows out':>10}")
     for e, r in results.items():
-        print(f"{e:<8} {r['wall_s']:>8.1f} {r['input_rows_per_s']:>14,.0f} {r['peak_rss_gb']:>12.2f} {r['rows_out']:>10,}")
+        print(
+            f"{e:<8} {r['wall_s']:>8.1f} {r['input_rows_per_s']:>14,.0f} {r['peak_rss_gb']:>12.2f} {r['rows_out']:>10,}"
+        )
     if "duckdb" in results and "pandas" in results:
         d, p = results["duckdb"], results["pandas"]
-        print(f"\npandas / DuckDB: time x{p['wall_s'] / d['wall_s']:.1f}, peak memory x{p['peak_rss_gb'] / d['peak_rss_gb']:.1f}"
-              f"  (targets: DuckDB <= 30 s and <= 3 GB, >= 10x faster)")
+        print(
+            f"\npandas / DuckDB: time x{p['wall_s'] / d['wall_s']:.1f}, peak memory x{p['peak_rss_gb'] / d['peak_rss_gb']:.1f}"
+            f"  (targets: DuckDB <= 30 s and <= 3 GB, >= 10x faster)"
+        )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Each scale runs in a fresh subprocess, so its peak RSS is its own (the child's ``ru_maxrss``).
 Usage: python benchmarks/bench_twin.py [--scales default full] [--out DIR] [--keep]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,17 +31,23 @@ print(json.dumps({"rows": s.rows, "churn": s.churn, "seconds": s.seconds,
 
 def run_scale(scale: str, out: Path, seed: int) -> dict:
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(out), scale, str(seed)],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(out), scale, str(seed)], capture_output=True, text=True, check=True
+    )
     wall = time.perf_counter() - t0
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     total_rows = sum(result["rows"].values())
     size = sum(p.stat().st_size for p in out.glob("*.csv"))
     return {
-        "scale": scale, "wall_s": round(wall, 1), "rows": total_rows,
-        "rows_per_s": round(total_rows / wall), "peak_rss_gb": round(result["peak_rss_gb"], 2),
-        "csv_gb": round(size / 1e9, 2), "march_log_rows": result["rows"]["user_logs_v2.csv"],
-        "labelled_march": result["rows"]["train_v2.csv"], "churn": result["churn"],
+        "scale": scale,
+        "wall_s": round(wall, 1),
+        "rows": total_rows,
+        "rows_per_s": round(total_rows / wall),
+        "peak_rss_gb": round(result["peak_rss_gb"], 2),
+        "csv_gb": round(size / 1e9, 2),
+        "march_log_rows": result["rows"]["user_logs_v2.csv"],
+        "labelled_march": result["rows"]["train_v2.csv"],
+        "churn": result["churn"],
     }
 
 
@@ -62,8 +69,10 @@ def main() -> None:
         print(json.dumps(r), flush=True)
     print("\nscale    wall s   rows         rows/s      peak RSS GB  CSV GB  March log rows  labelled (Mar)")
     for r in rows:
-        print(f"{r['scale']:<8} {r['wall_s']:>6}   {r['rows']:>11,}  {r['rows_per_s']:>10,}  {r['peak_rss_gb']:>11}"
-              f"  {r['csv_gb']:>6}  {r['march_log_rows']:>14,}  {r['labelled_march']:>13,}")
+        print(
+            f"{r['scale']:<8} {r['wall_s']:>6}   {r['rows']:>11,}  {r['rows_per_s']:>10,}  {r['peak_rss_gb']:>11}"
+            f"  {r['csv_gb']:>6}  {r['march_log_rows']:>14,}  {r['labelled_march']:>13,}"
+        )
 
 
 if __name__ == "__main__":

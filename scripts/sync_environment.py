@@ -2,6 +2,7 @@
 
 Usage: python scripts/sync_environment.py [--check]   (--check: exit 1 if environment.yml is stale)
 """
+
 from __future__ import annotations
 
 import sys

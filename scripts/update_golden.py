@@ -6,6 +6,7 @@ parameters, its outputs stored. Cells whose output is deterministic are tagged
 ``nbval-ignore-output`` in the source (paths, progress bars, interactive plots) are not compared.
 Usage: .venv/bin/python scripts/update_golden.py [00_data ...]
 """
+
 from __future__ import annotations
 
 import os

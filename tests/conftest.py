@@ -1,4 +1,5 @@
 """Shared fixtures: the quick twin (generated once under data/raw/twin/, as the notebooks use it)."""
+
 from __future__ import annotations
 
 import os
@@ -62,11 +63,19 @@ def server(tmp_path_factory, quick_source):
     root = tmp_path_factory.mktemp("serve")
     train_all("quick", out=root / "models" / "doors", use_real=False, echo=lambda *_: None)
     port, token = _free_port(), "t0k-" + os.urandom(12).hex()
-    env = {**os.environ, "STUDY_MODELS_DIR": str(root / "models"), "STUDY_TOKEN": token,
-           "STUDY_DB_URL": f"sqlite:///{(root / 'application.sqlite').as_posix()}"}
+    env = {
+        **os.environ,
+        "STUDY_MODELS_DIR": str(root / "models"),
+        "STUDY_TOKEN": token,
+        "STUDY_DB_URL": f"sqlite:///{(root / 'application.sqlite').as_posix()}",
+    }
     log = open(root / "serve.log", "w")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "study"), "serve", "--scale", "quick", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "study"), "serve", "--scale", "quick", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 600
     while time.time() < deadline:
@@ -80,8 +89,13 @@ def server(tmp_path_factory, quick_source):
     else:
         proc.terminate()
         pytest.fail("study serve did not answer within 10 minutes")
-    yield {"base": base, "token": token, "url": f"{base}/voila/render/churn_scoring.ipynb?token={token}", "root": root,
-           "log": root / "serve.log"}
+    yield {
+        "base": base,
+        "token": token,
+        "url": f"{base}/voila/render/churn_scoring.ipynb?token={token}",
+        "root": root,
+        "log": root / "serve.log",
+    }
     proc.terminate()
     try:
         proc.wait(10)

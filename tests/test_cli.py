@@ -1,4 +1,5 @@
 """The ``study`` command line: synth writes the Kaggle files; bad data gets a message, not a traceback."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,11 @@ STUDY = str(Path(sys.executable).parent / "study")
 
 def test_churn_synth_writes_every_kaggle_file(tmp_path):
     out = tmp_path / "twin"
-    r = subprocess.run([STUDY, "churn", "synth", "--scale", "tiny", "--seed", "3", "--out", str(out), "--quiet"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [STUDY, "churn", "synth", "--scale", "tiny", "--seed", "3", "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert {p.name for p in out.glob("*.csv")} == set(FILES)
     meta = json.loads((out / "twin.json").read_text())
@@ -43,14 +47,54 @@ def test_missing_data_is_a_message(tmp_path):
 
 def test_export_db_writes_both_databases_and_explains_failures(tmp_path, quick_source):
     url = f"sqlite:///{(tmp_path / 'db' / 'application.sqlite').as_posix()}"
-    r = subprocess.run([STUDY, "churn", "export-db", "--url", url, "--raw", str(quick_source.path), "--quiet",
-                        "--sample-fraction", "0.02"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            STUDY,
+            "churn",
+            "export-db",
+            "--url",
+            url,
+            "--raw",
+            str(quick_source.path),
+            "--quiet",
+            "--sample-fraction",
+            "0.02",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "db" / "application.sqlite").is_file() and (tmp_path / "db" / "analytic.sqlite").is_file()
     assert "one transaction" in r.stdout and "features_pit" in r.stdout
-    bad = subprocess.run([STUDY, "churn", "export-db", "--url", url, "--raw", str(quick_source.path), "--quiet",
-                          "--sample-fraction", "1.5"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            STUDY,
+            "churn",
+            "export-db",
+            "--url",
+            url,
+            "--raw",
+            str(quick_source.path),
+            "--quiet",
+            "--sample-fraction",
+            "1.5",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "sample fraction must be in (0, 1]" in bad.stderr and "Traceback" not in bad.stderr
-    down = subprocess.run([STUDY, "churn", "export-db", "--url", "mysql+pymysql://nobody:secret@127.0.0.1:1/none",
-                           "--raw", str(quick_source.path), "--quiet"], capture_output=True, text=True)
+    down = subprocess.run(
+        [
+            STUDY,
+            "churn",
+            "export-db",
+            "--url",
+            "mysql+pymysql://nobody:secret@127.0.0.1:1/none",
+            "--raw",
+            str(quick_source.path),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert down.returncode == 2 and "error: database:" in down.stderr and "secret" not in down.stdout + down.stderr

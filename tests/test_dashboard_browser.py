@@ -2,6 +2,7 @@
 ``executable_path``) against a live ``study serve`` (Voilà, token authentication, offline
 template). The server prepares its own models and database at the quick scale in a temporary
 folder. Screenshots of each tab go to reports/screenshots/ (generated, not committed)."""
+
 from __future__ import annotations
 
 import re
@@ -17,7 +18,9 @@ from conftest import CHROMIUM, IN_CI, close_page
 
 SHOTS = paths.REPORTS / "screenshots"
 # without the browser these tests skip, except under CI=true where ``browser`` fails them
-pytestmark = pytest.mark.skipif(not CHROMIUM and not IN_CI, reason="Debian chromium not installed (./run_tests.sh installs it)")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM and not IN_CI, reason="Debian chromium not installed (./run_tests.sh installs it)"
+)
 
 
 @pytest.fixture()
@@ -105,12 +108,15 @@ def test_upload_tab_scores_the_real_sample(page, shared_kkbox):
     _shot(page, "2_upload")
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("empty.csv", b"", "is empty"),
-    ("image.csv", b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(200)), "not a CSV file"),
-    ("columns.csv", b"msno,city\nabc,1\n", "missing column"),
-    ("latin1.csv", "msno,gender\né,1\n".encode("latin-1"), "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.csv", b"", "is empty"),
+        ("image.csv", b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(200)), "not a CSV file"),
+        ("columns.csv", b"msno,city\nabc,1\n", "missing column"),
+        ("latin1.csv", "msno,gender\né,1\n".encode("latin-1"), "not UTF-8"),
+    ],
+)
 def test_upload_tab_explains_each_bad_file(page, tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)
@@ -132,8 +138,9 @@ def test_performance_tab_shows_metrics_and_appends_history(page):
         assert name in metrics
     rows_before = page.locator(".study-perf-history tbody tr").count()
     page.click(".study-perf-go")
-    page.wait_for_function(f"() => document.querySelectorAll('.study-perf-history tbody tr').length > {rows_before}",
-                           timeout=120_000)
+    page.wait_for_function(
+        f"() => document.querySelectorAll('.study-perf-history tbody tr').length > {rows_before}", timeout=120_000
+    )
     _done(page, "study-perf-status")
     _shot(page, "3_performance")
 

@@ -1,5 +1,6 @@
 """The logic behind every callback of the churn dashboard (study.churn.dashboard), on a quick
 twin: trained models and an exported application database in a temporary folder."""
+
 from __future__ import annotations
 
 import base64
@@ -18,8 +19,13 @@ def ctx(quick_source, tmp_path_factory):
     root = tmp_path_factory.mktemp("dash")
     scoring.train_original(quick_source, root / "models" / "original", held_out=cohorts.held_out(quick_source))
     pit = features.point_in_time(quick_source, months=db.PIT_MONTHS)
-    champion.train_champion(pit, list(db.PIT_MONTHS), root / "models" / "champion", quick_source.describe(),
-                            held_out=cohorts.held_out(quick_source))
+    champion.train_champion(
+        pit,
+        list(db.PIT_MONTHS),
+        root / "models" / "champion",
+        quick_source.describe(),
+        held_out=cohorts.held_out(quick_source),
+    )
     url = f"sqlite:///{(root / 'application.sqlite').as_posix()}"
     db.export_application(quick_source, url)
     dash.load_context.cache_clear()
@@ -60,7 +66,9 @@ def test_month_tab_offers_only_stored_months_and_scores_them(ctx):
     for month in (1, 2):  # absolute dates: the original-format model scores its own month only
         with pytest.raises(dash.UserError, match=f"trained on 2017-03 expiries: it cannot score 2017-0{month}"):
             dash.score_month(ctx, 2017, month, "original")
-    assert dash.random_customer(ctx, "original", seed=1).msno in set(db.month_frame("2017-03", ctx.db_url, "original").msno)
+    assert dash.random_customer(ctx, "original", seed=1).msno in set(
+        db.month_frame("2017-03", ctx.db_url, "original").msno
+    )
     for y, m in [("2017'; DROP TABLE user; --", 3), (2017, "3 OR 1=1"), (None, None), (2017, 13)]:
         with pytest.raises(dash.UserError):
             dash.score_month(ctx, y, m, "champion")
@@ -68,8 +76,13 @@ def test_month_tab_offers_only_stored_months_and_scores_them(ctx):
 
 
 def test_csv_download_link_round_trips_safely():
-    df = pd.DataFrame({"msno": ["a", "<b>x</b>", "+xq1NmFICWhEe373b6FTdlThNnlULHv5u1wRvzFrY=", "=HYPERLINK(1)"],
-                       "risk %": [12.5, 90.0, -1.0, 3.0], "band": ["≤ 25 %", "> 90 %", "≤ 25 %", "≤ 25 %"]})
+    df = pd.DataFrame(
+        {
+            "msno": ["a", "<b>x</b>", "+xq1NmFICWhEe373b6FTdlThNnlULHv5u1wRvzFrY=", "=HYPERLINK(1)"],
+            "risk %": [12.5, 90.0, -1.0, 3.0],
+            "band": ["≤ 25 %", "> 90 %", "≤ 25 %", "≤ 25 %"],
+        }
+    )
     uri = dash.csv_data_uri(df)
     assert uri.startswith("data:text/csv;charset=utf-8;base64,")
     raw = base64.b64decode(uri.split(",", 1)[1])
@@ -100,21 +113,24 @@ def _mutate(csv: bytes, fn) -> bytes:
     return fn(df).to_csv(index=False).encode()
 
 
-@pytest.mark.parametrize("case, message", [
-    ("empty", "is empty"),
-    ("binary", "not a CSV file"),
-    ("utf16", "UTF-16"),
-    ("latin1", "not UTF-8"),
-    ("no header", "not a comma-separated file"),
-    ("missing column", "missing column\\(s\\): city"),
-    ("extra column", "unexpected column\\(s\\): <script>"),
-    ("wrong type", "bd must be a whole number; got 'abc' on line 2"),
-    ("out of range", "out-of-range.*bd"),
-    ("duplicate users", "more than once"),
-    ("too large", "the limit is"),
-    ("ragged", "cannot be read as CSV|payment_method_id must be a whole number; got 'b' on line 202"),
-    ("header only", "no rows"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("empty", "is empty"),
+        ("binary", "not a CSV file"),
+        ("utf16", "UTF-16"),
+        ("latin1", "not UTF-8"),
+        ("no header", "not a comma-separated file"),
+        ("missing column", "missing column\\(s\\): city"),
+        ("extra column", "unexpected column\\(s\\): <script>"),
+        ("wrong type", "bd must be a whole number; got 'abc' on line 2"),
+        ("out of range", "out-of-range.*bd"),
+        ("duplicate users", "more than once"),
+        ("too large", "the limit is"),
+        ("ragged", "cannot be read as CSV|payment_method_id must be a whole number; got 'b' on line 202"),
+        ("header only", "no rows"),
+    ],
+)
 def test_each_malformed_upload_gets_its_message(processed_csv, case, message):
     content = {
         "empty": b"",
@@ -148,8 +164,16 @@ def test_performance_metrics_against_sklearn_and_history(ctx):
     assert perf.confusion.to_numpy().sum() == len(y) == perf.n
     counts = perf.risk_by_outcome.outcome.value_counts()  # every churner, as caught or missed at 0.3
     assert set(counts.index) <= {"true positive", "false negative"} and counts.sum() == (y == 1).sum() > 0
-    assert counts.get("true positive", 0) == int((p[y == 1] >= 0.3).sum()) == perf.confusion.loc["churned", "predicted churn"]
-    assert counts.get("false negative", 0) == int((p[y == 1] < 0.3).sum()) == perf.confusion.loc["churned", "predicted stay"]
+    assert (
+        counts.get("true positive", 0)
+        == int((p[y == 1] >= 0.3).sum())
+        == perf.confusion.loc["churned", "predicted churn"]
+    )
+    assert (
+        counts.get("false negative", 0)
+        == int((p[y == 1] < 0.3).sum())
+        == perf.confusion.loc["churned", "predicted stay"]
+    )
     before = len(db.metric_history(ctx.db_url))
     hist = dash.log_performance(ctx, perf, "champion", "month 2017-03")
     assert len(hist) == before + 1 and hist.model.iloc[-1] == "champion"
@@ -158,7 +182,9 @@ def test_performance_metrics_against_sklearn_and_history(ctx):
 
 
 def test_profit_at_the_threshold_by_hand():
-    perf = dash.performance([1, 0, 1, 0], [0.9, 0.8, 0.2, 0.1], threshold=0.5, offer_cost=10, save_rate=0.5, revenue=100)
+    perf = dash.performance(
+        [1, 0, 1, 0], [0.9, 0.8, 0.2, 0.1], threshold=0.5, offer_cost=10, save_rate=0.5, revenue=100
+    )
     assert perf.profit == 1 * 0.5 * 100 - 2 * 10  # one churner reached, two contacts
 
 
@@ -193,8 +219,18 @@ def test_cli_and_dashboard_give_the_same_metrics_for_one_labelled_file(ctx, quic
 
     path = tmp_path / "labelled.csv"
     features.write_processed(features.original_recipe(quick_source).tail(600), path)
-    rc = cli.main(["churn", "score", "--model-dir", str(ctx.models_dir / "original"), "--input", str(path),
-                   "--output", str(tmp_path / "o.csv")])
+    rc = cli.main(
+        [
+            "churn",
+            "score",
+            "--model-dir",
+            str(ctx.models_dir / "original"),
+            "--input",
+            str(path),
+            "--output",
+            str(tmp_path / "o.csv"),
+        ]
+    )
     assert rc == 0
     scored = pd.read_csv(tmp_path / "o.csv", encoding="utf-8-sig", keep_default_na=False)
     scored["msno"] = scored.msno.str.removeprefix("'")  # ids neutralised for spreadsheets
@@ -222,9 +258,13 @@ def test_what_if_refuses_impossible_customers_naming_the_range(ctx):
         base = dash.random_customer(ctx, model, seed=3)
         domain = dash.input_domain(ctx, model)
         assert domain["auto-renew"]["values"] == [0, 1] and domain["age"]["min"] > 10
-        for bad, message in [({"age": -5}, "age: -5 is outside.*allowed"), ({"amount paid": 1e12}, "amount paid.*allowed 0"),
-                             ({"auto-renew": 7}, "auto-renew: 7 is not one.*0, 1"), ({"plan days": 0}, "plan days: 0.*allowed"),
-                             ({"listening hours (last 30 days)": float("inf")}, "not a number")]:
+        for bad, message in [
+            ({"age": -5}, "age: -5 is outside.*allowed"),
+            ({"amount paid": 1e12}, "amount paid.*allowed 0"),
+            ({"auto-renew": 7}, "auto-renew: 7 is not one.*0, 1"),
+            ({"plan days": 0}, "plan days: 0.*allowed"),
+            ({"listening hours (last 30 days)": float("inf")}, "not a number"),
+        ]:
             with pytest.raises(dash.UserError, match=message):
                 dash.what_if(ctx, base, bad, model)
         ok = dash.what_if(ctx, base, {"age": -1, "auto-renew": 0}, model)  # unknown age is allowed
@@ -265,11 +305,23 @@ def test_reasons_of_the_shown_rows_equal_the_full_computation(ctx):
     pd.testing.assert_frame_equal(full, dash.score_frame(ctx, frame, "original"))
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.assign(is_churn=d.is_churn.where(d.index != 2, "yes")), "is_churn must be 0 or 1; got 'yes' on line 4"),
-    (lambda d: d.assign(city=d.city.where(d.index != 0, "")), "city must be a whole number; got an empty cell on line 2"),
-    (lambda d: d.assign(total_secsSum=d.total_secsSum.where(d.index != 5, "lots")), "total_secsSum must be a number; got 'lots' on line 7"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (
+            lambda d: d.assign(is_churn=d.is_churn.where(d.index != 2, "yes")),
+            "is_churn must be 0 or 1; got 'yes' on line 4",
+        ),
+        (
+            lambda d: d.assign(city=d.city.where(d.index != 0, "")),
+            "city must be a whole number; got an empty cell on line 2",
+        ),
+        (
+            lambda d: d.assign(total_secsSum=d.total_secsSum.where(d.index != 5, "lots")),
+            "total_secsSum must be a number; got 'lots' on line 7",
+        ),
+    ],
+)
 def test_upload_messages_name_the_column_and_line(processed_csv, mutate, message):
     labelled = _mutate(processed_csv, lambda d: d)
     with pytest.raises(dash.UserError, match=re.escape(message)):
@@ -281,9 +333,15 @@ def test_a_file_over_the_limit_is_refused_from_its_reported_size():
         dash.parse_upload("big.csv", b"", size=120_000_000)
 
 
-@pytest.mark.parametrize("money, message", [
-    ({"save_rate": 5}, "save rate must be between 0 and 1"), ({"revenue": -10}, "revenue per saved customer must be"),
-    ({"offer_cost": float("nan")}, "offer cost must be"), ({"threshold": 1.5}, "threshold must be between 0 and 1")])
+@pytest.mark.parametrize(
+    "money, message",
+    [
+        ({"save_rate": 5}, "save rate must be between 0 and 1"),
+        ({"revenue": -10}, "revenue per saved customer must be"),
+        ({"offer_cost": float("nan")}, "offer cost must be"),
+        ({"threshold": 1.5}, "threshold must be between 0 and 1"),
+    ],
+)
 def test_impossible_money_inputs_are_refused(ctx, money, message):
     threshold = money.pop("threshold", 0.5)
     with pytest.raises(dash.UserError, match=message):
@@ -322,7 +380,11 @@ def test_each_month_has_its_own_cohort_disjoint_from_training(ctx, quick_source)
         assert set(frame.msno) == set(cohort.msno[cohort.month == m]) and len(frame) > 50
         assert frame.is_churn.sum() > 0, m  # each month holds churners (February had none before)
         month_churn = pit.is_churn[pit.month == m].mean()  # a fair sample of the month's candidates
-        assert abs(frame.is_churn.mean() - month_churn) < 0.02 or m == "2017-03", (m, frame.is_churn.mean(), month_churn)
+        assert abs(frame.is_churn.mean() - month_churn) < 0.02 or m == "2017-03", (
+            m,
+            frame.is_churn.mean(),
+            month_churn,
+        )
         pd.testing.assert_frame_equal(frame, db.month_frame(m, ctx.db_url, from_rows=True))
     # no cohort user was seen by either model
     original = features.original_recipe(quick_source)

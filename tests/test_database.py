@@ -4,6 +4,7 @@
 Covered: the round trip (features rebuilt from SQL equal the in-memory frames, dtypes included),
 idempotence, atomicity, injection and markup strings stored verbatim and never executed, dates
 and types, the month queries and the metric history."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -73,8 +74,12 @@ def test_round_trip_features_rebuilt_from_sql_equal_the_in_memory_ones(url, quic
     for m in db.PIT_MONTHS:
         stored, rows = db.month_frame(m, url), db.month_frame(m, url, from_rows=True)
         pd.testing.assert_frame_equal(stored, rows)  # the cached Arrow parts = the per-user rows
-        assert stored.expiry_date.dt.strftime("%Y-%m").eq(m).mean() > 0.9  # expiring in the month (a few cancel earlier)
-        pd.testing.assert_frame_equal(stored.drop(columns="expiry_date"), pit_mem[pit_mem.month == m].reset_index(drop=True))
+        assert (
+            stored.expiry_date.dt.strftime("%Y-%m").eq(m).mean() > 0.9
+        )  # expiring in the month (a few cancel earlier)
+        pd.testing.assert_frame_equal(
+            stored.drop(columns="expiry_date"), pit_mem[pit_mem.month == m].reset_index(drop=True)
+        )
     checks = db.verify_round_trip(quick_source, small_users, url)
     assert len(checks) == 5 and checks.filter(like="=").fillna(True).all().all()
     for m in ("2017-02", "2017-03"):
@@ -141,7 +146,7 @@ HOSTILE = [
     "<script>alert('x')</script>",
     'Robert"); DELETE FROM logs; --',
     "1' OR '1'='1",
-    "ünïcødé 😀 \\ % _ , \"quoted\"",
+    'ünïcødé 😀 \\ % _ , "quoted"',
 ]
 
 
@@ -149,15 +154,43 @@ def _hostile_source(folder) -> tuple[RawSource, list[str]]:
     """Raw files whose ids and genders are injection and markup strings (March labels, February history)."""
     folder.mkdir()
     ids = [f"{h}{i:02d}" for i, h in enumerate(HOSTILE)]
-    tx = pd.DataFrame({"msno": ids, "payment_method_id": 41, "payment_plan_days": 30, "plan_list_price": 149,
-                       "actual_amount_paid": 149, "is_auto_renew": 1, "transaction_date": 20170210,
-                       "membership_expire_date": [20170310, 20170312, 19700101, 20280101, 20170315], "is_cancel": 0})
+    tx = pd.DataFrame(
+        {
+            "msno": ids,
+            "payment_method_id": 41,
+            "payment_plan_days": 30,
+            "plan_list_price": 149,
+            "actual_amount_paid": 149,
+            "is_auto_renew": 1,
+            "transaction_date": 20170210,
+            "membership_expire_date": [20170310, 20170312, 19700101, 20280101, 20170315],
+            "is_cancel": 0,
+        }
+    )
     tx.to_csv(folder / "transactions_v2.csv", index=False)
-    pd.DataFrame({"msno": ids, "city": 1, "bd": 30, "gender": HOSTILE[::-1], "registered_via": 7,
-                  "registration_init_time": 20150101}).to_csv(folder / "members_v3.csv", index=False)
-    logs = pd.DataFrame({"msno": np.repeat(ids, 3), "date": np.tile([20170205, 20170215, 20170225], len(ids)),
-                         "num_25": 1, "num_50": 0, "num_75": 0, "num_985": 0, "num_100": 5, "num_unq": 4,
-                         "total_secs": np.tile([1234.5678901234, -3.5e-7, 9.87654321e12], len(ids))})
+    pd.DataFrame(
+        {
+            "msno": ids,
+            "city": 1,
+            "bd": 30,
+            "gender": HOSTILE[::-1],
+            "registered_via": 7,
+            "registration_init_time": 20150101,
+        }
+    ).to_csv(folder / "members_v3.csv", index=False)
+    logs = pd.DataFrame(
+        {
+            "msno": np.repeat(ids, 3),
+            "date": np.tile([20170205, 20170215, 20170225], len(ids)),
+            "num_25": 1,
+            "num_50": 0,
+            "num_75": 0,
+            "num_985": 0,
+            "num_100": 5,
+            "num_unq": 4,
+            "total_secs": np.tile([1234.5678901234, -3.5e-7, 9.87654321e12], len(ids)),
+        }
+    )
     logs.to_csv(folder / "user_logs_v2.csv", index=False)
     pd.DataFrame({"msno": ids, "is_churn": [0, 1, 0, 1, 0]}).to_csv(folder / "train_v2.csv", index=False)
     return RawSource(folder, "real"), ids
@@ -190,26 +223,40 @@ def test_dates_and_types_are_preserved(url, tmp_path):
     back = raw["user_logs_v2.csv"].sort_values("file_row").reset_index(drop=True)
     np.testing.assert_array_equal(back.total_secs.to_numpy(), orig.total_secs.to_numpy())  # doubles bit for bit
     with db.engine(url).connect() as conn:
-        row = conn.execute(text("SELECT transaction_date, membership_expire_date FROM transactions ORDER BY id")).first()
+        row = conn.execute(
+            text("SELECT transaction_date, membership_expire_date FROM transactions ORDER BY id")
+        ).first()
     assert isinstance(row[0], (dt.date, str)) and str(row[0])[:10] == "2017-02-10", row  # the first row's date
     pit = db.month_frame("2017-03", url)
-    assert pit.dtypes.drop("expiry_date").map(str).to_dict() == {c: ("str" if k == "str" else k)
-                                                                 for c, k in features.pit_dtypes().items()}
+    assert pit.dtypes.drop("expiry_date").map(str).to_dict() == {
+        c: ("str" if k == "str" else k) for c, k in features.pit_dtypes().items()
+    }
     assert str(pit.expiry_date.dtype).startswith("datetime64")
 
 
 def test_months_history_and_messages(url, quick_source, small_users):
     with pytest.raises(db.DatabaseError, match="export-db"):
-        db.available_months(url.replace("application.sqlite", "missing/none.sqlite") if url.startswith("sqlite")
-                            else url.replace("/study_test", "/no_such_database"))
+        db.available_months(
+            url.replace("application.sqlite", "missing/none.sqlite")
+            if url.startswith("sqlite")
+            else url.replace("/study_test", "/no_such_database")
+        )
     db.export_application(quick_source, url, users=small_users[:30])
     empty = db.month_frame("2016-05", url)
     assert empty.empty and "days_to_expiry" in empty.columns
     t0 = dt.datetime(2026, 1, 1, 12, 0, 0)
-    db.log_evaluation({"ROC AUC": 0.81, "log loss": 0.25, "MCC": float("nan")}, "champion", "month 2017-03", 30, 0.4,
-                      url=url, when=t0)
-    db.log_evaluation({"ROC AUC": 0.83, "log loss": 0.24}, "original", "upload x.csv", 12, 0.5, url=url,
-                      when=t0 + dt.timedelta(hours=1))
+    db.log_evaluation(
+        {"ROC AUC": 0.81, "log loss": 0.25, "MCC": float("nan")}, "champion", "month 2017-03", 30, 0.4, url=url, when=t0
+    )
+    db.log_evaluation(
+        {"ROC AUC": 0.83, "log loss": 0.24},
+        "original",
+        "upload x.csv",
+        12,
+        0.5,
+        url=url,
+        when=t0 + dt.timedelta(hours=1),
+    )
     db.export_application(quick_source, url, users=small_users[:30])  # an export keeps the history
     hist = db.metric_history(url)
     assert hist.model.tolist() == ["champion", "original"]
@@ -233,7 +280,9 @@ def test_er_diagram_names_every_table_and_relation():
         assert f"    {t} {{" in mermaid
     assert 'TIME_SAVE ||--o{ TRANSACTIONS : "expire_time_id"' in mermaid
     keys = db.schema_table(db.an_meta).set_index("table")
-    assert keys.loc["transactions", "foreign keys"].count("→") == 4 and "(user_id)" in keys.loc["transactions", "indexes"]
+    assert (
+        keys.loc["transactions", "foreign keys"].count("→") == 4 and "(user_id)" in keys.loc["transactions", "indexes"]
+    )
 
 
 def test_analytic_sample_is_stratified_and_consistent(quick_source, tmp_path):
@@ -242,8 +291,11 @@ def test_analytic_sample_is_stratified_and_consistent(quick_source, tmp_path):
     lab = data.load(quick_source, "train_v2.csv", validate=False)
     with db.engine(an).connect() as conn:
         share = conn.execute(text("SELECT AVG(is_churn), COUNT(*) FROM user")).one()
-        orphans = conn.execute(text("SELECT COUNT(*) FROM transactions t LEFT JOIN user u ON u.user_id = t.user_id "
-                                    "WHERE u.user_id IS NULL")).scalar_one()
+        orphans = conn.execute(
+            text(
+                "SELECT COUNT(*) FROM transactions t LEFT JOIN user u ON u.user_id = t.user_id WHERE u.user_id IS NULL"
+            )
+        ).scalar_one()
     assert abs(share[1] - 0.05 * len(lab)) <= 1
     assert abs(share[0] - lab.is_churn.mean()) < 0.005
     assert orphans == 0
@@ -255,18 +307,38 @@ def test_log_model_rows_from_before_the_metrics_fix_are_flagged(url):
     from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert
 
     old = MetaData()
-    table = Table("log_model", old, Column("id", Integer, primary_key=True, autoincrement=True),
-                  Column("evaluated_at", DateTime, nullable=False), Column("model", String(64), nullable=False),
-                  Column("source", String(255), nullable=False), Column("n_users", Integer, nullable=False),
-                  Column("threshold", db.DOUBLE, nullable=False), *[Column(c, db.DOUBLE) for c in db.METRICS.values()])
+    table = Table(
+        "log_model",
+        old,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("evaluated_at", DateTime, nullable=False),
+        Column("model", String(64), nullable=False),
+        Column("source", String(255), nullable=False),
+        Column("n_users", Integer, nullable=False),
+        Column("threshold", db.DOUBLE, nullable=False),
+        *[Column(c, db.DOUBLE) for c in db.METRICS.values()],
+    )
     eng = db.engine(url)
     db.log_model.drop(eng, checkfirst=True)
     old.create_all(eng)
     with eng.begin() as conn:
-        conn.execute(insert(table), [{"evaluated_at": dt.datetime(2026, 11, 1, 10), "model": "original",
-                                      "source": "upload processed_sample.csv", "n_users": 6023, "threshold": 0.5,
-                                      "roc_auc": 0.6724, "log_loss": 1.428}])
-    db.log_evaluation({"ROC AUC": 0.7939, "log loss": 0.4695}, "original", "upload processed_sample.csv", 6023, 0.5, url=url)
+        conn.execute(
+            insert(table),
+            [
+                {
+                    "evaluated_at": dt.datetime(2026, 11, 1, 10),
+                    "model": "original",
+                    "source": "upload processed_sample.csv",
+                    "n_users": 6023,
+                    "threshold": 0.5,
+                    "roc_auc": 0.6724,
+                    "log_loss": 1.428,
+                }
+            ],
+        )
+    db.log_evaluation(
+        {"ROC AUC": 0.7939, "log loss": 0.4695}, "original", "upload processed_sample.csv", 6023, 0.5, url=url
+    )
     hist = db.metric_history(url)
     assert hist.metrics_from.tolist() == [db.METRICS_FROM_OLD, db.METRICS_FROM]
     assert hist["ROC AUC"].tolist() == [0.6724, 0.7939]

@@ -1,5 +1,6 @@
 """The quick twin's data card against its golden numbers, to a tolerance (not as rendered HTML:
 a change in formatting or in the last bits of a float is not a change of the data)."""
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,8 @@ def test_the_comparison_tolerates_rounding_but_not_changes():
     want = {"t": {"columns": ["a", "rate"], "data": [["x", 0.061234567], ["y", 12]]}}
     assert _differences({"t": {"columns": ["a", "rate"], "data": [["x", 0.0612345671], ["y", 12.0]]}}, want) == []
     assert _differences({"t": {"columns": ["a", "rate"], "data": [["x", 0.0613], ["y", 12]]}}, want) == [
-        "/t/data[0][1]: 0.0613, expected 0.061234567"]
+        "/t/data[0][1]: 0.0613, expected 0.061234567"
+    ]
     assert _differences({"t": {"columns": ["a", "rate"], "data": [["z", 0.061234567], ["y", 12]]}}, want)
     assert _differences({"t": {"columns": ["a"], "data": []}}, want)
 

@@ -3,6 +3,7 @@ shared with the churn dashboard tests (token authentication, offline template). 
 camera (``--use-fake-device-for-media-stream``) stands in for a webcam; a second context without
 camera permission checks the message people see when the browser refuses. Screenshots go to
 reports/screenshots/door_*.png."""
+
 from __future__ import annotations
 
 import io
@@ -17,7 +18,9 @@ from study.doors import data, pipeline
 
 SHOTS = paths.REPORTS / "screenshots"
 # without the browser these tests skip, except under CI=true where ``browser`` fails them
-pytestmark = pytest.mark.skipif(not CHROMIUM and not IN_CI, reason="Debian chromium not installed (./run_tests.sh installs it)")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM and not IN_CI, reason="Debian chromium not installed (./run_tests.sh installs it)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +28,15 @@ def camera_browser(playwright):
     """A browser with a fake camera whose permission is granted without a prompt."""
     if not CHROMIUM:
         unavailable("Debian chromium not installed (./run_tests.sh installs it)")
-    b = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-        "--no-sandbox", "--disable-dev-shm-usage", "--use-fake-device-for-media-stream",
-        "--use-fake-ui-for-media-stream"])
+    b = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+        ],
+    )
     yield b
     b.close()
 
@@ -73,9 +82,11 @@ def _upload(pg, button_class, name, payload, mime):
 
 def _done(pg, status_class, timeout=180_000):
     """Wait until the status holds a result or an error, not the working message ("Looking…")."""
-    pg.wait_for_function(f"() => {{ const s = document.querySelector('.{status_class}'); "
-                         f"return s && s.innerText.trim() && !s.innerText.trim().match(/^(Looking|Analysing).*…$/); }}",
-                         timeout=timeout)
+    pg.wait_for_function(
+        f"() => {{ const s = document.querySelector('.{status_class}'); "
+        f"return s && s.innerText.trim() && !s.innerText.trim().match(/^(Looking|Analysing).*…$/); }}",
+        timeout=timeout,
+    )
     return pg.inner_text(f".{status_class}")
 
 
@@ -124,10 +135,13 @@ def test_a_gallery_example_is_analysed(page):
     assert _image_width(page, "study-door-image") > 100
 
 
-@pytest.mark.parametrize("name, payload, mime, expected", [
-    ("notes.png", b"this is a text file, not a picture", "image/png", "not an image"),
-    ("cut.png", _png()[:300], "image/png", "truncated or corrupt"),
-])
+@pytest.mark.parametrize(
+    "name, payload, mime, expected",
+    [
+        ("notes.png", b"this is a text file, not a picture", "image/png", "not an image"),
+        ("cut.png", _png()[:300], "image/png", "truncated or corrupt"),
+    ],
+)
 def test_a_bad_image_gets_its_sentence(page, name, payload, mime, expected):
     _upload(page, "study-door-file", name, payload, mime)
     page.click(".study-door-go")
@@ -161,15 +175,19 @@ def test_a_file_that_is_not_a_video_gets_its_sentence(page):
     _upload(page, "study-video-file", "holiday.mp4", b"\x00\x00\x00\x18ftypmp42 but nothing else", "video/mp4")
     page.click(".study-video-go")
     status = _done(page, "study-video-status")
-    assert "video" in status and ("not a video" in status or "no frames" in status or "could not be decoded" in status), status
+    assert "video" in status and (
+        "not a video" in status or "no frames" in status or "could not be decoded" in status
+    ), status
 
 
 def test_the_camera_snapshot_is_analysed(camera_browser, server):
     ctx, pg = _open(camera_browser, server, permissions=["camera"])
     pg.click(".lm-TabBar-tab:has-text('Camera')")
     pg.click(".study-camera-start")
-    pg.wait_for_function("() => { const v = document.querySelector('.study-camera-video'); return v && v.videoWidth > 0; }",
-                         timeout=30_000)
+    pg.wait_for_function(
+        "() => { const v = document.querySelector('.study-camera-video'); return v && v.videoWidth > 0; }",
+        timeout=30_000,
+    )
     pg.click(".study-camera-snap")
     status = _done(pg, "study-camera-status")
     assert "door(s) found" in status, status  # the fake camera shows a test pattern: usually 0 doors

@@ -1,4 +1,5 @@
 """Doors (issue 7, first part): the synthetic scene generator and the box format."""
+
 from __future__ import annotations
 
 import hashlib
@@ -115,8 +116,9 @@ def test_hard_cells_are_inside_other_doors_and_never_a_door():
     from PIL import Image
 
     det = detect.DoorDetector(input_size=64)
-    views = det._variants(Image.new("RGB", (128, 64)), [[0, 0, 32, 64]], np.random.default_rng(0), 0,
-                          others=[[96, 32, 128, 64]])
+    views = det._variants(
+        Image.new("RGB", (128, 64)), [[0, 0, 32, 64]], np.random.default_rng(0), 0, others=[[96, 32, 128, 64]]
+    )
     (sq, doors, others), (_, mdoors, mothers) = views
     np.testing.assert_allclose(doors, [[0, 16, 16, 48]])
     np.testing.assert_allclose(others, [[48, 32, 64, 48]])
@@ -139,8 +141,11 @@ def test_loaders_read_our_layout_and_refuse_what_is_not_an_image(tmp_path):
     Image.new("LA", (50, 40)).save(tmp_path / "grey.png")
     assert data.open_image(tmp_path / "cmyk.jpg", max_side=300).size == (300, 100)
     assert data.open_image(tmp_path / "grey.png").mode == "RGB"
-    for content, message in [(b"not an image at all", "is not an image"), (png[: len(png) // 2], "truncated or corrupt"),
-                             (b"", "is not an image")]:
+    for content, message in [
+        (b"not an image at all", "is not an image"),
+        (png[: len(png) // 2], "truncated or corrupt"),
+        (b"", "is not an image"),
+    ]:
         with pytest.raises(data.ImageError, match=message):
             data.open_image(content, "upload.png")
     with pytest.raises(data.ImageError, match="cannot be opened"):
@@ -203,11 +208,18 @@ def test_decompression_bombs_are_refused_before_decoding(side):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
     # a valid PNG header announcing side × side pixels (1-bit greyscale) with a tiny body
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
     mp = f"{side * side / 1e6:,.0f} megapixels"
-    with pytest.raises(data.ImageError, match=rf"bomb.png (is {side:,}×{side:,} pixels \({mp}\)|has too many pixels "
-                                              rf"\({mp}\)); the limit is 100 megapixels"):
+    with pytest.raises(
+        data.ImageError,
+        match=rf"bomb.png (is {side:,}×{side:,} pixels \({mp}\)|has too many pixels "
+        rf"\({mp}\)); the limit is 100 megapixels",
+    ):
         data.open_image(io.BytesIO(png).getvalue(), "bomb.png")
 
 

@@ -1,4 +1,5 @@
 """The doors report's figures: photos as JPEG (small reports), lines and matrices as PNG."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,14 @@ def _photos(n=4, size=160, seed=0):
     rng = np.random.default_rng(seed)
     # photo-like content: smooth gradients plus noise (a PNG cannot compress it much)
     yy, xx = np.mgrid[0:size, 0:size]
-    return [Image.fromarray(np.clip(np.stack([xx, yy, (xx + yy) // 2], -1) + rng.normal(0, 18, (size, size, 3)), 0, 255)
-                            .astype(np.uint8)) for _ in range(n)]
+    return [
+        Image.fromarray(
+            np.clip(np.stack([xx, yy, (xx + yy) // 2], -1) + rng.normal(0, 18, (size, size, 3)), 0, 255).astype(
+                np.uint8
+            )
+        )
+        for _ in range(n)
+    ]
 
 
 def test_a_gallery_is_a_jpeg_much_smaller_than_its_png():
@@ -31,13 +38,19 @@ def test_a_gallery_is_a_jpeg_much_smaller_than_its_png():
 def test_curves_and_matrices_stay_png_with_their_numbers():
     states = ["closed", "open", "semi"]
     cm = pd.DataFrame([[5, 1, 0], [2, 7, 0], [0, 1, 3]], index=states, columns=states)
-    results = {("a", "real Test"): {"confusion": cm}, ("b", "real Test"): {"confusion": cm * 2},
-               ("a", "synthetic Test"): {"confusion": cm}, ("b", "synthetic Test"): {"confusion": cm}}
+    results = {
+        ("a", "real Test"): {"confusion": cm},
+        ("b", "real Test"): {"confusion": cm * 2},
+        ("a", "synthetic Test"): {"confusion": cm},
+        ("b", "synthetic Test"): {"confusion": cm},
+    }
     fig = figures.confusion_grid(results, ["a", "b"], states)
     assert len(fig.axes) == 4 and not figures.has_photos(fig)
     assert figures.encode(fig)[1] == "png"
     b_real = fig.axes[1]  # row b (second), column "real Test" (first of the sorted test sets)
-    assert b_real.get_title() == "b\nreal Test" and sorted(int(t.get_text()) for t in b_real.texts) == sorted((cm * 2).to_numpy().ravel())
+    assert b_real.get_title() == "b\nreal Test" and sorted(int(t.get_text()) for t in b_real.texts) == sorted(
+        (cm * 2).to_numpy().ravel()
+    )
     history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7]}
     fig = figures.learning_curves(history)
     assert figures.encode(fig)[1] == "png" and list(fig.axes[0].lines[1].get_ydata()) == [1.1, 0.7]

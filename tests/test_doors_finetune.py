@@ -1,5 +1,6 @@
 """Issue 14: the fine-tuned classifier's weighting and operating point, the Lite2 backbone, and
 the real-texture synthesis (deterministic, inside the door's box only, Train photos only)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,10 +36,14 @@ def test_closed_threshold_keeps_the_asked_share_of_closed_crops_closed():
 def test_decide_applies_the_operating_point_and_the_ajar_share():
     model = classify.FineTunedClassifier()
     model.threshold, model.semi_threshold = 0.3, 0.6
-    proba = np.array([[0.75, 0.20, 0.05],   # not closed 0.25 < 0.3 → closed
-                      [0.60, 0.35, 0.05],   # 0.40 ≥ 0.3 → open (arg-max would say closed)
-                      [0.20, 0.35, 0.45],   # ajar share 0.45 / 0.8 = 0.56 < 0.6 → open
-                      [0.10, 0.20, 0.70]])  # 0.78 ≥ 0.6 → semi
+    proba = np.array(
+        [
+            [0.75, 0.20, 0.05],  # not closed 0.25 < 0.3 → closed
+            [0.60, 0.35, 0.05],  # 0.40 ≥ 0.3 → open (arg-max would say closed)
+            [0.20, 0.35, 0.45],  # ajar share 0.45 / 0.8 = 0.56 < 0.6 → open
+            [0.10, 0.20, 0.70],
+        ]
+    )  # 0.78 ≥ 0.6 → semi
     assert classify.decide(model, proba).tolist() == [0, 1, 1, 2]
     assert classify.decide(object(), proba).tolist() == [0, 0, 2, 2]  # models without one: arg-max
 
@@ -110,8 +115,10 @@ def test_synthesis_never_reads_a_valid_or_test_photo(photos):
 
 
 def test_state_operating_point_counts_open_or_ajar_against_closed():
-    result = {"crops": pd.DataFrame({"state": ["closed", "closed", "closed", "closed", "open", "semi", "open"]}),
-              "pred": ["closed", "closed", "closed", "open", "semi", "closed", "open"]}
+    result = {
+        "crops": pd.DataFrame({"state": ["closed", "closed", "closed", "closed", "open", "semi", "open"]}),
+        "pred": ["closed", "closed", "closed", "open", "semi", "closed", "open"],
+    }
     point = train.state_operating_point(result)
     assert point == {"open recall": pytest.approx(2 / 3), "closed recall": 0.75}  # "semi" for an open door counts
 

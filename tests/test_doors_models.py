@@ -1,5 +1,6 @@
 """Door models and pipeline: save/load round trips, the pipeline on synthetic and real images and
 videos, clear errors for what is not an image or a video, and the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,9 @@ def models(tiny, tmp_path_factory):
     sets = d.classifier_sets(use_real=False)
     tr, va = sets["Train"], sets["Valid"]
     cnn = classify.OriginalCNN(epochs=1).fit(list(tr.image), list(tr.state), list(va.image), list(va.state))
-    transfer = classify.TransferClassifier(augment_copies=1).fit(list(tr.image), list(tr.state), list(va.image),
-                                                                 list(va.state))
+    transfer = classify.TransferClassifier(augment_copies=1).fit(
+        list(tr.image), list(tr.state), list(va.image), list(va.state)
+    )
     finetuned = train.train_finetuned(d, use_real=False, epochs=1, views=2)
     det = detect.DoorDetector(epochs=25, augment=1).fit(train.detector_sets(d)["Train"])
     train.save_all({"original_cnn": cnn, "transfer": transfer, "finetuned": finetuned}, det, out, {"note": "test"})
@@ -43,10 +45,22 @@ def models(tiny, tmp_path_factory):
 
 def test_the_original_cnn_has_the_original_layers():
     model = classify.OriginalCNN().build()
-    layers = [(type(layer).__name__, getattr(layer, "filters", getattr(layer, "units", None))) for layer in model.layers
-              if type(layer).__name__ != "Rescaling"]
-    assert layers == [("Conv2D", 32), ("Conv2D", 64), ("MaxPooling2D", None), ("Conv2D", 128), ("Conv2D", 256),
-                      ("MaxPooling2D", None), ("Flatten", None), ("Dense", 64), ("Dense", 3)]
+    layers = [
+        (type(layer).__name__, getattr(layer, "filters", getattr(layer, "units", None)))
+        for layer in model.layers
+        if type(layer).__name__ != "Rescaling"
+    ]
+    assert layers == [
+        ("Conv2D", 32),
+        ("Conv2D", 64),
+        ("MaxPooling2D", None),
+        ("Conv2D", 128),
+        ("Conv2D", 256),
+        ("MaxPooling2D", None),
+        ("Flatten", None),
+        ("Dense", 64),
+        ("Dense", 3),
+    ]
     assert model.input_shape == (None, 140, 140, 3)
     assert model.layers[-1].activation.__name__ == "softmax"
 
@@ -145,11 +159,14 @@ def test_video_gives_annotated_frames_and_a_timeline(models, tmp_path):
     assert result.frames[0].size == (data.SIZE[0], data.SIZE[1])
 
 
-@pytest.mark.parametrize("payload, message", [
-    (b"", "is empty"),
-    (b"RIFF\x00\x00\x00\x00AVI garbage" * 20, "not a video|no video stream"),
-    (b"\x1aE\xdf\xa3" + bytes(range(256)) * 8, "not a video|no video stream|could not be decoded|no frames"),
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (b"", "is empty"),
+        (b"RIFF\x00\x00\x00\x00AVI garbage" * 20, "not a video|no video stream"),
+        (b"\x1aE\xdf\xa3" + bytes(range(256)) * 8, "not a video|no video stream|could not be decoded|no frames"),
+    ],
+)
 def test_bad_videos_give_a_sentence(payload, message):
     pipe = pipeline.DoorPipeline(None, None)
     with pytest.raises(pipeline.VideoError, match=message):
@@ -168,9 +185,27 @@ def test_cli_predict_prints_xyxy_boxes_and_refuses_a_corrupt_file(models, tmp_pa
     good, bad = tmp_path / "scene.png", tmp_path / "broken.jpg"
     data.render(3, 2, "semi")[0].save(good)
     bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
-    run = subprocess.run([sys.executable, "-m", "study.cli", "doors", "predict", str(good), str(bad), "--json",
-                          "--models", str(out), "--confidence", "0.05", "--annotate", str(tmp_path / "ann")],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "study.cli",
+            "doors",
+            "predict",
+            str(good),
+            str(bad),
+            "--json",
+            "--models",
+            str(out),
+            "--confidence",
+            "0.05",
+            "--annotate",
+            str(tmp_path / "ann"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 2, run.stderr  # one of the files could not be read
     results = json.loads(run.stdout)
     assert results[0]["doors"] and len(results[0]["doors"][0]["box_xyxy"]) == 4
@@ -215,11 +250,14 @@ def test_demo_downscales_a_huge_image_and_says_so(models):
     assert Image.open(__import__("io").BytesIO(result.annotated)).size == (1600, 1200)
 
 
-@pytest.mark.parametrize("payload, expected", [
-    (b"", "is empty"),
-    (b"%PDF-1.4 not an image", "not an image"),
-    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "truncated or corrupt|not an image"),
-])
+@pytest.mark.parametrize(
+    "payload, expected",
+    [
+        (b"", "is empty"),
+        (b"%PDF-1.4 not an image", "not an image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "truncated or corrupt|not an image"),
+    ],
+)
 def test_demo_bad_images_are_sentences(models, payload, expected):
     from study.doors import demo
 

@@ -1,5 +1,6 @@
 """ONNX Runtime runs the doors' exported networks with PyTorch's outputs; without the file the
 same model runs in PyTorch."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Metrics against scikit-learn; MCC-F1, profit and top-K rules on hand-made scores."""
+
 from __future__ import annotations
 
 import numpy as np

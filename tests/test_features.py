@@ -1,4 +1,5 @@
 """Feature recipes: every formula on hand-made rows, the engines' equality, the cutoff's guarantee."""
+
 from __future__ import annotations
 
 import shutil
@@ -19,10 +20,14 @@ LOG_HEADER = "msno,date,num_25,num_50,num_75,num_985,num_100,num_unq,total_secs"
 def write_raw(folder, tx_rows, member_rows, log_rows, label_rows):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "transactions_v2.csv").write_text(
-        ",".join(data.COLUMNS["transactions"]) + "\n" + "\n".join(",".join(map(str, r)) for r in tx_rows) + "\n")
+        ",".join(data.COLUMNS["transactions"]) + "\n" + "\n".join(",".join(map(str, r)) for r in tx_rows) + "\n"
+    )
     (folder / "members_v3.csv").write_text(
-        ",".join(data.COLUMNS["members"]) + "\n" + "\n".join(",".join(map(str, r)) for r in member_rows) + "\n")
-    (folder / "user_logs_v2.csv").write_text(LOG_HEADER + "\n" + "\n".join(",".join(map(str, r)) for r in log_rows) + "\n")
+        ",".join(data.COLUMNS["members"]) + "\n" + "\n".join(",".join(map(str, r)) for r in member_rows) + "\n"
+    )
+    (folder / "user_logs_v2.csv").write_text(
+        LOG_HEADER + "\n" + "\n".join(",".join(map(str, r)) for r in log_rows) + "\n"
+    )
     (folder / "train_v2.csv").write_text("msno,is_churn\n" + "\n".join(f"{m},{y}" for m, y in label_rows) + "\n")
     return RawSource(folder, "real")
 
@@ -31,16 +36,24 @@ def write_raw(folder, tx_rows, member_rows, log_rows, label_rows):
 def handmade(tmp_path):
     tx = [
         # A: two rows share the latest expiry → the first in file order (method 41) is kept
-        (A, 41, 30, 149, 149, 1, 20170301, 20170401, 0), (A, 39, 30, 99, 99, 1, 20170302, 20170401, 0),
+        (A, 41, 30, 149, 149, 1, 20170301, 20170401, 0),
+        (A, 39, 30, 99, 99, 1, 20170302, 20170401, 0),
         (A, 38, 30, 149, 149, 0, 20170201, 20170301, 0),
         # B: a 0-day plan → price_per_day 0
         (B, 41, 0, 0, 0, 1, 20170310, 20170410, 0),
         # C, D: age band edges; E has no logs; F has no member row
-        (C, 41, 30, 149, 149, 1, 20170305, 20170405, 0), (D, 41, 30, 149, 149, 1, 20170305, 20170405, 1),
-        (E, 41, 30, 149, 149, 1, 20170305, 20170405, 0), (F, 41, 30, 149, 149, 1, 20170305, 20170405, 0),
+        (C, 41, 30, 149, 149, 1, 20170305, 20170405, 0),
+        (D, 41, 30, 149, 149, 1, 20170305, 20170405, 1),
+        (E, 41, 30, 149, 149, 1, 20170305, 20170405, 0),
+        (F, 41, 30, 149, 149, 1, 20170305, 20170405, 0),
     ]
-    members = [(A, 1, 10, "", 7, 20150101), (B, 5, 11, "male", 9, 20170420),
-               (C, 13, 69, "female", 3, 20160101), (D, 4, 70, "", 4, 20160101), (E, 1, 30, "male", 7, 20160101)]
+    members = [
+        (A, 1, 10, "", 7, 20150101),
+        (B, 5, 11, "male", 9, 20170420),
+        (C, 13, 69, "female", 3, 20160101),
+        (D, 4, 70, "", 4, 20160101),
+        (E, 1, 30, "male", 7, 20160101),
+    ]
     logs = [(m, 20170300 + d, 1, 1, 1, 1, 10, 10, 2400.5) for m in (A, B, C, D, F) for d in range(1, 31)]
     logs.append((A, 20170331, 1, 1, 1, 1, 100_000, 10, 2400.5))  # a num_100 outlier cell
     labels = [(m, int(i % 2)) for i, m in enumerate(IDS)]
@@ -58,10 +71,10 @@ def test_original_recipe_formulas_on_handmade_rows(handmade):
     # inner joins: E (no logs) and F (no member row) are dropped
     assert set(df.index) == {short[A], short[B], short[C], short[D]}
     a, b, c, d = (df.loc[short[m]] for m in (A, B, C, D))
-    assert a.payment_method_id == 41 and a.transaction_count == 3       # latest-expiry tie: first row
+    assert a.payment_method_id == 41 and a.transaction_count == 3  # latest-expiry tie: first row
     assert a.membership_expire_date == "2017-04-01" and a.transaction_date == "2017-03-01"
     assert b.price_per_day == 0.0 and c.price_per_day == pytest.approx(149 / 30)
-    assert (a.bd, b.bd, c.bd, d.bd) == (-1, 11, 69, -1)                   # kept only when 10 < bd < 70
+    assert (a.bd, b.bd, c.bd, d.bd) == (-1, 11, 69, -1)  # kept only when 10 < bd < 70
     assert (a.gender, b.gender, d.gender) == ("inconnu", "male", "inconnu")
     assert a.days_fidelity == (pd.Timestamp("2017-04-01") - pd.Timestamp("2015-01-01")).days
     assert b.days_fidelity == abs((pd.Timestamp("2017-04-10") - pd.Timestamp("2017-04-20")).days)
@@ -120,7 +133,9 @@ def test_rows_after_the_cutoff_never_change_point_in_time_features(tmp_path, qui
     # renewals, cancellations and plan changes dated on or after the cutoff, and late listening
     with open(changed.file("transactions_v2.csv"), "a") as f:
         for i, m in enumerate(users):
-            f.write(f"{m},{3 + i % 30},{[30, 410, 7][i % 3]},999,1,{i % 2},2017030{1 + i % 9},2018010{1 + i % 9},{i % 2}\n")
+            f.write(
+                f"{m},{3 + i % 30},{[30, 410, 7][i % 3]},999,1,{i % 2},2017030{1 + i % 9},2018010{1 + i % 9},{i % 2}\n"
+            )
     with open(changed.file("user_logs_v2.csv"), "a") as f:
         for m in users:
             f.write(f"{m},20170301,0,0,0,0,999,999,123456.0\n")
@@ -219,18 +234,24 @@ def test_february_analogue_sees_the_v1_files_as_v2_sees_march(tmp_path):
     folder = tmp_path / "v1"
     folder.mkdir()
     tx = [
-        (A, 41, 30, 149, 149, 1, 20170105, 20170205, 0), (A, 41, 30, 149, 149, 1, 20170205, 20170305, 0),  # renewed in Feb
+        (A, 41, 30, 149, 149, 1, 20170105, 20170205, 0),
+        (A, 41, 30, 149, 149, 1, 20170205, 20170305, 0),  # renewed in Feb
         (B, 38, 30, 99, 99, 0, 20170120, 20170220, 0),  # running membership, no February row
         (C, 38, 30, 99, 99, 0, 20161220, 20170125, 0),  # ended before February: not seen
-        (D, 40, 30, 99, 99, 0, 20170101, 20170210, 0), (D, 41, 30, 99, 99, 0, 20170115, 20170210, 1),  # cancel row skipped
+        (D, 40, 30, 99, 99, 0, 20170101, 20170210, 0),
+        (D, 41, 30, 99, 99, 0, 20170115, 20170210, 1),  # cancel row skipped
     ]
     (folder / "transactions.csv").write_text(
-        ",".join(data.COLUMNS["transactions"]) + "\n" + "\n".join(",".join(map(str, r)) for r in tx) + "\n")
-    (folder / "members_v3.csv").write_text(",".join(data.COLUMNS["members"]) + "\n" + "\n".join(
-        f"{m},1,30,male,7,20150101" for m in (A, B, C, D)) + "\n")
+        ",".join(data.COLUMNS["transactions"]) + "\n" + "\n".join(",".join(map(str, r)) for r in tx) + "\n"
+    )
+    (folder / "members_v3.csv").write_text(
+        ",".join(data.COLUMNS["members"]) + "\n" + "\n".join(f"{m},1,30,male,7,20150101" for m in (A, B, C, D)) + "\n"
+    )
     logs = [(m, day, 1, 1, 1, 1, 10, 10, 100.0) for m in (A, B, C, D) for day in (20170115, 20170210, 20170211)]
     (folder / "user_logs.csv").write_text(LOG_HEADER + "\n" + "\n".join(",".join(map(str, r)) for r in logs) + "\n")
-    (folder / "train.csv").write_text("msno,is_churn\n" + "\n".join(f"{m},{y}" for m, y in ((A, 0), (B, 1), (C, 1), (D, 1))) + "\n")
+    (folder / "train.csv").write_text(
+        "msno,is_churn\n" + "\n".join(f"{m},{y}" for m, y in ((A, 0), (B, 1), (C, 1), (D, 1))) + "\n"
+    )
     df = by_user(features.original_recipe_february(RawSource(folder, "real")))
     short = {m: m[10:22] for m in IDS}
     assert set(df.index) == {short[A], short[B], short[D]}
@@ -245,11 +266,19 @@ def test_small_multiples_draw_one_panel_per_variable_with_its_intervals():
 
     from study.churn import charts, eda
 
-    users = pd.DataFrame({"city": [1, 1, 1, 2, 2, 3] * 10, "gender": ["m", "f", None, "m", "f", "m"] * 10,
-                          "is_churn": [1, 0, 0, 1, 1, 0] * 10})
+    users = pd.DataFrame(
+        {
+            "city": [1, 1, 1, 2, 2, 3] * 10,
+            "gender": ["m", "f", None, "m", "f", "m"] * 10,
+            "is_churn": [1, 0, 0, 1, 1, 0] * 10,
+        }
+    )
     by = {c: eda.churn_by(users, c) for c in ("city", "gender")}
     fig = charts.small_multiples(by, y="churn", interval=("ci low", "ci high"), hover="users", cols=4, title="t")
-    assert [t.name for t in fig.data] == ["city", "gender"] and [a.text for a in fig.layout.annotations] == ["city", "gender"]
+    assert [t.name for t in fig.data] == ["city", "gender"] and [a.text for a in fig.layout.annotations] == [
+        "city",
+        "gender",
+    ]
     city = fig.data[0]
     assert list(city.x) == ["1", "2", "3"] and list(city.y) == list(by["city"].churn)
     assert list(city.error_y.array) == list(by["city"]["ci high"] - by["city"].churn)

@@ -1,4 +1,5 @@
 """The organisers' labelling rule on hand-made transaction histories (FACTS.md section 1)."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -25,14 +26,17 @@ def test_gap_of_29_renews_and_31_churns(renew_day, churn):
 
 
 def test_gap_of_exactly_29_and_31_days():
-    h = tx(("a", 20170201, 20170301, 0), ("a", 20170330, 20170430, 0),   # 29 days after
-           ("b", 20170201, 20170301, 0), ("b", 20170401, 20170501, 0))   # 31 days after
+    h = tx(
+        ("a", 20170201, 20170301, 0),
+        ("a", 20170330, 20170430, 0),  # 29 days after
+        ("b", 20170201, 20170301, 0),
+        ("b", 20170401, 20170501, 0),
+    )  # 31 days after
     assert label(h) == {"a": 0, "b": 1}
 
 
 def test_no_later_transaction_is_churn_and_early_renewal_is_not():
-    h = tx(("gone", 20170215, 20170315, 0),
-           ("early", 20170215, 20170315, 0), ("early", 20170301, 20170414, 0))
+    h = tx(("gone", 20170215, 20170315, 0), ("early", 20170215, 20170315, 0), ("early", 20170301, 20170414, 0))
     assert label(h) == {"gone": 1, "early": 0}
 
 
@@ -80,26 +84,37 @@ def test_several_renewals_on_one_day_latest_expiry_last():
 
 
 def test_only_users_expiring_in_the_month_with_a_history_transaction_are_candidates():
-    h = tx(("april", 20170215, 20170415, 0),      # expires in April
-           ("old", 20170110, 20170310, 0),        # no February transaction
-           ("march", 20170201, 20170303, 0))
+    h = tx(
+        ("april", 20170215, 20170415, 0),  # expires in April
+        ("old", 20170110, 20170310, 0),  # no February transaction
+        ("march", 20170201, 20170303, 0),
+    )
     assert set(label(h)) == {"march"}
 
 
 def test_accepts_datetimes_and_february_target():
-    h = pd.DataFrame({"msno": ["u", "u"],
-                      "transaction_date": pd.to_datetime(["2017-01-10", "2017-02-09"]),
-                      "membership_expire_date": pd.to_datetime(["2017-02-10", "2017-03-10"]),
-                      "is_cancel": [0, 0]})
+    h = pd.DataFrame(
+        {
+            "msno": ["u", "u"],
+            "transaction_date": pd.to_datetime(["2017-01-10", "2017-02-09"]),
+            "membership_expire_date": pd.to_datetime(["2017-02-10", "2017-03-10"]),
+            "is_cancel": [0, 0],
+        }
+    )
     assert label(h, 2017, 2) == {"u": 0}
 
 
 def test_rebased_variant_reads_the_expiry_after_the_whole_month():
     from study.churn.labels import churn_labels_rebased
 
-    h = tx(("prepaid", 20170210, 20170312, 0), ("prepaid", 20170305, 20180419, 0),  # 410-day plan, nothing later
-           ("monthly", 20170210, 20170312, 0), ("monthly", 20170312, 20170412, 0), ("monthly", 20170412, 20170512, 0))
-    assert label(h) == {"prepaid": 0, "monthly": 0}                 # the rule: the March purchase renews
+    h = tx(
+        ("prepaid", 20170210, 20170312, 0),
+        ("prepaid", 20170305, 20180419, 0),  # 410-day plan, nothing later
+        ("monthly", 20170210, 20170312, 0),
+        ("monthly", 20170312, 20170412, 0),
+        ("monthly", 20170412, 20170512, 0),
+    )
+    assert label(h) == {"prepaid": 0, "monthly": 0}  # the rule: the March purchase renews
     rebased = churn_labels_rebased(h, 2017, 3)
     assert dict(zip(rebased.msno, rebased.is_churn)) == {"prepaid": 1, "monthly": 0}
 
@@ -127,8 +142,13 @@ def test_auto_renew_renewed_in_april_stays():
 
 
 def test_a_march_renewal_without_a_later_one_churns_only_past_the_window():
-    h = tx(("kept", 20170220, 20170320, 0), ("kept", 20170320, 20170419, 0), ("kept", 20170419, 20170519, 0),
-           ("lapsed", 20170220, 20170320, 0), ("lapsed", 20170320, 20170419, 0))
+    h = tx(
+        ("kept", 20170220, 20170320, 0),
+        ("kept", 20170320, 20170419, 0),
+        ("kept", 20170419, 20170519, 0),
+        ("lapsed", 20170220, 20170320, 0),
+        ("lapsed", 20170320, 20170419, 0),
+    )
     assert released(h) == {"kept": 0, "lapsed": 1}
 
 
@@ -170,8 +190,17 @@ def test_label_signature_on_a_hand_made_processed_frame():
         ("2017-03-20", "2017-03-25", 1, 1, 30, 1),  # a cancellation: not flagged
         ("2017-02-15", "2017-04-15", 0, 0, 60, 0),  # bought in February: not flagged
     ]
-    df = pd.DataFrame(rows, columns=["transaction_date", "membership_expire_date", "is_cancel", "is_auto_renew",
-                                     "payment_plan_days", "is_churn"])
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "transaction_date",
+            "membership_expire_date",
+            "is_cancel",
+            "is_auto_renew",
+            "payment_plan_days",
+            "is_churn",
+        ],
+    )
     s = label_signature(df)
     assert s["churn"] == 0.6 and s["flagged share of churners"] == pytest.approx(2 / 3)
     assert s["churn, flagged, expiry by the horizon"] == 0.5 and s["  auto-renew"] == 0 and s["  manual"] == 1

@@ -1,5 +1,6 @@
 """One lineage from data to dashboard: models and database carry the raw data's hash; the About
 tab compares them; ``study serve`` serves the study's models and trains only what is missing."""
+
 from __future__ import annotations
 
 import json
@@ -64,14 +65,17 @@ def test_serve_uses_the_study_models_and_trains_only_what_is_missing(tmp_path, q
 
     ctx = dashboard.load_context(db, str(models))
     assert {name: m.card["saved"] for name, m in ctx.models.items()} == {
-        name: json.loads((models / name / "card.json").read_text())["saved"] for name in saved}
+        name: json.loads((models / name / "card.json").read_text())["saved"] for name in saved
+    }
     info = dashboard.about(ctx)
     assert set(info["lineage"]["same data as the database"][:2]) == {"yes"} and info["mismatches"] == []
 
     shutil.rmtree(models / "original")  # only the missing model is trained, and its card says by whom
     lines.clear()
     serve.prepare_churn(models, "quick", 2017, None, log=lines.append)
-    assert [line for line in lines if "training" in line] == [f"training the original-format model on {quick_source.describe()}"]
+    assert [line for line in lines if "training" in line] == [
+        f"training the original-format model on {quick_source.describe()}"
+    ]
     assert (models / "champion" / "manifest.json").read_text() == manifests["champion"]
     assert json.loads((models / "original" / "card.json").read_text())["report"] == lineage.NO_REPORT
 

@@ -1,4 +1,5 @@
 """The original study's Keras MLPs behind the scikit-learn interface."""
+
 from __future__ import annotations
 
 import numpy as np

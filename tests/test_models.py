@@ -1,4 +1,5 @@
 """The split (stratified, by user, reproducible) and safe saved models (round trip, tampering)."""
+
 from __future__ import annotations
 
 import json
@@ -41,9 +42,11 @@ def test_save_load_round_trip_and_tampering(tmp_path, frame, kind):
     x = scaler.transform(frame[cols])
     if kind == "xgboost":
         from xgboost import XGBClassifier
+
         model = XGBClassifier(n_estimators=30, max_depth=3, random_state=0, n_jobs=1).fit(x, frame.is_churn)
     else:
         from lightgbm import LGBMClassifier
+
         model = LGBMClassifier(n_estimators=30, random_state=0, n_jobs=1, verbose=-1).fit(x, frame.is_churn)
     folder = save_model(tmp_path / kind, model, cols, {"name": kind, "threshold": 0.34}, scaler=scaler)
     loaded = load_model(folder)
@@ -61,6 +64,7 @@ def test_save_load_round_trip_and_tampering(tmp_path, frame, kind):
 
 def test_missing_manifest_or_file_is_refused(tmp_path, frame):
     from xgboost import XGBClassifier
+
     model = XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1).fit(frame[["a", "b"]], frame.is_churn)
     folder = save_model(tmp_path / "m", model, ["a", "b"], {})
     (folder / "model.json").unlink()
@@ -73,5 +77,6 @@ def test_missing_manifest_or_file_is_refused(tmp_path, frame):
 
 def test_only_native_formats_are_saved(tmp_path):
     from sklearn.linear_model import LogisticRegression
+
     with pytest.raises(TypeError, match="native formats"):
         save_model(tmp_path / "x", LogisticRegression(), ["a"], {})

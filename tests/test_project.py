@@ -1,4 +1,5 @@
 """The project's promises: two README commands, CI calling the test command, pins mirrored."""
+
 from __future__ import annotations
 
 import re
@@ -65,7 +66,11 @@ def test_the_two_cases_never_import_each_other():
     for case, other in (("churn", "doors"), ("doors", "churn")):
         for module in sorted((ROOT / "src" / "study" / case).glob("*.py")):
             for node in ast.walk(ast.parse(module.read_text())):
-                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                         [f"{node.module}." + a.name for a in node.names] if isinstance(node, ast.ImportFrom) and node.module
-                         else [])
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [f"{node.module}." + a.name for a in node.names]
+                    if isinstance(node, ast.ImportFrom) and node.module
+                    else []
+                )
                 assert not any(n.startswith(f"study.{other}") for n in names), f"{module.name} imports study.{other}"

@@ -1,4 +1,5 @@
 """The notebook runner: parameters by scale, failures named, a failed notebook never rendered."""
+
 from __future__ import annotations
 
 import nbformat
@@ -12,11 +13,15 @@ from conftest import CHROMIUM, IN_CI
 
 def make_notebook(path, body: str, params: str = "scale = 'quick'\nseed = 1", summary="a test notebook"):
     nb = nbformat.v4.new_notebook()
-    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                   "study": {"summary": summary}}
-    nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem} title"),
-                nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell(body)]
+    nb.metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "study": {"summary": summary},
+    }
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(f"# {path.stem} title"),
+        nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(body),
+    ]
     nbformat.write(nb, path)
     return path
 
@@ -44,8 +49,13 @@ def test_runs_in_order_renders_html_and_stops_at_a_failure(tmp_path):
     params = tmp_path / "p.yaml"
     params.write_text("scale: quick\nseed: 5\n")
     lines = []
-    result = run_study("quick", params_file=params, notebooks=nbs, reports=reports,
-                       echo=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    result = run_study(
+        "quick",
+        params_file=params,
+        notebooks=nbs,
+        reports=reports,
+        echo=lambda *a, **k: lines.append(" ".join(map(str, a))),
+    )
     assert not result.ok
     assert [r.name for r in result.results] == ["00_first", "10_broken"]
     assert (reports / "00_first.html").is_file()
@@ -82,15 +92,22 @@ def test_papermill_sees_every_parameter_of_every_notebook():
     for nb_path in discover(paths.NOTEBOOKS):
         nb = nbformat.read(nb_path, as_version=4)
         cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-        assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
-                    for t in node.targets if isinstance(t, ast.Name)}
+        assigned = {
+            t.id
+            for node in ast.parse(cell.source).body
+            if isinstance(node, ast.Assign)
+            for t in node.targets
+            if isinstance(t, ast.Name)
+        }
         assert set(pm.inspect_notebook(str(nb_path))) == assigned, nb_path.name
 
 
 def test_headline_numbers_reach_the_index_but_not_the_report(tmp_path):
     nbs, reports = tmp_path / "notebooks", tmp_path / "reports"
     nbs.mkdir()
-    make_notebook(nbs / "00_h.ipynb", "from study.ui import headline\n\nheadline(**{'churn rate': 0.0613, 'rows': 1234})")
+    make_notebook(
+        nbs / "00_h.ipynb", "from study.ui import headline\n\nheadline(**{'churn rate': 0.0613, 'rows': 1234})"
+    )
     params = tmp_path / "p.yaml"
     params.write_text("scale: quick\nseed: 5\n")
     result = run_study("quick", params_file=params, notebooks=nbs, reports=reports, echo=lambda *a, **k: None)
@@ -103,8 +120,11 @@ def test_headline_numbers_reach_the_index_but_not_the_report(tmp_path):
 def test_reports_read_offline_with_code_hidden_and_plotly_loaded_once(tmp_path, browser):
     nbs, reports = tmp_path / "notebooks", tmp_path / "reports"
     nbs.mkdir()
-    make_notebook(nbs / "00_plot.ipynb", "import plotly.express as px\n\npx.bar(x=[1, 2], y=[3, 4]).show()\n"
-                                         "px.line(x=[1, 2], y=[4, 3]).show()\nprint('the end')")
+    make_notebook(
+        nbs / "00_plot.ipynb",
+        "import plotly.express as px\n\npx.bar(x=[1, 2], y=[3, 4]).show()\n"
+        "px.line(x=[1, 2], y=[4, 3]).show()\nprint('the end')",
+    )
     params = tmp_path / "p.yaml"
     params.write_text("scale: quick\nseed: 5\n")
     assert run_study("quick", params_file=params, notebooks=nbs, reports=reports, echo=lambda *a, **k: None).ok
@@ -141,8 +161,12 @@ def test_a_step_reruns_only_when_what_decides_it_changed(tmp_path, monkeypatch):
     (pkg / "helper.py").write_text("VALUE = 'one'\n")
     monkeypatch.setattr(steps, "PACKAGE", "toypkg")
     params = "scale = 'quick'\nseed = 1\nout_dir = ''"
-    make = make_notebook(nbs / "00_make.ipynb", "import toypkg\nfrom pathlib import Path\n\n"
-                         "Path(out_dir, 'made.txt').write_text(toypkg.VALUE + ' ' + str(seed))", params)
+    make = make_notebook(
+        nbs / "00_make.ipynb",
+        "import toypkg\nfrom pathlib import Path\n\n"
+        "Path(out_dir, 'made.txt').write_text(toypkg.VALUE + ' ' + str(seed))",
+        params,
+    )
     use = make_notebook(nbs / "10_use.ipynb", "print(open(out_dir + '/made.txt').read())", params)
     for path, reads, writes in ((make, [], ["{out_dir}/made.txt"]), (use, ["{out_dir}/made.txt"], [])):
         nb = nbformat.read(path, as_version=4)
@@ -153,8 +177,15 @@ def test_a_step_reruns_only_when_what_decides_it_changed(tmp_path, monkeypatch):
 
     def run(**kw):
         lines = []
-        result = run_study("quick", params_file=param_file, notebooks=nbs, reports=reports, code_root=nbs,
-                           echo=lambda *a, **k: lines.append(" ".join(map(str, a))), **kw)
+        result = run_study(
+            "quick",
+            params_file=param_file,
+            notebooks=nbs,
+            reports=reports,
+            code_root=nbs,
+            echo=lambda *a, **k: lines.append(" ".join(map(str, a))),
+            **kw,
+        )
         assert result.ok, lines
         return {r.name for r in result.results if not r.up_to_date}, lines
 
@@ -192,5 +223,7 @@ def test_study_notebooks_declare_reads_and_writes_that_resolve():
     for nb_path in discover(paths.NOTEBOOKS):
         decl = steps.declaration(nb_path)
         assert decl.reads, f"{nb_path.name} declares no inputs"
-        assert all(p is not None for p in steps.resolve(decl.reads + decl.writes, {**where, "app_db": "x", "analytic_db": "y"}))
+        assert all(
+            p is not None for p in steps.resolve(decl.reads + decl.writes, {**where, "app_db": "x", "analytic_db": "y"})
+        )
     assert steps.declaration(paths.NOTEBOOKS / "20_features.ipynb").writes  # the per-user tables are products

@@ -1,4 +1,5 @@
 """Risk bands, reason codes, and the original-format model through the command line."""
+
 from __future__ import annotations
 
 import re
@@ -19,7 +20,16 @@ STUDY = str(Path(sys.executable).parent / "study")
 
 def test_band_edges():
     p = [0.0, 0.25, 0.2501, 0.5, 0.75, 0.9, 0.9001, 1.0]
-    assert list(scoring.bands(p)) == ["≤ 25 %", "≤ 25 %", "25–50 %", "25–50 %", "50–75 %", "75–90 %", "> 90 %", "> 90 %"]
+    assert list(scoring.bands(p)) == [
+        "≤ 25 %",
+        "≤ 25 %",
+        "25–50 %",
+        "25–50 %",
+        "50–75 %",
+        "75–90 %",
+        "> 90 %",
+        "> 90 %",
+    ]
 
 
 def test_reason_codes_take_the_largest_positive_contributions():
@@ -31,8 +41,11 @@ def test_reason_codes_take_the_largest_positive_contributions():
 
 def _train(tmp_path_factory, source, kind: str) -> Path:
     out = tmp_path_factory.mktemp("models") / kind
-    r = subprocess.run([STUDY, "churn", "train", "--model", kind, "--raw", str(source.path), "--out", str(out)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [STUDY, "churn", "train", "--model", kind, "--raw", str(source.path), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     return out
 
@@ -47,8 +60,21 @@ def test_original_model_scores_our_processed_csv_with_reasons(original_model, qu
 
     df = features.original_recipe(quick_source).head(300)
     features.write_processed(df.drop(columns="is_churn"), tmp_path / "in.csv")  # is_churn is optional
-    r = subprocess.run([STUDY, "churn", "score", "--model-dir", str(original_model), "--input", str(tmp_path / "in.csv"),
-                        "--output", str(tmp_path / "out.csv")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            STUDY,
+            "churn",
+            "score",
+            "--model-dir",
+            str(original_model),
+            "--input",
+            str(tmp_path / "in.csv"),
+            "--output",
+            str(tmp_path / "out.csv"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # BOM for spreadsheets
     out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False, encoding="utf-8-sig")
@@ -62,9 +88,21 @@ def test_original_model_scores_our_processed_csv_with_reasons(original_model, qu
 
 
 def test_original_model_on_the_real_sample(original_model, shared_kkbox, tmp_path):
-    r = subprocess.run([STUDY, "churn", "score", "--model-dir", str(original_model),
-                        "--input", str(shared_kkbox / "processed_sample.csv"), "--output", str(tmp_path / "real.csv")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            STUDY,
+            "churn",
+            "score",
+            "--model-dir",
+            str(original_model),
+            "--input",
+            str(shared_kkbox / "processed_sample.csv"),
+            "--output",
+            str(tmp_path / "real.csv"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert "scored 6,023 users" in r.stdout
     # the printed ROC AUC is that of the written risks against the sample's own labels
@@ -86,15 +124,41 @@ def test_a_tampered_model_is_refused_by_the_cli(original_model, tmp_path):
     with open(bad / "model.json", "a") as f:
         f.write(" ")
     (tmp_path / "in.csv").write_text("msno\n")
-    r = subprocess.run([STUDY, "churn", "score", "--model-dir", str(bad), "--input", str(tmp_path / "in.csv"),
-                        "--output", str(tmp_path / "o.csv")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            STUDY,
+            "churn",
+            "score",
+            "--model-dir",
+            str(bad),
+            "--input",
+            str(tmp_path / "in.csv"),
+            "--output",
+            str(tmp_path / "o.csv"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "model.json does not match" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_a_malformed_input_gets_a_message(original_model, tmp_path):
     (tmp_path / "in.csv").write_text("msno,city\nabc,1\n")
-    r = subprocess.run([STUDY, "churn", "score", "--model-dir", str(original_model), "--input", str(tmp_path / "in.csv"),
-                        "--output", str(tmp_path / "o.csv")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            STUDY,
+            "churn",
+            "score",
+            "--model-dir",
+            str(original_model),
+            "--input",
+            str(tmp_path / "in.csv"),
+            "--output",
+            str(tmp_path / "o.csv"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "not a valid processed CSV" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -121,14 +185,43 @@ def test_champion_follows_its_declared_rule_and_keeps_its_calibration(champion_m
 
 
 def test_champion_scores_a_month_from_raw_tables(champion_model, quick_source, tmp_path):
-    r = subprocess.run([STUDY, "churn", "score", "--model", "champion", "--model-dir", str(champion_model),
-                        "--raw", str(quick_source.path), "--month", "2017-03", "--output", str(tmp_path / "c.csv")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            STUDY,
+            "churn",
+            "score",
+            "--model",
+            "champion",
+            "--model-dir",
+            str(champion_model),
+            "--raw",
+            str(quick_source.path),
+            "--month",
+            "2017-03",
+            "--output",
+            str(tmp_path / "c.csv"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     out = pd.read_csv(tmp_path / "c.csv", keep_default_na=False)
     assert len(out) == len(pd.read_csv(quick_source.file("train_v2.csv"))) and "ROC AUC" in r.stdout
-    missing = subprocess.run([STUDY, "churn", "score", "--model", "champion", "--model-dir", str(champion_model),
-                              "--output", str(tmp_path / "d.csv")], capture_output=True, text=True)
+    missing = subprocess.run(
+        [
+            STUDY,
+            "churn",
+            "score",
+            "--model",
+            "champion",
+            "--model-dir",
+            str(champion_model),
+            "--output",
+            str(tmp_path / "d.csv"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 2 and "--month" in missing.stderr
 
 

@@ -1,6 +1,7 @@
 """`study serve` as an operator runs it: stopped by SIGTERM it leaves no Voilà or kernel behind and
 frees its port; the token is on no command line and in no log line; a token holder cannot delete
 another page's kernel; logout works; the kernel websocket refuses a foreign Origin."""
+
 from __future__ import annotations
 
 import os
@@ -25,11 +26,19 @@ STUDY = str(Path(sys.executable).parent / "study")
 @pytest.fixture()
 def served(tmp_path):
     port, token = _free_port(), "tok-" + os.urandom(10).hex()
-    env = {**os.environ, "STUDY_TOKEN": token, "STUDY_MODELS_DIR": str(tmp_path / "models"),
-           "STUDY_DB_URL": f"sqlite:///{(tmp_path / 'app.sqlite').as_posix()}"}
+    env = {
+        **os.environ,
+        "STUDY_TOKEN": token,
+        "STUDY_MODELS_DIR": str(tmp_path / "models"),
+        "STUDY_DB_URL": f"sqlite:///{(tmp_path / 'app.sqlite').as_posix()}",
+    }
     log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([STUDY, "serve", "--no-prepare", "--port", str(port), "--max-kernels", "2"], stdout=log,
-                            stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(
+        [STUDY, "serve", "--no-prepare", "--port", str(port), "--max-kernels", "2"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -49,7 +58,9 @@ def served(tmp_path):
 
 def _render(s) -> str:
     """Render the churn dashboard once (starts a kernel); returns its kernel id."""
-    page = urllib.request.urlopen(f"{s['base']}/voila/render/churn_scoring.ipynb?token={s['token']}", timeout=120).read()
+    page = urllib.request.urlopen(
+        f"{s['base']}/voila/render/churn_scoring.ipynb?token={s['token']}", timeout=120
+    ).read()
     return re.search(rb'"kernelId": *"([0-9a-f-]+)"', page).group(1).decode()
 
 
@@ -135,8 +146,11 @@ def test_pages_beyond_the_kernel_cap_get_a_busy_page(served):
 def test_every_test_server_is_gone_afterwards():
     """The fixture above stops `study serve` the way an operator does: no Voilà is left behind."""
     time.sleep(2)
-    leftovers = [p.pid for p in psutil.process_iter(["cmdline"])
-                 if "study.voila_app" in " ".join(p.info["cmdline"] or []) and _orphan(p)]
+    leftovers = [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if "study.voila_app" in " ".join(p.info["cmdline"] or []) and _orphan(p)
+    ]
     assert not leftovers
 
 

@@ -1,4 +1,5 @@
 """CSV files for people: no cell a spreadsheet would run as a formula, UTF-8 with a BOM."""
+
 from __future__ import annotations
 
 import io
@@ -9,8 +10,16 @@ from study import spreadsheet
 
 
 def test_formula_like_text_cells_are_neutralised_and_numbers_kept():
-    ids = ["+xq1NmFICWhEe373b6FTdlThNnlULHv5u1wRvzFrY=", "=cmd|' /C calc'!A0", "-2+3", "@SUM(1)", "\tx", "\rx",
-           "9o5fQS25OZ9wkN/NR2+P2GqO8iOKrtY+zh+aCSyvs+s=", ""]
+    ids = [
+        "+xq1NmFICWhEe373b6FTdlThNnlULHv5u1wRvzFrY=",
+        "=cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(1)",
+        "\tx",
+        "\rx",
+        "9o5fQS25OZ9wkN/NR2+P2GqO8iOKrtY+zh+aCSyvs+s=",
+        "",
+    ]
     df = pd.DataFrame({"msno": ids, "risk": [-0.5, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "=col": ["a"] * 8})
     raw = spreadsheet.csv_bytes(df)
     assert raw.startswith(b"\xef\xbb\xbf")

@@ -1,4 +1,5 @@
 """The KKBOX twin: same loader as real files, labels derived by the rule, determinism, calibration."""
+
 from __future__ import annotations
 
 import hashlib

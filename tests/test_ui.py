@@ -1,6 +1,7 @@
 """The dashboards' shared guard: a request empties its result areas first, a failure leaves its
 sentence alone (nothing from an earlier request), and an unexpected error's traceback goes to the
 server's log (the process's stderr), never to the page."""
+
 from __future__ import annotations
 
 import ipywidgets as W
@@ -19,9 +20,22 @@ def test_a_new_request_starts_from_empty_result_areas():
     status, areas = W.HTML(), _areas()
     seen = {}
     with ui.guard(status, "Working…", clear=areas):
-        seen = {"table": areas[0].value, "link": areas[1].value, "chart": areas[2].value,
-                "display": areas[2].layout.display, "box": areas[3].children, "status": status.value}
-    assert seen == {"table": "", "link": "", "chart": b"", "display": "none", "box": (), "status": ui.message("Working…")}
+        seen = {
+            "table": areas[0].value,
+            "link": areas[1].value,
+            "chart": areas[2].value,
+            "display": areas[2].layout.display,
+            "box": areas[3].children,
+            "status": status.value,
+        }
+    assert seen == {
+        "table": "",
+        "link": "",
+        "chart": b"",
+        "display": "none",
+        "box": (),
+        "status": ui.message("Working…"),
+    }
     assert status.value == ""
 
 
@@ -31,7 +45,9 @@ def test_a_failure_leaves_only_its_sentence(error):
     with ui.guard(status, "Working…", clear=areas):
         areas[0].value = "half-written table"
         raise error
-    assert areas[0].value == "" and areas[1].value == "" and areas[2].layout.display == "none" and areas[3].children == ()
+    assert (
+        areas[0].value == "" and areas[1].value == "" and areas[2].layout.display == "none" and areas[3].children == ()
+    )
     assert "study-msg-error" in status.value and "Traceback" not in status.value
 
 

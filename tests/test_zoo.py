@@ -1,4 +1,5 @@
 """The original protocol runner: split by user, scaler fitted on train only, one row per family."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,15 @@ def test_protocol_table_on_a_learnable_frame():
     assert abs(len(r.y_valid) - 0.24 * n) < 5
     split = split_users(pd.DataFrame({"msno": users, "is_churn": y}))
     np.testing.assert_allclose(r.scaler.mean_, x[split == "train"].mean().to_numpy())  # fitted on train only
-    assert set(zoo.families()) >= {"logistic regression", "Gaussian naive Bayes", "random forest", "bagging",
-                                   "AdaBoost", "LightGBM default", "XGBoost default"}
+    assert set(zoo.families()) >= {
+        "logistic regression",
+        "Gaussian naive Bayes",
+        "random forest",
+        "bagging",
+        "AdaBoost",
+        "LightGBM default",
+        "XGBoost default",
+    }
 
 
 def _small(n=1500, seed=4):
@@ -34,11 +42,20 @@ def _small(n=1500, seed=4):
 
 def test_halving_search_and_top_k_curve():
     xt, yt, xv, yv = _small()
-    best, table = zoo.halving_search(xt, yt, {"learning_rate": [0.1, 0.05], "n_estimators": [20, 40], "max_depth": [2, 3]})
+    best, table = zoo.halving_search(
+        xt, yt, {"learning_rate": [0.1, 0.05], "n_estimators": [20, 40], "max_depth": [2, 3]}
+    )
     assert set(best) == {"learning_rate", "n_estimators", "max_depth"}
     assert table["CV log loss"].is_monotonic_increasing
-    curve = zoo.top_k_curve(xt, yt, xv, yv, [f"f{i}" for i in range(8)], ks=(1, 3),
-                            params={"learning_rate": 0.1, "max_depth": 2, "n_estimators": 20})
+    curve = zoo.top_k_curve(
+        xt,
+        yt,
+        xv,
+        yv,
+        [f"f{i}" for i in range(8)],
+        ks=(1, 3),
+        params={"learning_rate": 0.1, "max_depth": 2, "n_estimators": 20},
+    )
     assert curve["top k features"].tolist() == [1, 3, 8]
     assert curve.set_index("top k features").loc[1, "ROC AUC"] > 0.75  # the informative feature is kept first
 
@@ -47,6 +64,16 @@ def test_imbalance_trials_cover_the_original_strategies():
     xt, yt, xv, yv = _small()
     table = zoo.imbalance_trials(xt, yt, xv, yv)
     names = set(table.strategy)
-    assert {"NearMiss-3", "SMOTE", "ADASYN", "Tomek links", "random under-sampling", "random over-sampling",
-            "balanced random forest", "RUSBoost", "scale_pos_weight 17", "none (tuned XGBoost)"} <= names
+    assert {
+        "NearMiss-3",
+        "SMOTE",
+        "ADASYN",
+        "Tomek links",
+        "random under-sampling",
+        "random over-sampling",
+        "balanced random forest",
+        "RUSBoost",
+        "scale_pos_weight 17",
+        "none (tuned XGBoost)",
+    } <= names
     assert table["log loss"].notna().sum() >= len(table) - 2

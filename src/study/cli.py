@@ -1,4 +1,5 @@
 """``study``: the product's command line (names and options are stable: scripts call them)."""
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,10 @@ def _churn_features(args) -> int:
     out = Path(args.out) if args.out else data.processed_dir(src)
     t0 = time.perf_counter()
     df = build(src, args.recipe, out, months=tuple(args.months))
-    print(f"{args.recipe}: {len(df):,} rows x {df.shape[1]} columns from {src.describe()} "
-          f"in {time.perf_counter() - t0:.1f} s → {out}")
+    print(
+        f"{args.recipe}: {len(df):,} rows x {df.shape[1]} columns from {src.describe()} "
+        f"in {time.perf_counter() - t0:.1f} s → {out}"
+    )
     return 0
 
 
@@ -67,24 +70,38 @@ def _churn_train(args) -> int:
 
         pit = features.point_in_time(src, months=tuple(args.months))
         held_out = cohorts.held_out(src, tuple(args.months))
-        folder, selection, table, _ = champion.train_champion(pit, list(args.months), args.out, src.describe(), held_out,
-                                                              extra=lineage.card_lineage(src, lineage.CLI_REPORT))
-        print(f"champion ({selection.model[0]}) saved to {folder} (trained on {src.describe()}, without the "
-              f"{len(held_out):,} users of the dashboard's test cohorts)")
+        folder, selection, table, _ = champion.train_champion(
+            pit,
+            list(args.months),
+            args.out,
+            src.describe(),
+            held_out,
+            extra=lineage.card_lineage(src, lineage.CLI_REPORT),
+        )
+        print(
+            f"champion ({selection.model[0]}) saved to {folder} (trained on {src.describe()}, without the "
+            f"{len(held_out):,} users of the dashboard's test cohorts)"
+        )
         for _, r in selection.iterrows():
             print(f"  temporal protocol, {r['model']}: log loss {r['log loss']:.4f}, ROC AUC {r['ROC AUC']:.4f}")
         cal = table.iloc[1]
-        print(f"  {args.months[-1]} with isotonic calibration from {args.months[1]}: log loss {cal['log loss']:.4f}, "
-              f"Brier {cal['Brier']:.4f}, ROC AUC {cal['ROC AUC']:.4f}")
+        print(
+            f"  {args.months[-1]} with isotonic calibration from {args.months[1]}: log loss {cal['log loss']:.4f}, "
+            f"Brier {cal['Brier']:.4f}, ROC AUC {cal['ROC AUC']:.4f}"
+        )
         return 0
     from study.churn import cohorts, lineage
 
-    folder = train_original(src, args.out, held_out=cohorts.held_out(src), extra=lineage.card_lineage(src, lineage.CLI_REPORT))
+    folder = train_original(
+        src, args.out, held_out=cohorts.held_out(src), extra=lineage.card_lineage(src, lineage.CLI_REPORT)
+    )
     card = json.loads((folder / "card.json").read_text())
     m = card["metrics (validation, threshold 0.5)"]
     print(f"original-format model saved to {folder} (trained on {src.describe()})")
-    print(f"  validation: ROC AUC {m['ROC AUC']:.4f}, log loss {m['log loss']:.4f}; "
-          f"MCC-F1 threshold {card['threshold']:.3f}")
+    print(
+        f"  validation: ROC AUC {m['ROC AUC']:.4f}, log loss {m['log loss']:.4f}; "
+        f"MCC-F1 threshold {card['threshold']:.3f}"
+    )
     return 0
 
 
@@ -97,7 +114,9 @@ def _churn_score(args) -> int:
         from study.churn.data import RawDataError, resolve_source
 
         if not args.month:
-            raise RawDataError("the champion scores raw tables: give --raw DIR (or none for the twin) and --month YYYY-MM")
+            raise RawDataError(
+                "the champion scores raw tables: give --raw DIR (or none for the twin) and --month YYYY-MM"
+            )
         src = resolve_source(args.raw, scale=args.scale, seed=args.seed)
         frame = features.point_in_time(src, months=(args.month,))
         what = f"users expiring in {args.month} with the champion"
@@ -118,8 +137,10 @@ def _churn_score(args) -> int:
     print(f"scored {len(out):,} {what} → {args.output}")
     if "is_churn" in frame.columns and frame.is_churn.nunique() == 2:
         s, y, _ = scoring.labelled_metrics(out, frame)
-        print(f"  labelled input: ROC AUC {s['ROC AUC']:.4f}, log loss {s['log loss']:.4f}, "
-              f"F1 {s['F1']:.4f}, MCC {s['MCC']:.4f} at 0.5; churn {y.mean():.2%}")
+        print(
+            f"  labelled input: ROC AUC {s['ROC AUC']:.4f}, log loss {s['log loss']:.4f}, "
+            f"F1 {s['F1']:.4f}, MCC {s['MCC']:.4f} at 0.5; churn {y.mean():.2%}"
+        )
     return 0
 
 
@@ -149,7 +170,9 @@ def _churn_export_db(args) -> int:
     counts = db.export_application(src, app, progress=progress)
     t_app = time.perf_counter() - t0
     t0 = time.perf_counter()
-    an_counts = db.export_analytic(src, analytic, fraction=args.sample_fraction, seed=args.sample_seed, progress=progress)
+    an_counts = db.export_analytic(
+        src, analytic, fraction=args.sample_fraction, seed=args.sample_seed, progress=progress
+    )
     t_an = time.perf_counter() - t0
     for bar in bars.values():
         bar.close()
@@ -177,8 +200,9 @@ def _doors_predict(args) -> int:
 
     from study.doors.pipeline import DoorPipeline, predict_files
 
-    pipe = DoorPipeline.load(args.models, classifier=args.classifier, confidence=args.confidence,
-                             state_threshold=args.state_threshold)
+    pipe = DoorPipeline.load(
+        args.models, classifier=args.classifier, confidence=args.confidence, state_threshold=args.state_threshold
+    )
     results = predict_files(args.images, pipe, out_dir=args.annotate)
     if args.json:
         print(json.dumps(results, indent=1))
@@ -190,24 +214,42 @@ def _doors_predict(args) -> int:
             print(f"{r['image']} ({r['width']}×{r['height']}): {len(r['doors'])} door(s)")
             for d in r["doors"]:
                 x0, y0, x1, y1 = d["box_xyxy"]
-                print(f"  box xyxy ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f})  score {d['score']:.2f}  "
-                      f"{d['state']} {d['probability']:.0%}")
+                print(
+                    f"  box xyxy ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f})  score {d['score']:.2f}  "
+                    f"{d['state']} {d['probability']:.0%}"
+                )
     return 0 if all("error" not in r for r in results) else 2
 
 
 def _doors_train(args) -> int:
     from study.doors.train import train_all
 
-    train_all(args.scale, out=args.out, source=args.source, use_real=not args.no_real, cnn_epochs=args.cnn_epochs,
-              detector_epochs=args.detector_epochs, seed=args.seed)
+    train_all(
+        args.scale,
+        out=args.out,
+        source=args.source,
+        use_real=not args.no_real,
+        cnn_epochs=args.cnn_epochs,
+        detector_epochs=args.detector_epochs,
+        seed=args.seed,
+    )
     return 0
 
 
 def _serve(args) -> int:
     from study.serve import serve
 
-    return serve(args.port, args.token, args.preheat, args.scale, args.seed, args.raw, args.no_prepare, args.token_file,
-                 args.max_kernels)
+    return serve(
+        args.port,
+        args.token,
+        args.preheat,
+        args.scale,
+        args.seed,
+        args.raw,
+        args.no_prepare,
+        args.token_file,
+        args.max_kernels,
+    )
 
 
 def _run(args) -> int:
@@ -227,10 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=2017)
     synth.add_argument("--out", help="output folder (default: data/raw/twin/<scale>-seed<seed>)")
     synth.add_argument("--quiet", action="store_true", help="no progress bars")
-    synth.add_argument("--label-rule", choices=["as released", "rule", "rebased"], default="as released",
-                       help="as released: March labelled like the real train_v2 (outcome window to 2017-05-31); "
-                            "rule: the organisers' published rule (FACTS.md) for both months; "
-                            "rebased: the March experiment of notebooks/20")
+    synth.add_argument(
+        "--label-rule",
+        choices=["as released", "rule", "rebased"],
+        default="as released",
+        help="as released: March labelled like the real train_v2 (outcome window to 2017-05-31); "
+        "rule: the organisers' published rule (FACTS.md) for both months; "
+        "rebased: the March experiment of notebooks/20",
+    )
     synth.set_defaults(func=_churn_synth)
 
     val = churn.add_parser("validate", help="check the raw files (real or twin) against the schemas")
@@ -243,20 +289,36 @@ def build_parser() -> argparse.ArgumentParser:
     feat = churn.add_parser("features", help="build a per-user dataset (parquet under data/processed/)")
     feat.add_argument("--raw", help="folder with the Kaggle files (default: data/raw/kkbox, else the twin)")
     feat.add_argument("--out", help="output folder (default: data/processed/<scale>-seed<seed>)")
-    feat.add_argument("--recipe", choices=["original", "pit"], default="original",
-                      help="original: the original study's 33 columns; pit: point-in-time features")
-    feat.add_argument("--months", nargs="+", default=["2017-01", "2017-02", "2017-03"],
-                      help="expiry months of the point-in-time set (YYYY-MM)")
+    feat.add_argument(
+        "--recipe",
+        choices=["original", "pit"],
+        default="original",
+        help="original: the original study's 33 columns; pit: point-in-time features",
+    )
+    feat.add_argument(
+        "--months",
+        nargs="+",
+        default=["2017-01", "2017-02", "2017-03"],
+        help="expiry months of the point-in-time set (YYYY-MM)",
+    )
     feat.add_argument("--scale", default="quick", help="twin scale when no real files are given")
     feat.add_argument("--seed", type=int, default=2017)
     feat.set_defaults(func=_churn_features)
 
     train = churn.add_parser("train", help="fit and save a model (native formats, model card, sha256 manifest)")
-    train.add_argument("--model", choices=["original", "champion"], default="original",
-                       help="original: the original study's tuned XGBoost on its top-30 features; champion: the "
-                            "temporal-protocol winner on point-in-time features, calibrated on a later month")
-    train.add_argument("--months", nargs=3, default=["2017-01", "2017-02", "2017-03"],
-                       help="champion: fit month, calibration month, test month")
+    train.add_argument(
+        "--model",
+        choices=["original", "champion"],
+        default="original",
+        help="original: the original study's tuned XGBoost on its top-30 features; champion: the "
+        "temporal-protocol winner on point-in-time features, calibrated on a later month",
+    )
+    train.add_argument(
+        "--months",
+        nargs=3,
+        default=["2017-01", "2017-02", "2017-03"],
+        help="champion: fit month, calibration month, test month",
+    )
     train.add_argument("--raw", help="folder with the Kaggle files (default: data/raw/kkbox, else the twin)")
     train.add_argument("--scale", default="quick", help="twin scale when no real files are given")
     train.add_argument("--seed", type=int, default=2017)
@@ -275,12 +337,22 @@ def build_parser() -> argparse.ArgumentParser:
     score.set_defaults(func=_churn_score)
 
     exp = churn.add_parser("export-db", help="write the application and analytic databases (SQLite by default)")
-    exp.add_argument("--url", help="SQLAlchemy URL of the application database (default: $STUDY_DB_URL, "
-                                   "else data/db/application.sqlite), e.g. mysql+pymysql://user:pw@host/crm")
-    exp.add_argument("--analytic-url", help="SQLAlchemy URL of the analytic database (default: "
-                                            "$STUDY_ANALYTIC_DB_URL, else beside the application one, name + _analytic)")
-    exp.add_argument("--sample-fraction", type=float, default=0.01,
-                     help="stratified share of the labelled users in the analytic database (the original study: 0.01)")
+    exp.add_argument(
+        "--url",
+        help="SQLAlchemy URL of the application database (default: $STUDY_DB_URL, "
+        "else data/db/application.sqlite), e.g. mysql+pymysql://user:pw@host/crm",
+    )
+    exp.add_argument(
+        "--analytic-url",
+        help="SQLAlchemy URL of the analytic database (default: "
+        "$STUDY_ANALYTIC_DB_URL, else beside the application one, name + _analytic)",
+    )
+    exp.add_argument(
+        "--sample-fraction",
+        type=float,
+        default=0.01,
+        help="stratified share of the labelled users in the analytic database (the original study: 0.01)",
+    )
     exp.add_argument("--sample-seed", type=int, default=40)
     exp.add_argument("--raw", help="folder with the Kaggle files (default: data/raw/kkbox, else the twin)")
     exp.add_argument("--scale", default="quick", help="twin scale when no real files are given")
@@ -299,18 +371,26 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("images", nargs="+", help="image files (JPEG, PNG, …)")
     pred.add_argument("--json", action="store_true", help="print JSON (one object per image)")
     pred.add_argument("--models", help="model folder (default: data/models/doors)")
-    pred.add_argument("--classifier", choices=["finetuned", "transfer", "original_cnn"], default=None,
-                      help="default: the fine-tuned model when trained, else the transfer model")
+    pred.add_argument(
+        "--classifier",
+        choices=["finetuned", "transfer", "original_cnn"],
+        default=None,
+        help="default: the fine-tuned model when trained, else the transfer model",
+    )
     pred.add_argument("--confidence", type=float, default=0.3, help="minimum detector score of a box")
-    pred.add_argument("--state-threshold", type=float, default=0.0,
-                      help="below this probability the state is reported as 'uncertain'")
+    pred.add_argument(
+        "--state-threshold", type=float, default=0.0, help="below this probability the state is reported as 'uncertain'"
+    )
     pred.add_argument("--annotate", metavar="DIR", help="also write annotated images into DIR")
     pred.set_defaults(func=_doors_predict)
 
     dtrain = doors.add_parser("train", help="train the detector and both state classifiers, evaluate, save")
     dtrain.add_argument("--scale", choices=["tiny", "quick", "default", "full"], default="quick")
-    dtrain.add_argument("--source", default="synthetic",
-                        help="'synthetic' (generated scenes) or a DeepDoors2 folder (Train|Valid|Test/Closed|Open|Semi)")
+    dtrain.add_argument(
+        "--source",
+        default="synthetic",
+        help="'synthetic' (generated scenes) or a DeepDoors2 folder (Train|Valid|Test/Closed|Open|Semi)",
+    )
     dtrain.add_argument("--no-real", action="store_true", help="do not use the real photos of ../shared/doors")
     dtrain.add_argument("--cnn-epochs", type=int, help="epochs of the original CNN (default by scale)")
     dtrain.add_argument("--detector-epochs", type=int, help="epochs of the detector head (default by scale)")
@@ -320,11 +400,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     srv = sub.add_parser("serve", help="serve the dashboards (Voilà on 127.0.0.1, token authentication)")
     srv.add_argument("--port", type=int, default=8866)
-    srv.add_argument("--token", help="the access token (visible in `ps`: prefer $STUDY_TOKEN or --token-file; "
-                     "default: a fresh random one written to data/serve-token)")
+    srv.add_argument(
+        "--token",
+        help="the access token (visible in `ps`: prefer $STUDY_TOKEN or --token-file; "
+        "default: a fresh random one written to data/serve-token)",
+    )
     srv.add_argument("--token-file", help="read the access token from this file")
-    srv.add_argument("--max-kernels", type=int, default=8,
-                     help="open pages served at once (each holds a kernel of 300-600 MB); more get a 'busy' page")
+    srv.add_argument(
+        "--max-kernels",
+        type=int,
+        default=8,
+        help="open pages served at once (each holds a kernel of 300-600 MB); more get a 'busy' page",
+    )
     srv.add_argument("--preheat", action="store_true", help="keep one executed kernel ready (faster first render)")
     srv.add_argument("--scale", default="default", help="twin scale used to prepare missing models or database")
     srv.add_argument("--seed", type=int, default=2017)
@@ -336,8 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scale", choices=["quick", "default", "full"], default="default")
     run.add_argument("--params", help="a parameter file instead of params/<scale>.yaml")
     run.add_argument("--only", nargs="*", help="notebook names to run (e.g. 00_data)")
-    run.add_argument("--force", action="store_true",
-                     help="run every step, even those whose inputs, parameters and code are unchanged since their last run")
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="run every step, even those whose inputs, parameters and code are unchanged since their last run",
+    )
     run.add_argument("--quiet", action="store_true", help="no cell-by-cell progress while a notebook runs")
     run.set_defaults(func=_run)
     return p

@@ -1,5 +1,6 @@
 """The numerical runtimes both cases share: PyTorch's CPU thread count and Keras 3 on the PyTorch
 backend. Neutral ground, so that ``study.churn`` and ``study.doors`` never import each other."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Where things live: the repository, its data folders, and the optional ``../shared`` data."""
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ Python rather than shell, so it knows which notebook failed, keeps going only wh
 is sound, and never renders a failed notebook as a report (its stale HTML is removed and the
 index says it failed). Scales are parameter files (``params/<scale>.yaml``), not edits.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -103,8 +104,10 @@ def _reader_html(body: str) -> str:
     body = _INLINE_PLOTLY.sub(f'<script src="{PLOTLY_JS}"></script>', body, count=1)
     body = _INLINE_PLOTLY.sub("", body)
     body = _REMOTE_SCRIPT.sub("", body)
-    toc = "".join(f'<li class="level{level}"><a href="#{anchor}">{re.sub(r"<[^>]+>", "", text).strip()}</a></li>'
-                  for level, anchor, text in _HEADING.findall(body))
+    toc = "".join(
+        f'<li class="level{level}"><a href="#{anchor}">{re.sub(r"<[^>]+>", "", text).strip()}</a></li>'
+        for level, anchor, text in _HEADING.findall(body)
+    )
     body = body.replace("</head>", _READER + "\n</head>", 1)
     body = body.replace('<body class="', '<body class="study-hide-code ', 1)
     return body.replace("<main>", f'<main>\n{_TOGGLE}\n<nav id="study-toc"><b>Contents</b><ul>{toc}</ul></nav>', 1)
@@ -122,7 +125,9 @@ def headline_numbers(executed: Path) -> dict:
 
 
 def _headline_text(numbers: dict) -> str:
-    return "; ".join(f"{name} {value:.3f}" if abs(value) < 10 else f"{name} {value:,.0f}" for name, value in numbers.items())
+    return "; ".join(
+        f"{name} {value:.3f}" if abs(value) < 10 else f"{name} {value:,.0f}" for name, value in numbers.items()
+    )
 
 
 def render_html(executed: Path, target: Path) -> Path:
@@ -148,7 +153,10 @@ def render_html(executed: Path, target: Path) -> Path:
     body, _ = exporter.from_notebook_node(nb)
     target.write_text(_reader_html(body), encoding="utf-8")
     library = Path(plotly.__file__).parent / "package_data" / PLOTLY_JS
-    if not (target.parent / PLOTLY_JS).is_file() or (target.parent / PLOTLY_JS).stat().st_size != library.stat().st_size:
+    if (
+        not (target.parent / PLOTLY_JS).is_file()
+        or (target.parent / PLOTLY_JS).stat().st_size != library.stat().st_size
+    ):
         shutil.copyfile(library, target.parent / PLOTLY_JS)
     return target
 
@@ -162,20 +170,42 @@ def run_notebook(path: Path, params: dict, reports: Path, progress: bool = False
     t0 = time.perf_counter()
     os.environ.setdefault("PLOTLY_RENDERER", PLOTLY_RENDERER)
     # cell n of m and the elapsed time on the terminal (Papermill's tqdm bar), not a silent wait
-    bar = {"desc": f"    {path.stem}", "unit": "cell", "bar_format": "{desc}: cell {n_fmt}/{total_fmt}, {elapsed} elapsed",
-           "mininterval": 0.5 if sys.stderr.isatty() else 30} if progress else False
+    bar = (
+        {
+            "desc": f"    {path.stem}",
+            "unit": "cell",
+            "bar_format": "{desc}: cell {n_fmt}/{total_fmt}, {elapsed} elapsed",
+            "mininterval": 0.5 if sys.stderr.isatty() else 30,
+        }
+        if progress
+        else False
+    )
     try:
-        pm.execute_notebook(str(path), str(executed), parameters=parameters_for(path, params),
-                            kernel_name="python3", cwd=str(path.parent), progress_bar=bar)
+        pm.execute_notebook(
+            str(path),
+            str(executed),
+            parameters=parameters_for(path, params),
+            kernel_name="python3",
+            cwd=str(path.parent),
+            progress_bar=bar,
+        )
     except pm.PapermillExecutionError as exc:
-        return NotebookResult(path.stem, title, summary, False, time.perf_counter() - t0,
-                              error=f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
+        return NotebookResult(
+            path.stem,
+            title,
+            summary,
+            False,
+            time.perf_counter() - t0,
+            error=f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}",
+        )
     except Exception as exc:  # kernel died, notebook unreadable …: still a failure of this notebook
-        return NotebookResult(path.stem, title, summary, False, time.perf_counter() - t0,
-                              error=f"{type(exc).__name__}: {exc}")
+        return NotebookResult(
+            path.stem, title, summary, False, time.perf_counter() - t0, error=f"{type(exc).__name__}: {exc}"
+        )
     render_html(executed, target)
-    return NotebookResult(path.stem, title, summary, True, time.perf_counter() - t0, html=target,
-                          headline=headline_numbers(executed))
+    return NotebookResult(
+        path.stem, title, summary, True, time.perf_counter() - t0, html=target, headline=headline_numbers(executed)
+    )
 
 
 def write_index(result: StudyResult, reports: Path, notebooks: list[Path] = ()) -> Path:
@@ -187,8 +217,17 @@ def write_index(result: StudyResult, reports: Path, notebooks: list[Path] = ()) 
         if path.stem not in done:
             title, summary = notebook_info(path)
             html_path = reports / f"{path.stem}.html"
-            results.append(NotebookResult(path.stem, title, summary, True, 0.0,
-                                          html=html_path if html_path.is_file() else None, error="not run"))
+            results.append(
+                NotebookResult(
+                    path.stem,
+                    title,
+                    summary,
+                    True,
+                    0.0,
+                    html=html_path if html_path.is_file() else None,
+                    error="not run",
+                )
+            )
     results.sort(key=lambda r: r.name)
     rows = []
     for r in results:
@@ -200,8 +239,10 @@ def write_index(result: StudyResult, reports: Path, notebooks: list[Path] = ()) 
             status = "not run this time" + (" (earlier report)" if r.html else "")
         else:
             status = "ok" if r.ok else f"<b>FAILED</b>: {html.escape(r.error)}"
-        rows.append(f"<tr><td>{link}</td><td>{html.escape(r.summary)}</td><td>{html.escape(_headline_text(r.headline))}</td>"
-                    f"<td>{status}</td><td>{r.seconds:.0f} s</td></tr>")
+        rows.append(
+            f"<tr><td>{link}</td><td>{html.escape(r.summary)}</td><td>{html.escape(_headline_text(r.headline))}</td>"
+            f"<td>{status}</td><td>{r.seconds:.0f} s</td></tr>"
+        )
     when = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>KKBOX churn and doors study</title>
 <style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto}}td,th{{padding:.4rem .8rem;
@@ -210,7 +251,7 @@ border-bottom:1px solid #ddd;text-align:left;vertical-align:top}}</style></head>
 <p>Scale <b>{html.escape(result.scale)}</b>, run on {when}. Each report opens with what it shows and ends
 with its conclusions in numbers.</p>
 <table><tr><th>report</th><th>what it shows</th><th>headline numbers</th><th>status</th><th>time</th></tr>
-{''.join(rows)}
+{"".join(rows)}
 </table></body></html>"""
     index = reports / "index.html"
     index.write_text(page, encoding="utf-8")
@@ -221,9 +262,18 @@ def discover(notebooks: Path = paths.NOTEBOOKS) -> list[Path]:
     return sorted(p for p in notebooks.glob("[0-9][0-9]_*.ipynb"))
 
 
-def run_study(scale: str = "default", only: list[str] | None = None, params_file: str | Path | None = None,
-              notebooks: Path = paths.NOTEBOOKS, reports: Path = paths.REPORTS, echo=print, force: bool = False,
-              progress: bool = False, records: Path | None = None, code_root: Path | None = None) -> StudyResult:
+def run_study(
+    scale: str = "default",
+    only: list[str] | None = None,
+    params_file: str | Path | None = None,
+    notebooks: Path = paths.NOTEBOOKS,
+    reports: Path = paths.REPORTS,
+    echo=print,
+    force: bool = False,
+    progress: bool = False,
+    records: Path | None = None,
+    code_root: Path | None = None,
+) -> StudyResult:
     """Run the study's steps in order; a step whose inputs, parameters, notebook and package code
     are unchanged since its last successful run, with its products and report intact, is said
     "up to date" and not run again (``force`` runs every step)."""
@@ -248,11 +298,24 @@ def run_study(scale: str = "default", only: list[str] | None = None, params_file
         if check.up_to_date and not force:
             rec = check.record
             title, summary = notebook_info(path)
-            result.results.append(NotebookResult(path.stem, title, summary, True, rec.get("seconds", 0.0), html=outputs[0],
-                                                 headline=rec.get("headline", {}), up_to_date=True,
-                                                 finished=rec.get("finished", "")))
-            echo(f"[{i}/{len(todo)}] {path.stem}: up to date (last run {rec.get('finished', '?')}, "
-                 f"{rec.get('seconds', 0):.0f} s)", flush=True)
+            result.results.append(
+                NotebookResult(
+                    path.stem,
+                    title,
+                    summary,
+                    True,
+                    rec.get("seconds", 0.0),
+                    html=outputs[0],
+                    headline=rec.get("headline", {}),
+                    up_to_date=True,
+                    finished=rec.get("finished", ""),
+                )
+            )
+            echo(
+                f"[{i}/{len(todo)}] {path.stem}: up to date (last run {rec.get('finished', '?')}, "
+                f"{rec.get('seconds', 0):.0f} s)",
+                flush=True,
+            )
             continue
         why = "forced" if force else check.reason
         echo(f"[{i}/{len(todo)}] {path.stem} … ({why})", flush=True)
@@ -263,8 +326,11 @@ def run_study(scale: str = "default", only: list[str] | None = None, params_file
             r.finished = book.steps[path.stem]["finished"]
             echo(f"    ok in {r.seconds:.0f} s → {r.html}", flush=True)
         else:
-            echo(f"    FAILED in {r.seconds:.0f} s: {r.error}\n    executed notebook kept at "
-                 f"{reports / 'executed' / path.name}; later notebooks skipped", flush=True)
+            echo(
+                f"    FAILED in {r.seconds:.0f} s: {r.error}\n    executed notebook kept at "
+                f"{reports / 'executed' / path.name}; later notebooks skipped",
+                flush=True,
+            )
             break
     result.index = write_index(result, reports, everything)
     echo(f"\nReports: {result.index}" + ("" if result.ok else "  (with failures)"), flush=True)

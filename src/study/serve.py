@@ -2,6 +2,7 @@
 on by default); what a dashboard needs (saved models, the application database) is prepared
 first when missing. Settings live in ``dashboards/voila.json`` (execution timeout, kernel
 culling, upload size, no tracebacks)."""
+
 from __future__ import annotations
 
 import os
@@ -26,11 +27,15 @@ def prepare_doors(scale: str = "default", seed: int = 2017, log=print) -> None:
     if not all((doors / part / "model.json").is_file() for part in ("detector", "transfer", "original_cnn")):
         from study.doors.train import train_all
 
-        log(f"preparing: training the door models at scale {scale} into {doors} (notebook 50 saves them when the study runs)")
+        log(
+            f"preparing: training the door models at scale {scale} into {doors} (notebook 50 saves them when the study runs)"
+        )
         train_all("quick" if scale in ("tiny", "quick") else scale, out=doors, seed=seed, echo=log)
 
 
-def prepare_churn(models_dir: Path, scale: str = "default", seed: int = 2017, raw: str | None = None, log=print) -> None:
+def prepare_churn(
+    models_dir: Path, scale: str = "default", seed: int = 2017, raw: str | None = None, log=print
+) -> None:
     """The churn models notebook 30 saved and the database notebook 40 exported are served as they
     are; a missing one is made by the same functions (:mod:`study.churn.served`,
     ``database.export_application``). A database and models from different data are reported."""
@@ -64,8 +69,17 @@ def command(port: int, preheat: bool = False) -> list[str]:
     """The Voilà command line; the token is not on it (``ps`` shows command lines): it travels in
     the child's environment (JUPYTER_TOKEN) and, after the first visit, lives in the HttpOnly
     login cookie."""
-    cmd = [sys.executable, "-m", "study.voila_app", str(paths.DASHBOARDS), "--no-browser", f"--port={port}",
-           "--Voila.ip=127.0.0.1", "--Voila.auto_token=True", "--VoilaConfiguration.show_tracebacks=False"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "study.voila_app",
+        str(paths.DASHBOARDS),
+        "--no-browser",
+        f"--port={port}",
+        "--Voila.ip=127.0.0.1",
+        "--Voila.auto_token=True",
+        "--VoilaConfiguration.show_tracebacks=False",
+    ]
     if preheat:
         cmd += ["--preheat_kernel=True", "--pool_size=1"]
     return cmd
@@ -83,9 +97,17 @@ def stop(proc: subprocess.Popen, grace: float = 15.0) -> int:
         return proc.wait()
 
 
-def serve(port: int = 8866, token: str | None = None, preheat: bool = False, scale: str = "default",
-          seed: int = 2017, raw: str | None = None, no_prepare: bool = False, token_file: str | None = None,
-          max_kernels: int = 8) -> int:
+def serve(
+    port: int = 8866,
+    token: str | None = None,
+    preheat: bool = False,
+    scale: str = "default",
+    seed: int = 2017,
+    raw: str | None = None,
+    no_prepare: bool = False,
+    token_file: str | None = None,
+    max_kernels: int = 8,
+) -> int:
     if not no_prepare:
         prepare(scale, seed, raw)
     if token_file:
@@ -97,8 +119,13 @@ def serve(port: int = 8866, token: str | None = None, preheat: bool = False, sca
         where = f"the token in {write_token(token)} (readable by you only)"
     # dashboards/jupyter holds the offline Voilà template named in voila.json
     jp = os.pathsep.join(p for p in (str(paths.DASHBOARDS / "jupyter"), os.environ.get("JUPYTER_PATH", "")) if p)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JUPYTER_PATH": jp, "JUPYTER_TOKEN": token,
-           "STUDY_MAX_KERNELS": str(max_kernels)}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "JUPYTER_PATH": jp,
+        "JUPYTER_TOKEN": token,
+        "STUDY_MAX_KERNELS": str(max_kernels),
+    }
     env.pop("STUDY_TOKEN", None)
     # Voilà runs in its own process group so that a SIGTERM or SIGINT sent to `study serve` (kill, a
     # service manager, a container stop, Ctrl-C) ends it and its kernels instead of orphaning them.
@@ -112,9 +139,12 @@ def serve(port: int = 8866, token: str | None = None, preheat: bool = False, sca
         _signal_group(proc, signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    print(f"dashboards: http://127.0.0.1:{port}/voila/render/churn_scoring.ipynb?token=TOKEN\n"
-          f"            http://127.0.0.1:{port}/voila/render/door_demo.ipynb?token=TOKEN\n"
-          f"  TOKEN is {where}; after the first visit it lives in the browser's HttpOnly cookie.", flush=True)
+    print(
+        f"dashboards: http://127.0.0.1:{port}/voila/render/churn_scoring.ipynb?token=TOKEN\n"
+        f"            http://127.0.0.1:{port}/voila/render/door_demo.ipynb?token=TOKEN\n"
+        f"  TOKEN is {where}; after the first visit it lives in the browser's HttpOnly cookie.",
+        flush=True,
+    )
     try:
         while proc.poll() is None:
             if "at" in stopping and time.monotonic() - stopping["at"] > 15:

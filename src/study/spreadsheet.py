@@ -6,6 +6,7 @@ may begin with ``+``; every text cell written for a user is therefore prefixed w
 when it begins with one of those characters (numbers stay numbers). The file starts with a UTF-8
 byte-order mark so that Excel reads "≤ 25 %" and "–" as written.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -15,6 +15,7 @@ Why not DVC: its stages would repeat, in ``dvc.yaml``, the parameters and paths 
 already declare, and bring a git-centred workflow and a large dependency for what is a
 comparison of hashes; this module is that comparison.
 """
+
 from __future__ import annotations
 
 import ast
@@ -65,11 +66,17 @@ def placeholders(params: dict) -> dict[str, str | None]:
 
     app = database.app_url(params.get("db_url") or None)
     given = {k: str(v) for k, v in params.items() if isinstance(v, (str, int, float)) and str(v) != ""}
-    return {**given, "raw": str(source.path), "processed": str(data.processed_dir(source)),
-            "app_db": sqlite_file(app),
-            "analytic_db": sqlite_file(database.analytic_url(params.get("analytic_url") or None, app=app)),
-            "models": str(paths.MODELS), "door_models": str(params.get("models_dir") or paths.DOOR_MODELS),
-            "doors_synthetic": str(paths.DOORS_SYNTHETIC), "shared": str(paths.SHARED)}
+    return {
+        **given,
+        "raw": str(source.path),
+        "processed": str(data.processed_dir(source)),
+        "app_db": sqlite_file(app),
+        "analytic_db": sqlite_file(database.analytic_url(params.get("analytic_url") or None, app=app)),
+        "models": str(paths.MODELS),
+        "door_models": str(params.get("models_dir") or paths.DOOR_MODELS),
+        "doors_synthetic": str(paths.DOORS_SYNTHETIC),
+        "shared": str(paths.SHARED),
+    }
 
 
 def resolve(templates: list[str], where: dict[str, str | None]) -> list[Path | None]:
@@ -140,7 +147,7 @@ def _imported(tree: ast.AST, package: str, current: str = "") -> set[str]:
             names.update(a.name for a in node.names if a.name.split(".")[0] == package)
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative import inside the package
-                base = current.split(".")[:-node.level]
+                base = current.split(".")[: -node.level]
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
@@ -230,10 +237,14 @@ class Records:
         parts = {
             "notebook": notebook_source(notebook),
             "parameters": hashlib.sha256(json.dumps(passed, sort_keys=True, default=str).encode()).hexdigest(),
-            "environment": hashlib.sha256((sys.version.split()[0] + (ENVIRONMENT_LOCK.read_text()
-                                           if ENVIRONMENT_LOCK.is_file() else "")).encode()).hexdigest(),
-            "package code": hashlib.sha256("".join(
-                f"{p.parent.name}/{p.name}\0{self.hasher.file(p)}\n" for p in package_files(notebook, code_root)).encode()).hexdigest(),
+            "environment": hashlib.sha256(
+                (sys.version.split()[0] + (ENVIRONMENT_LOCK.read_text() if ENVIRONMENT_LOCK.is_file() else "")).encode()
+            ).hexdigest(),
+            "package code": hashlib.sha256(
+                "".join(
+                    f"{p.parent.name}/{p.name}\0{self.hasher.file(p)}\n" for p in package_files(notebook, code_root)
+                ).encode()
+            ).hexdigest(),
         }
         for template, path in zip(decl.reads, resolve(decl.reads, where)):
             parts[f"reads {template}"] = self.hasher.tree(path)
@@ -246,7 +257,9 @@ class Records:
         found.update({f"report {p.name}": self.hasher.tree(p) for p in outputs})
         return found
 
-    def check(self, notebook: Path, passed: dict, where: dict, outputs: list[Path], code_root: Path | None = None) -> Check:
+    def check(
+        self, notebook: Path, passed: dict, where: dict, outputs: list[Path], code_root: Path | None = None
+    ) -> Check:
         key, parts = self.fingerprint(notebook, passed, where, code_root)
         record = self.steps.get(notebook.stem)
         if record is None:
@@ -262,11 +275,17 @@ class Records:
             return Check(False, "product changed or missing: " + ", ".join(moved), key, record)
         return Check(True, "up to date", key, record)
 
-    def remember(self, notebook: Path, passed: dict, where: dict, outputs: list[Path], shown: dict,
-                 code_root: Path | None = None) -> None:
+    def remember(
+        self, notebook: Path, passed: dict, where: dict, outputs: list[Path], shown: dict, code_root: Path | None = None
+    ) -> None:
         """After a successful run: the fingerprint taken now (a step that made its own input, like
         the twin, is then current) and its products."""
         key, parts = self.fingerprint(notebook, passed, where, code_root)
-        self.steps[notebook.stem] = {"key": key, "parts": parts, "products": self.products(notebook, where, outputs),
-                                     "finished": dt.datetime.now().isoformat(timespec="seconds"), **shown}
+        self.steps[notebook.stem] = {
+            "key": key,
+            "parts": parts,
+            "products": self.products(notebook, where, outputs),
+            "finished": dt.datetime.now().isoformat(timespec="seconds"),
+            **shown,
+        }
         self.save()

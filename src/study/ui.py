@@ -1,6 +1,7 @@
 """Presentation helpers shared by the Voilà dashboards: escaped tables, static charts, messages,
 and the guard that turns any failure of a callback into a sentence in the page (never a
 traceback; the traceback goes to the server log only)."""
+
 from __future__ import annotations
 
 import html
@@ -46,8 +47,11 @@ def message(text: str, kind: str = "ok") -> str:
 def table_html(df: pd.DataFrame, max_rows: int = 200, float_format: str = "{:,.4g}") -> str:
     """An HTML table with every value escaped (uploaded text never becomes markup)."""
     shown = df.head(max_rows)
-    more = f"<div class='study-note'>showing {max_rows:,} of {len(df):,} rows (download the CSV for all)</div>" \
-        if len(df) > max_rows else ""
+    more = (
+        f"<div class='study-note'>showing {max_rows:,} of {len(df):,} rows (download the CSV for all)</div>"
+        if len(df) > max_rows
+        else ""
+    )
     body = shown.to_html(index=False, escape=True, border=0, float_format=float_format.format, na_rep="")
     return f"<div class='study-table'>{body}</div>{more}"
 
@@ -56,8 +60,14 @@ def spinner():
     """A 'working' bar, hidden until a callback runs (shown and hidden by :func:`guard`)."""
     import ipywidgets as W
 
-    return W.IntProgress(value=1, min=0, max=1, bar_style="info", description="working",
-                         layout=W.Layout(visibility="hidden", width="220px"))
+    return W.IntProgress(
+        value=1,
+        min=0,
+        max=1,
+        bar_style="info",
+        description="working",
+        layout=W.Layout(visibility="hidden", width="220px"),
+    )
 
 
 def limit_upload(upload, max_mb: float) -> None:
@@ -112,8 +122,11 @@ def guard(status_widget, working: str = "Working…", progress=None, clear=()):
         reset(*clear)
         log.error("dashboard callback failed\n%s", traceback.format_exc())
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        status_widget.value = message(f"Something went wrong ({type(exc).__name__}: {first}). "
-                                      "Nothing was changed; please try again or report it.", "error")
+        status_widget.value = message(
+            f"Something went wrong ({type(exc).__name__}: {first}). "
+            "Nothing was changed; please try again or report it.",
+            "error",
+        )
     finally:
         if progress is not None:
             progress.layout.visibility = "hidden"

@@ -13,6 +13,7 @@ few changes a shared dashboard server needs.
 * At most ``STUDY_MAX_KERNELS`` kernels (default 8, about 300–600 MB each) run at once; one more
   page gets a "busy, try again in a minute" page (503) instead of exhausting the machine.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,10 @@ from tornado import web
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 
-BUSY_PAGE = ("<!doctype html><meta charset='utf-8'><title>Busy</title><h2>The dashboards are busy</h2>"
-             "<p>Every place is taken by other open pages. Please try again in a minute.</p>")
+BUSY_PAGE = (
+    "<!doctype html><meta charset='utf-8'><title>Busy</title><h2>The dashboards are busy</h2>"
+    "<p>Every place is taken by other open pages. Please try again in a minute.</p>"
+)
 
 
 def max_kernels() -> int:
@@ -65,8 +68,9 @@ class LogoutHandler(JupyterHandler):
     def get(self):
         self.identity_provider.clear_login_cookie(self)
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish("<!doctype html><title>Signed out</title><p>Signed out. Open the link with the token "
-                    "to sign in again.</p>")
+        self.finish(
+            "<!doctype html><title>Signed out</title><p>Signed out. Open the link with the token to sign in again.</p>"
+        )
 
 
 def same_origin(origin: str | None, host: str | None) -> bool:

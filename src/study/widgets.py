@@ -3,6 +3,7 @@ snapshot button, built on anywidget (an ES module beside an ipywidgets 8 model; 
 from the network). The browser asks the person for permission; when there is no camera, no
 permission, or no secure context (HTTPS or localhost), the widget reports why in ``error``.
 """
+
 from __future__ import annotations
 
 import anywidget

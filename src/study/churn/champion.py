@@ -5,6 +5,7 @@ point-in-time features (fit on the earlier months, test on the last one). The ch
 then fitted on the first month, an isotonic calibration on the second (a later period than the
 training data), and both are evaluated on the last month.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,8 +42,12 @@ def calibrate(pit: pd.DataFrame, name: str, months: list[str]):
     iso.fit(model.predict_proba(x[cal])[:, 1], y[cal])
     raw = model.predict_proba(x[test])[:, 1]
     calibrated = iso.predict(raw)
-    table = pd.DataFrame([{"probabilities": "raw", **evaluation.scores(y[test], raw)},
-                          {"probabilities": "isotonic (fitted on a later month)", **evaluation.scores(y[test], calibrated)}])
+    table = pd.DataFrame(
+        [
+            {"probabilities": "raw", **evaluation.scores(y[test], raw)},
+            {"probabilities": "isotonic (fitted on a later month)", **evaluation.scores(y[test], calibrated)},
+        ]
+    )
     curves = []
     for label, p in [("raw", raw), ("isotonic", calibrated)]:
         frac, mean = calibration_curve(y[test], p, n_bins=10, strategy="quantile")
@@ -51,8 +56,14 @@ def calibrate(pit: pd.DataFrame, name: str, months: list[str]):
     return model, calibration, table, pd.concat(curves, ignore_index=True), (y[test].to_numpy(), calibrated)
 
 
-def train_champion(pit: pd.DataFrame, months: list[str], out_dir: str | Path | None = None, source: str = "",
-                   held_out: set | None = None, extra: dict | None = None):
+def train_champion(
+    pit: pd.DataFrame,
+    months: list[str],
+    out_dir: str | Path | None = None,
+    source: str = "",
+    held_out: set | None = None,
+    extra: dict | None = None,
+):
     """Select, calibrate and save the champion; returns (folder, selection table, calibration table, curves).
     ``held_out``: users left out of every step (the dashboard's test cohorts, :mod:`study.churn.cohorts`)."""
     n_pit, extra = len(pit), dict(extra or {})
@@ -64,21 +75,32 @@ def train_champion(pit: pd.DataFrame, months: list[str], out_dir: str | Path | N
     _, threshold = evaluation.mcc_f1_curve(y_test, p_test)
     cols = list(zoo.pit_matrix(pit.head(1)).columns)
     card = {
-        "name": "champion", "recipe": "pit", "model": name,
+        "name": "champion",
+        "recipe": "pit",
+        "model": name,
         "rule": "lowest log loss under the temporal protocol on point-in-time features",
         "what": f"fitted on {months[0]}, isotonic calibration on {months[1]}, evaluated on {months[-1]}",
         "input": "raw KKBOX tables and a prediction month (point-in-time features, cutoff = its first day)",
-        "data": {"source": source, "rows": int(len(pit)), "sha256 of the training frame": frame_digest(pit),
-                 "held-out users": len(held_out or ()), "held-out rows": int(n_pit - len(pit)),
-                 **({"source sha256": extra.pop("source sha256")} if "source sha256" in extra else {})},
+        "data": {
+            "source": source,
+            "rows": int(len(pit)),
+            "sha256 of the training frame": frame_digest(pit),
+            "held-out users": len(held_out or ()),
+            "held-out rows": int(n_pit - len(pit)),
+            **({"source sha256": extra.pop("source sha256")} if "source sha256" in extra else {}),
+        },
         **extra,
-        "features": cols, "input domain": input_domain(pit[pit.month == months[0]]),
+        "features": cols,
+        "input domain": input_domain(pit[pit.month == months[0]]),
         "selection (temporal protocol)": selection.to_dict(orient="records"),
         "metrics (test month, calibrated)": table.iloc[1].drop("probabilities").to_dict(),
         "metrics (test month, raw)": table.iloc[0].drop("probabilities").to_dict(),
-        "threshold": threshold, "threshold rule": "best point of the MCC-F1 curve on the test month",
+        "threshold": threshold,
+        "threshold rule": "best point of the MCC-F1 curve on the test month",
     }
-    folder = save_model(Path(out_dir) if out_dir else paths.MODELS / "champion", model, cols, card, calibration=calibration)
+    folder = save_model(
+        Path(out_dir) if out_dir else paths.MODELS / "champion", model, cols, card, calibration=calibration
+    )
     return folder, selection, table, curves
 
 

@@ -1,5 +1,6 @@
 """Figures of the churn reports: small multiples, one panel per variable in one grid, where one
 full-width chart per variable would fill pages."""
+
 from __future__ import annotations
 
 import math
@@ -11,9 +12,16 @@ from plotly.subplots import make_subplots
 COLOUR = "#4c78a8"
 
 
-def small_multiples(panels: dict[str, pd.DataFrame], y: str, x: str | None = None, cols: int = 3, title: str = "",
-                    interval: tuple[str, str] | None = None, hover: str | None = None,
-                    panel_height: int = 240) -> go.Figure:
+def small_multiples(
+    panels: dict[str, pd.DataFrame],
+    y: str,
+    x: str | None = None,
+    cols: int = 3,
+    title: str = "",
+    interval: tuple[str, str] | None = None,
+    hover: str | None = None,
+    panel_height: int = 240,
+) -> go.Figure:
     """One bar panel per entry of ``panels`` (panel title → frame): categories from column ``x``
     (default: the frame's first column) shown as text, bar height ``y``, optional error bars from
     the ``interval`` columns (low, high) and a ``hover`` column."""
@@ -21,8 +29,13 @@ def small_multiples(panels: dict[str, pd.DataFrame], y: str, x: str | None = Non
     if not names:
         raise ValueError("no panel to draw")
     rows = math.ceil(len(names) / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.06,
-                        vertical_spacing=min(0.3 / rows + 0.04, 0.15))
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=names,
+        horizontal_spacing=0.06,
+        vertical_spacing=min(0.3 / rows + 0.04, 0.15),
+    )
     for k, name in enumerate(names):
         frame = panels[name]
         column = x or frame.columns[0]
@@ -35,6 +48,5 @@ def small_multiples(panels: dict[str, pd.DataFrame], y: str, x: str | None = Non
             bar.hovertemplate = f"%{{x}}<br>{y} %{{y:.4g}}<br>{hover} %{{customdata[0]:,}}<extra>{name}</extra>"
         fig.add_trace(bar, row=k // cols + 1, col=k % cols + 1)
     fig.update_xaxes(type="category", tickfont_size=9)
-    fig.update_layout(title=title, height=panel_height * rows + 90, margin=dict(t=90, l=40, r=20, b=30),
-                      font_size=11)
+    fig.update_layout(title=title, height=panel_height * rows + 90, margin=dict(t=90, l=40, r=20, b=30), font_size=11)
     return fig

@@ -8,6 +8,7 @@ a stratified ``fraction`` of that month's candidates (so its churn rate is the m
 original protocol's test split (6 %, seed 40). Both saved models are fitted without any cohort user
 (:func:`held_out`): the champion on every month, the original-format model on March.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -21,8 +22,14 @@ MONTHS = ("2017-01", "2017-02", "2017-03")
 FRACTION = 0.06  # the original protocol's test share
 
 
-def test_cohorts(source: RawSource, months=MONTHS, fraction: float = FRACTION, seed: int = 40,
-                 original: pd.DataFrame | None = None, pit: pd.DataFrame | None = None) -> pd.DataFrame:
+def test_cohorts(
+    source: RawSource,
+    months=MONTHS,
+    fraction: float = FRACTION,
+    seed: int = 40,
+    original: pd.DataFrame | None = None,
+    pit: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """msno (full), month and label of each month's held-out users, sorted (``original``, ``pit``:
     the per-user tables of ``source`` when already built)."""
     from study.churn import products  # notebook 20's tables when current, else built
@@ -51,7 +58,12 @@ def test_cohorts(source: RawSource, months=MONTHS, fraction: float = FRACTION, s
     return out.sort_values(["month", "msno"], kind="mergesort").reset_index(drop=True)
 
 
-def held_out(source: RawSource, months=MONTHS, seed: int = 40, original: pd.DataFrame | None = None,
-             pit: pd.DataFrame | None = None) -> set[str]:
+def held_out(
+    source: RawSource,
+    months=MONTHS,
+    seed: int = 40,
+    original: pd.DataFrame | None = None,
+    pit: pd.DataFrame | None = None,
+) -> set[str]:
     """Every cohort user (full msno): the champion is fitted and calibrated without them."""
     return set(test_cohorts(source, months, seed=seed, original=original, pit=pit).msno)

@@ -5,6 +5,7 @@ text is one sentence a stakeholder can act on; nothing here prints or renders.
 Uploads are parsed from bytes in memory (never from the server's disk), validated column by
 column, and never unpickled; tables are shown HTML-escaped by the notebook.
 """
+
 from __future__ import annotations
 
 import base64
@@ -22,24 +23,28 @@ from study.churn import database, evaluation, features, lineage, scoring
 MAX_UPLOAD_MB = 50  # the one limit of a CSV upload (the page, the README and the browser guard read it)
 MAX_ROWS = 500_000
 SHOWN_ROWS = 200  # rows a table shows; their reasons are computed at once, the rest at download
-MODEL_NAMES = {"champion": "champion: a forecast (point-in-time features, calibrated)",
-               "original": "original-format model: not a forecast (sees the renewal)"}
+MODEL_NAMES = {
+    "champion": "champion: a forecast (point-in-time features, calibrated)",
+    "original": "original-format model: not a forecast (sees the renewal)",
+}
 MODEL_NOTES = {
     "champion": "The champion forecasts from what is known on the first day of the month: the last transaction, "
-                "listening and membership before that day.",
+    "listening and membership before that day.",
     "original": "Not a forecast: the original study's model reads each user's latest transaction, which for most "
-                "users is the renewal that decides the label, so it describes who renewed rather than predicting who "
-                "will leave; it reads absolute dates and scores March 2017 only. Use the champion to act before the "
-                "expiry.",
+    "users is the renewal that decides the label, so it describes who renewed rather than predicting who "
+    "will leave; it reads absolute dates and scores March 2017 only. Use the champion to act before the "
+    "expiry.",
 }
 
 
 from study.ui import UserError  # noqa: E402,F401 - one sentence shown by ui.guard
 
+
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class Context:
     """What a dashboard kernel loads once: the database URL and the two saved models."""
+
     db_url: str
     models: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
@@ -47,8 +52,10 @@ class Context:
 
     def model(self, name: str):
         if name not in self.models:
-            raise UserError(f"The {MODEL_NAMES.get(name, name)} is not available: "
-                            + "; ".join(self.problems or [f"no saved model '{name}'"]))
+            raise UserError(
+                f"The {MODEL_NAMES.get(name, name)} is not available: "
+                + "; ".join(self.problems or [f"no saved model '{name}'"])
+            )
         return self.models[name]
 
 
@@ -102,9 +109,17 @@ def with_reasons(ctx: Context, scored: pd.DataFrame, frame: pd.DataFrame, model_
 
 def display_table(scored: pd.DataFrame) -> pd.DataFrame:
     """What a person reads: risk in % rounded to 0.1 (display only; metrics never read it)."""
-    return pd.DataFrame({"msno": scored.msno, "expiry date": scored.expiry_date,
-                         "risk %": np.round(100 * scored.risk.to_numpy(dtype=float), 1), "band": scored.band,
-                         "reason 1": scored.reason_1, "reason 2": scored.reason_2, "reason 3": scored.reason_3})
+    return pd.DataFrame(
+        {
+            "msno": scored.msno,
+            "expiry date": scored.expiry_date,
+            "risk %": np.round(100 * scored.risk.to_numpy(dtype=float), 1),
+            "band": scored.band,
+            "reason 1": scored.reason_1,
+            "reason 2": scored.reason_2,
+            "reason 3": scored.reason_3,
+        }
+    )
 
 
 def month_frame(ctx: Context, year, month, model_name: str) -> pd.DataFrame:
@@ -115,21 +130,27 @@ def month_frame(ctx: Context, year, month, model_name: str) -> pd.DataFrame:
     try:
         m = database.check_month(f"{int(year):04d}-{int(month):02d}")
     except (TypeError, ValueError):
-        raise UserError(f"Pick a year and a month from the lists (got {str(year)[:10]!r}/{str(month)[:10]!r}).") from None
+        raise UserError(
+            f"Pick a year and a month from the lists (got {str(year)[:10]!r}/{str(month)[:10]!r})."
+        ) from None
     model = ctx.model(model_name)
     recipe, allowed = scoring.recipe_of(model), scoring.scored_months(model)
     if allowed is not None and m not in allowed:
-        raise UserError(f"The {MODEL_NAMES[model_name]} reads absolute dates and was trained on "
-                        f"{', '.join(allowed)} expiries: it cannot score {m} (its risks would be meaningless). "
-                        "The champion scores every month.")
+        raise UserError(
+            f"The {MODEL_NAMES[model_name]} reads absolute dates and was trained on "
+            f"{', '.join(allowed)} expiries: it cannot score {m} (its risks would be meaningless). "
+            "The champion scores every month."
+        )
     try:
         frame = database.month_frame(m, ctx.db_url, recipe)
     except database.DatabaseError as exc:
         raise UserError(str(exc)) from None
     if frame.empty:
         have = [x for x in database.available_months(ctx.db_url, recipe) if allowed is None or x in allowed]
-        raise UserError(f"No users expiring in {m} for the {MODEL_NAMES[model_name]}; months available: "
-                        f"{', '.join(have) or 'none'}.")
+        raise UserError(
+            f"No users expiring in {m} for the {MODEL_NAMES[model_name]}; months available: "
+            f"{', '.join(have) or 'none'}."
+        )
     return frame
 
 
@@ -153,14 +174,17 @@ def download_link(df: pd.DataFrame, filename: str) -> str:
     """A download button (an <a download> styled as a button) for the CSV of ``df``."""
     import html
 
-    return (f'<a class="study-download" download="{html.escape(filename)}" href="{csv_data_uri(df)}">'
-            f"⬇ Download all {len(df):,} rows (CSV)</a>")
+    return (
+        f'<a class="study-download" download="{html.escape(filename)}" href="{csv_data_uri(df)}">'
+        f"⬇ Download all {len(df):,} rows (CSV)</a>"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Tab 2: upload a processed CSV.
-def parse_upload(name: str, content, require_label: bool = False, max_mb: float = MAX_UPLOAD_MB,
-                 size: int | None = None) -> pd.DataFrame:
+def parse_upload(
+    name: str, content, require_label: bool = False, max_mb: float = MAX_UPLOAD_MB, size: int | None = None
+) -> pd.DataFrame:
     """Bytes of an uploaded file → the validated 33-column frame, or a UserError saying what is wrong.
     ``size``: the size the browser reported (a file over the limit arrives without its content)."""
     raw = bytes(content or b"")
@@ -224,10 +248,15 @@ def _type_problem(text: str) -> str | None:
         raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except Exception:  # noqa: BLE001 — the caller's message stands
         return None
-    whole = {c for c in features.PROCESSED_COLUMNS
-             if features.DATA_DICTIONARY_ORIGINAL.get(c, ("", "", ""))[2] in ("int", "category") and c not in ("gender",)}
+    whole = {
+        c
+        for c in features.PROCESSED_COLUMNS
+        if features.DATA_DICTIONARY_ORIGINAL.get(c, ("", "", ""))[2] in ("int", "category") and c not in ("gender",)
+    }
     whole |= {"is_churn"}
-    numeric = {c for c in features.PROCESSED_COLUMNS if features.DATA_DICTIONARY_ORIGINAL.get(c, ("", "", ""))[2] == "float"}
+    numeric = {
+        c for c in features.PROCESSED_COLUMNS if features.DATA_DICTIONARY_ORIGINAL.get(c, ("", "", ""))[2] == "float"
+    }
     for col in raw.columns:
         if col not in whole | numeric:
             continue
@@ -239,8 +268,13 @@ def _type_problem(text: str) -> str | None:
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             got = cells.iloc[i]
-            what = ("must be 0 or 1" if col == "is_churn" else
-                    "must be a whole number" if col in whole else "must be a number")
+            what = (
+                "must be 0 or 1"
+                if col == "is_churn"
+                else "must be a whole number"
+                if col in whole
+                else "must be a number"
+            )
             shown = "an empty cell" if got == "" else repr(got[:30])
             return f"{col} {what}; got {shown} on line {i + 2}"
     return None
@@ -297,8 +331,9 @@ def check_money(threshold, offer_cost=50.0, save_rate=0.3, revenue=1788.0) -> No
     _number("revenue per saved customer", revenue, 0)
 
 
-def performance(y, p, threshold: float = 0.5, offer_cost: float = 50.0, save_rate: float = 0.3,
-                revenue: float = 1788.0) -> Performance:
+def performance(
+    y, p, threshold: float = 0.5, offer_cost: float = 50.0, save_rate: float = 0.3, revenue: float = 1788.0
+) -> Performance:
     from sklearn.calibration import calibration_curve
     from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
@@ -310,8 +345,11 @@ def performance(y, p, threshold: float = 0.5, offer_cost: float = 50.0, save_rat
         raise UserError("The labels hold a single class: performance needs churners and non-churners.")
     check_money(threshold, offer_cost, save_rate, revenue)
     s = evaluation.scores(y, p, threshold)
-    cm = pd.DataFrame(confusion_matrix(y, p >= threshold, labels=[0, 1]),
-                      index=["stayed", "churned"], columns=["predicted stay", "predicted churn"])
+    cm = pd.DataFrame(
+        confusion_matrix(y, p >= threshold, labels=[0, 1]),
+        index=["stayed", "churned"],
+        columns=["predicted stay", "predicted churn"],
+    )
     fpr, tpr, _ = roc_curve(y, p)
     prec, rec, _ = precision_recall_curve(y, p)
     frac, mean = calibration_curve(y, p, n_bins=10, strategy="quantile")
@@ -320,9 +358,17 @@ def performance(y, p, threshold: float = 0.5, offer_cost: float = 50.0, save_rat
     rbo = pd.DataFrame({"risk": p, "outcome": outcome})
     rbo = rbo[rbo.outcome != ""].reset_index(drop=True)
     profit = float(evaluation.contact_gain(y[pred], save_rate, revenue, offer_cost).sum())
-    return Performance(s, cm, pd.DataFrame({"false positive rate": fpr, "true positive rate": tpr}),
-                       pd.DataFrame({"recall": rec, "precision": prec}),
-                       pd.DataFrame({"mean predicted": mean, "observed churn": frac}), rbo, profit, threshold, len(y))
+    return Performance(
+        s,
+        cm,
+        pd.DataFrame({"false positive rate": fpr, "true positive rate": tpr}),
+        pd.DataFrame({"recall": rec, "precision": prec}),
+        pd.DataFrame({"mean predicted": mean, "observed churn": frac}),
+        rbo,
+        profit,
+        threshold,
+        len(y),
+    )
 
 
 def evaluate_month(ctx: Context, year, month, model_name: str, threshold: float, **money) -> Performance:
@@ -332,7 +378,9 @@ def evaluate_month(ctx: Context, year, month, model_name: str, threshold: float,
     return performance(y, p, threshold, **money)
 
 
-def evaluate_upload(ctx: Context, name: str, content, threshold: float, size: int | None = None, **money) -> Performance:
+def evaluate_upload(
+    ctx: Context, name: str, content, threshold: float, size: int | None = None, **money
+) -> Performance:
     check_money(threshold, **money)
     frame = parse_upload(name, content, require_label=True, size=size)
     _, y, p = scoring.labelled_metrics(score_frame(ctx, frame, "original", reasons_for=0), frame, threshold)
@@ -368,8 +416,11 @@ WHAT_IF_CHOICES = ("payment method", "auto-renew", "cancelled", "city", "registr
 def describe_domain(domain: dict) -> str:
     """The allowed values of the numeric what-if inputs, as one line for the page."""
     parts = [f"{name} {d['min']:g}–{d['max']:g}" for name, d in domain.items() if "max" in d]
-    return "Allowed (what the model saw in training): " + "; ".join(parts) + (
-        "; age may also be -1 (unknown)." if "age" in domain else ".")
+    return (
+        "Allowed (what the model saw in training): "
+        + "; ".join(parts)
+        + ("; age may also be -1 (unknown)." if "age" in domain else ".")
+    )
 
 
 def _column(ctx: Context, name: str, model_name: str) -> str:
@@ -480,14 +531,22 @@ def what_if(ctx: Context, base: pd.Series, inputs: dict, model_name: str) -> dic
 
     up = [describe(c, x.iloc[0][c], v, capital=False) for c, v in contrib.items() if v > 0][:2]
     down = [describe(c, x.iloc[0][c], v, capital=False) for c, v in contrib.items() if v < 0][:1]
-    sentence = (f"Estimated churn risk {100 * p:.0f} % (band {band}). "
-                + (f"Pushing it up most: {'; '.join(up)}. " if up else "")
-                + (f"Pulling it down most: {down[0]}. " if down else "")
-                + "This is what the model associates with such customers, not the effect a change would cause.")
+    sentence = (
+        f"Estimated churn risk {100 * p:.0f} % (band {band}). "
+        + (f"Pushing it up most: {'; '.join(up)}. " if up else "")
+        + (f"Pulling it down most: {down[0]}. " if down else "")
+        + "This is what the model associates with such customers, not the effect a change would cause."
+    )
     labels = pd.Series([describe(c, x.iloc[0][c], v) for c, v in contrib.items()], index=contrib.index)
     truth = base.get("is_churn")
-    return {"risk": p, "band": band, "sentence": sentence, "contributions": contrib.head(12),
-            "labels": labels.head(12), "true label": None if truth is None or pd.isna(truth) else int(truth)}
+    return {
+        "risk": p,
+        "band": band,
+        "sentence": sentence,
+        "contributions": contrib.head(12),
+        "labels": labels.head(12),
+        "true label": None if truth is None or pd.isna(truth) else int(truth),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -502,5 +561,11 @@ def about(ctx: Context) -> dict:
     except Exception as exc:  # noqa: BLE001
         meta, counts = {"problem": _short(exc)}, pd.DataFrame()
     cards = {name: m.card for name, m in ctx.models.items()}
-    return {"data": meta, "counts": counts, "models": cards, "problems": list(ctx.problems),
-            "lineage": lineage.table(meta, cards), "mismatches": lineage.mismatches(meta, cards)}
+    return {
+        "data": meta,
+        "counts": counts,
+        "models": cards,
+        "problems": list(ctx.problems),
+        "lineage": lineage.table(meta, cards),
+        "mismatches": lineage.mismatches(meta, cards),
+    }

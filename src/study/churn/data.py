@@ -6,6 +6,7 @@ reader: DuckDB parses the CSV with the exact Kaggle types (fast, out of core), t
 schema checks values. A malformed file raises :class:`RawDataError` whose message names the file,
 the column and the problem, never a bare parser traceback.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,21 +23,46 @@ from study import paths
 # Kaggle columns and DuckDB types, in file order.
 COLUMNS: dict[str, dict[str, str]] = {
     "train": {"msno": "VARCHAR", "is_churn": "BIGINT"},
-    "members": {"msno": "VARCHAR", "city": "BIGINT", "bd": "BIGINT", "gender": "VARCHAR",
-                "registered_via": "BIGINT", "registration_init_time": "BIGINT"},
-    "transactions": {"msno": "VARCHAR", "payment_method_id": "BIGINT", "payment_plan_days": "BIGINT",
-                     "plan_list_price": "BIGINT", "actual_amount_paid": "BIGINT", "is_auto_renew": "BIGINT",
-                     "transaction_date": "BIGINT", "membership_expire_date": "BIGINT", "is_cancel": "BIGINT"},
-    "user_logs": {"msno": "VARCHAR", "date": "BIGINT", "num_25": "BIGINT", "num_50": "BIGINT",
-                  "num_75": "BIGINT", "num_985": "BIGINT", "num_100": "BIGINT", "num_unq": "BIGINT",
-                  "total_secs": "DOUBLE"},
+    "members": {
+        "msno": "VARCHAR",
+        "city": "BIGINT",
+        "bd": "BIGINT",
+        "gender": "VARCHAR",
+        "registered_via": "BIGINT",
+        "registration_init_time": "BIGINT",
+    },
+    "transactions": {
+        "msno": "VARCHAR",
+        "payment_method_id": "BIGINT",
+        "payment_plan_days": "BIGINT",
+        "plan_list_price": "BIGINT",
+        "actual_amount_paid": "BIGINT",
+        "is_auto_renew": "BIGINT",
+        "transaction_date": "BIGINT",
+        "membership_expire_date": "BIGINT",
+        "is_cancel": "BIGINT",
+    },
+    "user_logs": {
+        "msno": "VARCHAR",
+        "date": "BIGINT",
+        "num_25": "BIGINT",
+        "num_50": "BIGINT",
+        "num_75": "BIGINT",
+        "num_985": "BIGINT",
+        "num_100": "BIGINT",
+        "num_unq": "BIGINT",
+        "total_secs": "DOUBLE",
+    },
 }
 # File name → table kind.
 FILES = {
-    "train.csv": "train", "train_v2.csv": "train",
+    "train.csv": "train",
+    "train_v2.csv": "train",
     "members_v3.csv": "members",
-    "transactions.csv": "transactions", "transactions_v2.csv": "transactions",
-    "user_logs.csv": "user_logs", "user_logs_v2.csv": "user_logs",
+    "transactions.csv": "transactions",
+    "transactions_v2.csv": "transactions",
+    "user_logs.csv": "user_logs",
+    "user_logs_v2.csv": "user_logs",
 }
 # The files without which no part of the study runs (the v1 files are optional extras).
 REQUIRED = ("train_v2.csv", "members_v3.csv", "transactions_v2.csv", "user_logs_v2.csv")
@@ -63,8 +89,7 @@ def _is_yyyymmdd(s: pd.Series) -> pd.Series:
 
 
 def _date(name: str) -> pa.Column:
-    return pa.Column("int64", pa.Check(_is_yyyymmdd, element_wise=False,
-                                       error="a valid YYYYMMDD date"), name=name)
+    return pa.Column("int64", pa.Check(_is_yyyymmdd, element_wise=False, error="a valid YYYYMMDD date"), name=name)
 
 
 def _flag() -> pa.Column:
@@ -74,34 +99,55 @@ def _flag() -> pa.Column:
 _MSNO = pa.Column(str, pa.Check.str_matches(MSNO_PATTERN, error="a 44-character base64 msno"))
 
 SCHEMAS: dict[str, pa.DataFrameSchema] = {
-    "train": pa.DataFrameSchema({"msno": _MSNO, "is_churn": _flag()},
-                                unique=["msno"], strict=True, ordered=True),
-    "members": pa.DataFrameSchema({
-        "msno": _MSNO, "city": pa.Column("int64", pa.Check.ge(1)),
-        "bd": pa.Column("int64"),  # the real data has −7168 … 2016: kept, cleaned downstream
-        "gender": pa.Column(str, pa.Check.isin(["male", "female"]), nullable=True),
-        "registered_via": pa.Column("int64", pa.Check.ge(-1)),
-        "registration_init_time": _date("registration_init_time"),
-    }, unique=["msno"], strict=True, ordered=True),
-    "transactions": pa.DataFrameSchema({
-        "msno": _MSNO, "payment_method_id": pa.Column("int64", pa.Check.ge(1)),
-        "payment_plan_days": pa.Column("int64", pa.Check.ge(0)),
-        "plan_list_price": pa.Column("int64", pa.Check.ge(0)),
-        "actual_amount_paid": pa.Column("int64", pa.Check.ge(0)),
-        "is_auto_renew": _flag(), "transaction_date": _date("transaction_date"),
-        "membership_expire_date": _date("membership_expire_date"), "is_cancel": _flag(),
-    }, strict=True, ordered=True),
-    "user_logs": pa.DataFrameSchema({
-        "msno": _MSNO, "date": _date("date"),
-        **{c: pa.Column("int64", pa.Check.ge(0)) for c in ["num_25", "num_50", "num_75", "num_985", "num_100", "num_unq"]},
-        "total_secs": pa.Column("float64"),  # v1 holds negative values (a real oddity)
-    }, strict=True, ordered=True),
+    "train": pa.DataFrameSchema({"msno": _MSNO, "is_churn": _flag()}, unique=["msno"], strict=True, ordered=True),
+    "members": pa.DataFrameSchema(
+        {
+            "msno": _MSNO,
+            "city": pa.Column("int64", pa.Check.ge(1)),
+            "bd": pa.Column("int64"),  # the real data has −7168 … 2016: kept, cleaned downstream
+            "gender": pa.Column(str, pa.Check.isin(["male", "female"]), nullable=True),
+            "registered_via": pa.Column("int64", pa.Check.ge(-1)),
+            "registration_init_time": _date("registration_init_time"),
+        },
+        unique=["msno"],
+        strict=True,
+        ordered=True,
+    ),
+    "transactions": pa.DataFrameSchema(
+        {
+            "msno": _MSNO,
+            "payment_method_id": pa.Column("int64", pa.Check.ge(1)),
+            "payment_plan_days": pa.Column("int64", pa.Check.ge(0)),
+            "plan_list_price": pa.Column("int64", pa.Check.ge(0)),
+            "actual_amount_paid": pa.Column("int64", pa.Check.ge(0)),
+            "is_auto_renew": _flag(),
+            "transaction_date": _date("transaction_date"),
+            "membership_expire_date": _date("membership_expire_date"),
+            "is_cancel": _flag(),
+        },
+        strict=True,
+        ordered=True,
+    ),
+    "user_logs": pa.DataFrameSchema(
+        {
+            "msno": _MSNO,
+            "date": _date("date"),
+            **{
+                c: pa.Column("int64", pa.Check.ge(0))
+                for c in ["num_25", "num_50", "num_75", "num_985", "num_100", "num_unq"]
+            },
+            "total_secs": pa.Column("float64"),  # v1 holds negative values (a real oddity)
+        },
+        strict=True,
+        ordered=True,
+    ),
 }
 
 
 @dataclass(frozen=True)
 class RawSource:
     """Where the raw files come from: the real release or a generated twin."""
+
     path: Path
     kind: str  # "real" or "twin"
     scale: str | None = None
@@ -140,8 +186,13 @@ def _twin_is_current(folder: Path) -> bool:
     return m.get("generator_version") == TWIN_VERSION and m.get("label_rule") == "as released"
 
 
-def resolve_source(raw_dir: str | Path | None = None, scale: str = "quick", seed: int = 2017,
-                   generate: bool = True, progress: bool = False) -> RawSource:
+def resolve_source(
+    raw_dir: str | Path | None = None,
+    scale: str = "quick",
+    seed: int = 2017,
+    generate: bool = True,
+    progress: bool = False,
+) -> RawSource:
     """The raw data to use: ``raw_dir`` if given, else real files in ``data/raw/kkbox/``, else
     the twin for (scale, seed), generated on first use."""
     if raw_dir:
@@ -159,8 +210,10 @@ def resolve_source(raw_dir: str | Path | None = None, scale: str = "quick", seed
     folder = twin_dir(scale, seed)
     if not _twin_is_current(folder):
         if not generate:
-            raise RawDataError(f"no raw data: put the Kaggle files in {paths.REAL_KKBOX} or run "
-                               f"`study churn synth --scale {scale} --seed {seed}`")
+            raise RawDataError(
+                f"no raw data: put the Kaggle files in {paths.REAL_KKBOX} or run "
+                f"`study churn synth --scale {scale} --seed {seed}`"
+            )
         from study.churn.twin import generate as make_twin
 
         make_twin(folder, scale=scale, seed=seed, progress=progress)
@@ -232,8 +285,7 @@ def read_sql(path: Path, kind: str) -> str:
     """DuckDB expression reading a raw file with its exact Kaggle types (shared with the features)."""
     cols = ", ".join(f"'{c}': '{t}'" for c, t in COLUMNS[kind].items())
     p = path.as_posix().replace("'", "''")
-    return (f"read_csv('{p}', header=true, auto_detect=false, delim=',', quote='\"', "
-            f"columns={{{cols}}}, nullstr='')")
+    return f"read_csv('{p}', header=true, auto_detect=false, delim=',', quote='\"', columns={{{cols}}}, nullstr='')"
 
 
 def _schema_message(path: Path, err: pa.errors.SchemaErrors) -> str:
@@ -251,8 +303,9 @@ def _schema_message(path: Path, err: pa.errors.SchemaErrors) -> str:
     return "\n".join(lines)
 
 
-def read_table(path: str | Path, table: str | None = None, limit: int | None = None,
-               validate: bool = True) -> pd.DataFrame:
+def read_table(
+    path: str | Path, table: str | None = None, limit: int | None = None, validate: bool = True
+) -> pd.DataFrame:
     """Read one raw file (real or twin) into pandas with the Kaggle dtypes, validated.
 
     ``table`` names the kind (train, members, transactions, user_logs) when the file name is not
@@ -288,5 +341,17 @@ def load(source: RawSource, name: str, limit: int | None = None, validate: bool 
     return read_table(source.file(name), limit=limit, validate=validate)
 
 
-__all__ = ["RawDataError", "RawSource", "resolve_source", "read_table", "load", "check_header",
-           "read_sql", "COLUMNS", "FILES", "REQUIRED", "SCHEMAS", "twin_dir"]
+__all__ = [
+    "RawDataError",
+    "RawSource",
+    "resolve_source",
+    "read_table",
+    "load",
+    "check_header",
+    "read_sql",
+    "COLUMNS",
+    "FILES",
+    "REQUIRED",
+    "SCHEMAS",
+    "twin_dir",
+]

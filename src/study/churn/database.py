@@ -15,6 +15,7 @@ feature frames cached per month, the metric history) that the scoring dashboard 
 The code lives in :mod:`study.churn.db`, one module per responsibility (connection, schema,
 raw rows, export, queries, audit, metric log); this module is their single entry point, so
 callers keep one name (``from study.churn import database as db``)."""
+
 from __future__ import annotations
 
 from study.churn.db.audit import rebuild_features, rebuild_raw, verify_round_trip  # noqa: F401

@@ -3,6 +3,7 @@
 All figures come from DuckDB queries over the raw CSVs through the loader's typed reader, so the
 card costs seconds even on the full-size files, real or simulated.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,11 +67,15 @@ class DataCard:
             real_txt = f" (real {real:.2%})" if pd.notna(real) else ""
             out.append(f"Churn in {k}: {c.loc[k, 'churn']:.2%} of {int(c.loc[k, 'users']):,} users{real_txt}.")
         within = (m["ratio to real"].between(0.8, 1.25)).sum()
-        out.append(f"{within} of {len(m)} key marginals lie within ±25 % of the real figure; the furthest is "
-                   f"'{m['ratio to real'].sub(1).abs().idxmax()}' (ratio {m['ratio to real'].loc[m['ratio to real'].sub(1).abs().idxmax()]:.2f}).")
+        out.append(
+            f"{within} of {len(m)} key marginals lie within ±25 % of the real figure; the furthest is "
+            f"'{m['ratio to real'].sub(1).abs().idxmax()}' (ratio {m['ratio to real'].loc[m['ratio to real'].sub(1).abs().idxmax()]:.2f})."
+        )
         lm = self.logs.set_index("column")
-        out.append(f"Daily listening: median num_100 {lm.loc['num_100', 'q50']:.0f} (real 17), median total_secs "
-                   f"{lm.loc['total_secs', 'q50']:.0f} s (real 4583).")
+        out.append(
+            f"Daily listening: median num_100 {lm.loc['num_100', 'q50']:.0f} (real 17), median total_secs "
+            f"{lm.loc['total_secs', 'q50']:.0f} s (real 4583)."
+        )
         return out
 
 
@@ -83,9 +88,15 @@ def build(source: RawSource) -> DataCard:
             if not _has(con, view):
                 continue
             n, users = con.execute(f"SELECT count(*), count(DISTINCT msno) FROM {view}").fetchone()
-            rows.append({"file": name, "rows": n, "unique msno": users,
-                         "MB": round(source.file(name).stat().st_size / 1e6, 1),
-                         "real rows": facts.REAL_ROWS.get(name)})
+            rows.append(
+                {
+                    "file": name,
+                    "rows": n,
+                    "unique msno": users,
+                    "MB": round(source.file(name).stat().st_size / 1e6, 1),
+                    "real rows": facts.REAL_ROWS.get(name),
+                }
+            )
         files = pd.DataFrame(rows)
         files["rows / real"] = (files["rows"] / files["real rows"]).round(4)
 
@@ -110,16 +121,30 @@ def build(source: RawSource) -> DataCard:
             LEFT JOIN members_v3 m USING (msno)
             LEFT JOIN (SELECT DISTINCT msno FROM user_logs_v2) l USING (msno)""").fetchone()
         ours = list(tx) + list(mem) + [days] + list(miss)
-        marginals = pd.DataFrame({"figure": list(facts.REAL_MARGINALS), "data": ours,
-                                  "real": list(facts.REAL_MARGINALS.values())})
+        marginals = pd.DataFrame(
+            {"figure": list(facts.REAL_MARGINALS), "data": ours, "real": list(facts.REAL_MARGINALS.values())}
+        )
         marginals["ratio to real"] = (marginals["data"] / marginals["real"]).round(3)
 
         log_rows = []
         for col, (mean, sd, q25, q50, q75, mx) in facts.REAL_LOG_MARGINALS.items():
             r = con.execute(f"""SELECT avg({col}), stddev({col}), quantile_cont({col}, 0.25), median({col}),
                 quantile_cont({col}, 0.75), max({col}) FROM user_logs_v2""").fetchone()
-            log_rows.append({"column": col, "mean": r[0], "sd": r[1], "q25": r[2], "q50": r[3], "q75": r[4],
-                             "max": r[5], "real mean": mean, "real sd": sd, "real q50": q50, "real max": mx})
+            log_rows.append(
+                {
+                    "column": col,
+                    "mean": r[0],
+                    "sd": r[1],
+                    "q25": r[2],
+                    "q50": r[3],
+                    "q75": r[4],
+                    "max": r[5],
+                    "real mean": mean,
+                    "real sd": sd,
+                    "real q50": q50,
+                    "real max": mx,
+                }
+            )
         logs = pd.DataFrame(log_rows)
 
         odd = []
@@ -129,17 +154,37 @@ def build(source: RawSource) -> DataCard:
         before, epoch = con.execute(f"""SELECT count_if(membership_expire_date < transaction_date),
             count_if(membership_expire_date = 19700101) FROM ({union})""").fetchone()
         real_tx = facts.REAL_ROWS["transactions.csv"] + facts.REAL_ROWS["transactions_v2.csv"]
-        odd.append(("transactions expiring before their date (v1 + v2)", before, before / n_tx,
-                    facts.REAL_ODDITIES["transactions expiring before their date (v1 + v2)"] / real_tx))
-        odd.append(("transactions expiring on 1970-01-01", epoch, epoch / n_tx,
-                    facts.REAL_ODDITIES["transactions expiring on 1970-01-01"] / real_tx))
-        dups = sum(con.execute(f"SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT * FROM {v})) FROM {v}").fetchone()[0]
-                   for v in tx_views)
+        odd.append(
+            (
+                "transactions expiring before their date (v1 + v2)",
+                before,
+                before / n_tx,
+                facts.REAL_ODDITIES["transactions expiring before their date (v1 + v2)"] / real_tx,
+            )
+        )
+        odd.append(
+            (
+                "transactions expiring on 1970-01-01",
+                epoch,
+                epoch / n_tx,
+                facts.REAL_ODDITIES["transactions expiring on 1970-01-01"] / real_tx,
+            )
+        )
+        dups = sum(
+            con.execute(f"SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT * FROM {v})) FROM {v}").fetchone()[0]
+            for v in tx_views
+        )
         odd.append(("exact duplicate rows within a transactions file", dups, dups / n_tx, None))
         if _has(con, "user_logs"):
             neg, n_logs = con.execute("SELECT count_if(total_secs < 0), count(*) FROM user_logs").fetchone()
-            odd.append(("negative total_secs in user_logs.csv", neg, neg / max(n_logs, 1),
-                        facts.REAL_ODDITIES["negative total_secs in user_logs.csv"] / facts.REAL_ROWS["user_logs.csv"]))
+            odd.append(
+                (
+                    "negative total_secs in user_logs.csv",
+                    neg,
+                    neg / max(n_logs, 1),
+                    facts.REAL_ODDITIES["negative total_secs in user_logs.csv"] / facts.REAL_ROWS["user_logs.csv"],
+                )
+            )
         bd_out = con.execute("SELECT count_if(bd < 0 OR bd > 100), count(*) FROM members_v3").fetchone()
         odd.append(("members with bd < 0 or > 100", bd_out[0], bd_out[0] / bd_out[1], None))
         oddities = pd.DataFrame(odd, columns=["oddity", "count", "rate", "real rate"])

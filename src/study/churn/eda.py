@@ -3,6 +3,7 @@
 Each function returns a tidy frame the notebook displays and plots; the numbers in the
 notebook's conclusions come from these frames, never typed by hand.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -23,8 +24,10 @@ def sample_table(source: RawSource, name: str, n: int, seed: int = 2017) -> pd.D
     try:
         con.execute("SET threads TO 1")  # DuckDB's REPEATABLE sample is reproducible single-threaded only
         kind = FILES[name]
-        return con.execute(f"SELECT * FROM {read_sql(source.file(name), kind)} "
-                           f"USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE ({int(seed)})").df()
+        return con.execute(
+            f"SELECT * FROM {read_sql(source.file(name), kind)} "
+            f"USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE ({int(seed)})"
+        ).df()
     finally:
         con.close()
 
@@ -44,10 +47,18 @@ def overview(df: pd.DataFrame) -> pd.DataFrame:
     for c in df.columns:
         s = df[c]
         num = pd.api.types.is_numeric_dtype(s)
-        rows.append({"column": c, "dtype": str(s.dtype), "missing": int(s.isna().sum()),
-                     "missing %": 100 * s.isna().mean(), "distinct": int(s.nunique()),
-                     "min": s.min() if num else None, "median": s.median() if num else None,
-                     "max": s.max() if num else None})
+        rows.append(
+            {
+                "column": c,
+                "dtype": str(s.dtype),
+                "missing": int(s.isna().sum()),
+                "missing %": 100 * s.isna().mean(),
+                "distinct": int(s.nunique()),
+                "min": s.min() if num else None,
+                "median": s.median() if num else None,
+                "max": s.max() if num else None,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -60,9 +71,17 @@ def zscore_outliers(df: pd.DataFrame, columns, limit: float = 3.0) -> tuple[pd.D
         x = df[c].astype("float64")
         capped[c], out = features.cap_outliers(x, limit)
         med = x[~out].median()
-        rows.append({"column": c, "outlier cells": int(out.sum()), "share %": 100 * out.mean(),
-                     "upper tail": int((out & (x > x.mean())).sum()), "replacement (median)": med,
-                     "max before": x.max(), "max after": capped[c].max()})
+        rows.append(
+            {
+                "column": c,
+                "outlier cells": int(out.sum()),
+                "share %": 100 * out.mean(),
+                "upper tail": int((out & (x > x.mean())).sum()),
+                "replacement (median)": med,
+                "max before": x.max(),
+                "max after": capped[c].max(),
+            }
+        )
     return pd.DataFrame(rows), capped
 
 
@@ -81,7 +100,9 @@ def top_counts(df: pd.DataFrame, column: str, top: int = 15) -> pd.DataFrame:
     return df[column].astype(str).value_counts().head(top).rename_axis(column).reset_index(name="rows")
 
 
-def churn_by(df: pd.DataFrame, column: str, label: str = "is_churn", min_users: int = 1, top: int | None = 15) -> pd.DataFrame:
+def churn_by(
+    df: pd.DataFrame, column: str, label: str = "is_churn", min_users: int = 1, top: int | None = 15
+) -> pd.DataFrame:
     """Churn rate per category with its 95 % Wilson interval, most frequent categories first."""
     g = df.groupby(column, dropna=False)[label].agg(users="size", churners="sum").reset_index()
     g = g[g.users >= min_users].sort_values("users", ascending=False)
@@ -104,9 +125,19 @@ def churn_tests(df: pd.DataFrame, columns, label: str = "is_churn") -> pd.DataFr
             t, p_t = stats.ttest_ind(a, b, equal_var=False)
         pooled = np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
         u, p_u = stats.mannwhitneyu(a, b, alternative="two-sided")
-        rows.append({"column": c, "mean churners": a.mean(), "mean stayers": b.mean(),
-                     "Welch t": t, "p (t)": p_t, "Cohen d": (a.mean() - b.mean()) / pooled if pooled > 0 else 0.0,
-                     "Mann-Whitney U": u, "p (U)": p_u, "rank-biserial r": 1 - 2 * u / (len(a) * len(b))})
+        rows.append(
+            {
+                "column": c,
+                "mean churners": a.mean(),
+                "mean stayers": b.mean(),
+                "Welch t": t,
+                "p (t)": p_t,
+                "Cohen d": (a.mean() - b.mean()) / pooled if pooled > 0 else 0.0,
+                "Mann-Whitney U": u,
+                "p (U)": p_u,
+                "rank-biserial r": 1 - 2 * u / (len(a) * len(b)),
+            }
+        )
     return pd.DataFrame(rows).sort_values("Cohen d", key=np.abs, ascending=False).reset_index(drop=True)
 
 
@@ -115,8 +146,11 @@ def anova_ranking(x: pd.DataFrame, y) -> pd.DataFrame:
     x = x.fillna(0)
     x = x.loc[:, x.nunique() > 1]  # constant columns (absent categories) carry no F
     f, p = f_classif(x, y)
-    return (pd.DataFrame({"feature": x.columns, "F": f, "p": p})
-            .sort_values("F", ascending=False, na_position="last").reset_index(drop=True))
+    return (
+        pd.DataFrame({"feature": x.columns, "F": f, "p": p})
+        .sort_values("F", ascending=False, na_position="last")
+        .reset_index(drop=True)
+    )
 
 
 def correlations(df: pd.DataFrame, columns) -> pd.DataFrame:

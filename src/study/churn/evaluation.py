@@ -4,6 +4,7 @@ The metrics are scikit-learn's (tested against it); the thresholds are ours: the
 best point (the original study lifted recall with it) and the threshold that maximises the expected
 profit of a retention offer, plus precision and lift when only K customers can be contacted.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -81,8 +82,9 @@ def profit_curve(y, p, offer_cost: float, save_rate: float, revenue) -> tuple[pd
     gain = contact_gain(y[order], save_rate, rev[order], offer_cost)
     last = np.r_[np.flatnonzero(np.diff(ps) != 0), len(ps) - 1]
     profit = np.cumsum(gain)[last]
-    curve = pd.DataFrame({"threshold": np.r_[np.inf, ps[last]], "contacted": np.r_[0, last + 1],
-                          "profit": np.r_[0.0, profit]})
+    curve = pd.DataFrame(
+        {"threshold": np.r_[np.inf, ps[last]], "contacted": np.r_[0, last + 1], "profit": np.r_[0.0, profit]}
+    )
     best = float(curve.loc[curve.profit.idxmax(), "threshold"])
     return curve, best
 
@@ -94,5 +96,9 @@ def top_k(y, p, k: int) -> dict:
     top = np.argsort(-np.asarray(p, dtype=float), kind="mergesort")[:k]
     precision = y[top].mean()
     base = y.mean()
-    return {"K": k, "precision at K": float(precision), "churners reached": int(y[top].sum()),
-            "lift at K": float(precision / base) if base > 0 else float("nan")}
+    return {
+        "K": k,
+        "precision at K": float(precision),
+        "churners reached": int(y[top].sum()),
+        "lift at K": float(precision / base) if base > 0 else float("nan"),
+    }

@@ -2,6 +2,7 @@
 
 Only numbers live here; the data card puts them next to the twin's own figures.
 """
+
 from __future__ import annotations
 
 # Kaggle v2 release sizes (FACTS.md section 1).
@@ -55,17 +56,17 @@ REAL_ODDITIES = {
 
 # The original study's validation results (FACTS.md section 4), for the side-by-side table.
 ORIGINAL_RESULTS = [
-    ("tuned XGBoost (lr .05, depth 9, 200 trees)", .9805, .0681, .8060, .9184, .7182, .8012),
-    ("LightGBM default", .9800, .0687, .8043, .9205, .7142, .7999),
-    ("tuned LightGBM", .9797, .0694, .8023, .9190, .7119, .7978),
-    ("MLP 1 (Keras 20-15-10, Adamax)", .9690, .0801, .7729, .9116, .6708, .7698),
-    ("stacking 2 (tuned XGBoost + LightGBM → logistic regression)", .9804, .0817, .8072, .9181, .7203, .8023),
-    ("XGBoost default", .9704, .0830, .7566, .9359, .6349, .7589),
-    ("random forest", .9705, .0996, .7847, .9364, .6753, .7840),
-    ("logistic regression", .9268, .1255, .6606, .8860, .5267, .6679),
-    ("bagging", .9409, .2674, .7974, .9052, .7126, .7916),
-    ("AdaBoost", .9616, .6470, .6842, .8627, .5669, .6837),
-    ("decision tree", .8530, 1.309, .7115, .6960, .7278, .6915),
-    ("Gaussian naive Bayes", .8528, 1.327, .6314, .8155, .5151, .6301),
+    ("tuned XGBoost (lr .05, depth 9, 200 trees)", 0.9805, 0.0681, 0.8060, 0.9184, 0.7182, 0.8012),
+    ("LightGBM default", 0.9800, 0.0687, 0.8043, 0.9205, 0.7142, 0.7999),
+    ("tuned LightGBM", 0.9797, 0.0694, 0.8023, 0.9190, 0.7119, 0.7978),
+    ("MLP 1 (Keras 20-15-10, Adamax)", 0.9690, 0.0801, 0.7729, 0.9116, 0.6708, 0.7698),
+    ("stacking 2 (tuned XGBoost + LightGBM → logistic regression)", 0.9804, 0.0817, 0.8072, 0.9181, 0.7203, 0.8023),
+    ("XGBoost default", 0.9704, 0.0830, 0.7566, 0.9359, 0.6349, 0.7589),
+    ("random forest", 0.9705, 0.0996, 0.7847, 0.9364, 0.6753, 0.7840),
+    ("logistic regression", 0.9268, 0.1255, 0.6606, 0.8860, 0.5267, 0.6679),
+    ("bagging", 0.9409, 0.2674, 0.7974, 0.9052, 0.7126, 0.7916),
+    ("AdaBoost", 0.9616, 0.6470, 0.6842, 0.8627, 0.5669, 0.6837),
+    ("decision tree", 0.8530, 1.309, 0.7115, 0.6960, 0.7278, 0.6915),
+    ("Gaussian naive Bayes", 0.8528, 1.327, 0.6314, 0.8155, 0.5151, 0.6301),
 ]
 ORIGINAL_RESULT_COLUMNS = ["model", "ROC AUC", "log loss", "F1", "precision", "recall", "MCC"]

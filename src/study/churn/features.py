@@ -8,6 +8,7 @@
 * :func:`original_recipe_pandas` is a small pandas reference of the recipe, used by tests and the
   benchmark only (DuckDB is the engine: out of core, ~10x faster at full scale).
 """
+
 from __future__ import annotations
 
 import io
@@ -23,14 +24,43 @@ from study.churn.labels import churn_labels
 
 LOG_METRICS = ["num_25", "num_50", "num_75", "num_985", "num_100", "num_unq", "total_secs"]
 PROCESSED_COLUMNS = [
-    "msno", "payment_method_id", "payment_plan_days", "plan_list_price", "actual_amount_paid",
-    "is_auto_renew", "transaction_date", "membership_expire_date", "is_cancel", "transaction_count",
-    "city", "bd", "gender", "registered_via", "registration_init_time",
-    *[f"{m}Sum" for m in LOG_METRICS], *[f"{m}Mean" for m in LOG_METRICS],
-    "count", "is_churn", "price_per_day", "days_fidelity",
+    "msno",
+    "payment_method_id",
+    "payment_plan_days",
+    "plan_list_price",
+    "actual_amount_paid",
+    "is_auto_renew",
+    "transaction_date",
+    "membership_expire_date",
+    "is_cancel",
+    "transaction_count",
+    "city",
+    "bd",
+    "gender",
+    "registered_via",
+    "registration_init_time",
+    *[f"{m}Sum" for m in LOG_METRICS],
+    *[f"{m}Mean" for m in LOG_METRICS],
+    "count",
+    "is_churn",
+    "price_per_day",
+    "days_fidelity",
 ]
-_INT = ["payment_method_id", "payment_plan_days", "plan_list_price", "actual_amount_paid", "is_auto_renew",
-        "is_cancel", "transaction_count", "city", "bd", "registered_via", "count", "is_churn", "days_fidelity"]
+_INT = [
+    "payment_method_id",
+    "payment_plan_days",
+    "plan_list_price",
+    "actual_amount_paid",
+    "is_auto_renew",
+    "is_cancel",
+    "transaction_count",
+    "city",
+    "bd",
+    "registered_via",
+    "count",
+    "is_churn",
+    "days_fidelity",
+]
 _STR = ["msno", "transaction_date", "membership_expire_date", "gender", "registration_init_time"]
 _FLOAT = [f"{m}Sum" for m in LOG_METRICS] + [f"{m}Mean" for m in LOG_METRICS] + ["price_per_day"]
 Z_LIMIT = 3.0
@@ -58,7 +88,9 @@ def conform(df: pd.DataFrame, with_label: bool = True) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------------
 # The original recipe on DuckDB.
-def connect(threads: int = 2, memory_limit: str | None = None, spill_dir: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    threads: int = 2, memory_limit: str | None = None, spill_dir: str | None = None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB; past ``memory_limit`` it spills to ``spill_dir`` instead of growing."""
     con = duckdb.connect()
     con.execute(f"SET threads TO {int(threads)}")
@@ -87,17 +119,24 @@ def _capped_log_sql() -> str:
     stats = ", ".join(f"avg({m}) AS mu_{m}, stddev_pop({m}) AS sd_{m}" for m in LOG_METRICS)
     z = {m: f"abs(({m} - mu_{m}) / nullif(sd_{m}, 0))" for m in LOG_METRICS}
     meds = ", ".join(f"median({m}) FILTER (WHERE coalesce({z[m]}, 0) <= {Z_LIMIT}) AS med_{m}" for m in LOG_METRICS)
-    capped = ", ".join(f"CASE WHEN coalesce({z[m]}, 0) > {Z_LIMIT} THEN med_{m} ELSE {m}::DOUBLE END AS {m}"
-                       for m in LOG_METRICS)
+    capped = ", ".join(
+        f"CASE WHEN coalesce({z[m]}, 0) > {Z_LIMIT} THEN med_{m} ELSE {m}::DOUBLE END AS {m}" for m in LOG_METRICS
+    )
     return f"""
         stats AS (SELECT {stats} FROM logs),
         meds AS (SELECT {meds} FROM logs, stats),
         capped AS (SELECT msno, {capped} FROM logs, stats, meds)"""
 
 
-def original_recipe(source: RawSource, label_file: str = "train_v2.csv", tx_file: str = "transactions_v2.csv",
-                    log_file: str = "user_logs_v2.csv", threads: int = 2, memory_limit: str = "2GB",
-                    month: str | None = None) -> pd.DataFrame:
+def original_recipe(
+    source: RawSource,
+    label_file: str = "train_v2.csv",
+    tx_file: str = "transactions_v2.csv",
+    log_file: str = "user_logs_v2.csv",
+    threads: int = 2,
+    memory_limit: str = "2GB",
+    month: str | None = None,
+) -> pd.DataFrame:
     """FACTS.md section 3 on DuckDB → the 33-column processed frame (sorted by msno).
 
     ``month`` ("YYYY-MM") keeps only the transactions and log rows dated in that month, as the v2
@@ -134,7 +173,7 @@ def _tx_sql(raw: str, month: str | None) -> str:
     start = pd.Timestamp(f"{month}-01")
     return f"""
         WITH numbered AS (SELECT *, rowid AS pos FROM {raw}),
-        inside AS (SELECT * FROM numbered{_month_filter('transaction_date', month)}),
+        inside AS (SELECT * FROM numbered{_month_filter("transaction_date", month)}),
         prior AS (SELECT * EXCLUDE (rk) FROM (
             SELECT *, row_number() OVER (PARTITION BY msno ORDER BY transaction_date DESC, membership_expire_date DESC, pos) AS rk
             FROM numbered WHERE transaction_date < {start:%Y%m%d} AND is_cancel = 0)
@@ -152,8 +191,9 @@ def _month_filter(column: str, month: str | None) -> str:
     return f" WHERE {column} BETWEEN {start:%Y%m%d} AND {end:%Y%m%d}"
 
 
-def _original_recipe(source: RawSource, label_file: str, tx_file: str, log_file: str, con,
-                     month: str | None = None) -> pd.DataFrame:
+def _original_recipe(
+    source: RawSource, label_file: str, tx_file: str, log_file: str, con, month: str | None = None
+) -> pd.DataFrame:
     try:
         # Materialised so that rowid is the file order ("first on ties" of the latest expiry).
         con.execute(f"CREATE TEMP TABLE raw_tx AS SELECT * FROM {read_sql(source.file(tx_file), 'transactions')}")
@@ -175,19 +215,19 @@ def _original_recipe(source: RawSource, label_file: str, tx_file: str, log_file:
             FROM tx),
         t AS (SELECT * EXCLUDE (rk) FROM ranked WHERE rk = 1),
         m AS (SELECT substr(msno, 11, 12) AS msno, city, bd, gender, registered_via, registration_init_time
-              FROM {read_sql(source.file('members_v3.csv'), 'members')}),
-        y AS (SELECT substr(msno, 11, 12) AS msno, is_churn FROM {read_sql(source.file(label_file), 'train')})
+              FROM {read_sql(source.file("members_v3.csv"), "members")}),
+        y AS (SELECT substr(msno, 11, 12) AS msno, is_churn FROM {read_sql(source.file(label_file), "train")})
         SELECT t.msno, payment_method_id, payment_plan_days, plan_list_price, actual_amount_paid, is_auto_renew,
-               strftime({_ymd('transaction_date')}, '%Y-%m-%d') AS transaction_date,
-               strftime({_ymd('membership_expire_date')}, '%Y-%m-%d') AS membership_expire_date,
+               strftime({_ymd("transaction_date")}, '%Y-%m-%d') AS transaction_date,
+               strftime({_ymd("membership_expire_date")}, '%Y-%m-%d') AS membership_expire_date,
                is_cancel, transaction_count, city,
                CASE WHEN bd > 10 AND bd < 70 THEN bd ELSE -1 END AS bd,
                coalesce(gender, '{UNKNOWN_GENDER}') AS gender, registered_via,
-               strftime({_ymd('registration_init_time')}, '%Y-%m-%d') AS registration_init_time,
-               {', '.join(f'{m}Sum' for m in LOG_METRICS)}, {', '.join(f'{m}Mean' for m in LOG_METRICS)},
+               strftime({_ymd("registration_init_time")}, '%Y-%m-%d') AS registration_init_time,
+               {", ".join(f"{m}Sum" for m in LOG_METRICS)}, {", ".join(f"{m}Mean" for m in LOG_METRICS)},
                count, is_churn,
                CASE WHEN payment_plan_days = 0 THEN 0.0 ELSE plan_list_price / payment_plan_days END AS price_per_day,
-               abs(date_diff('day', {_ymd('registration_init_time')}, {_ymd('membership_expire_date')})) AS days_fidelity
+               abs(date_diff('day', {_ymd("registration_init_time")}, {_ymd("membership_expire_date")})) AS days_fidelity
         FROM t JOIN m USING (msno) JOIN agg USING (msno) JOIN y USING (msno)
         ORDER BY t.msno"""
         df = con.execute(sql).df()
@@ -223,17 +263,27 @@ def _read_pandas(source: RawSource, name: str) -> pd.DataFrame:
 
     types = {"BIGINT": "int64", "DOUBLE": "float64", "VARCHAR": object}
     kind = FILES.get(name, "train")
-    return pd.read_csv(source.file(name), dtype={c: types[t] for c, t in COLUMNS[kind].items()},
-                       keep_default_na=False, na_values={"gender": [""]})
+    return pd.read_csv(
+        source.file(name),
+        dtype={c: types[t] for c, t in COLUMNS[kind].items()},
+        keep_default_na=False,
+        na_values={"gender": [""]},
+    )
 
 
-def original_recipe_pandas(source: RawSource, label_file: str = "train_v2.csv",
-                           tx_file: str = "transactions_v2.csv", log_file: str = "user_logs_v2.csv") -> pd.DataFrame:
+def original_recipe_pandas(
+    source: RawSource,
+    label_file: str = "train_v2.csv",
+    tx_file: str = "transactions_v2.csv",
+    log_file: str = "user_logs_v2.csv",
+) -> pd.DataFrame:
     logs = _cap_pandas(_read_pandas(source, log_file))
     logs["msno"] = short_msno(logs["msno"])
     g = logs.groupby("msno")
-    agg = pd.concat([g[LOG_METRICS].sum().add_suffix("Sum"), g[LOG_METRICS].mean().add_suffix("Mean"),
-                     g.size().rename("count")], axis=1).reset_index()
+    agg = pd.concat(
+        [g[LOG_METRICS].sum().add_suffix("Sum"), g[LOG_METRICS].mean().add_suffix("Mean"), g.size().rename("count")],
+        axis=1,
+    ).reset_index()
     tx = _read_pandas(source, tx_file)
     tx["msno"] = short_msno(tx["msno"])
     tx["transaction_count"] = tx.groupby("msno")["msno"].transform("size")
@@ -245,8 +295,9 @@ def original_recipe_pandas(source: RawSource, label_file: str = "train_v2.csv",
     df = tx.merge(members, on="msno").merge(agg, on="msno").merge(labels, on="msno")
     expire = parse_yyyymmdd(df.membership_expire_date, errors="raise")
     reg = parse_yyyymmdd(df.registration_init_time, errors="raise")
-    df["price_per_day"] = np.where(df.payment_plan_days == 0, 0.0,
-                                   df.plan_list_price / df.payment_plan_days.where(df.payment_plan_days != 0, 1))
+    df["price_per_day"] = np.where(
+        df.payment_plan_days == 0, 0.0, df.plan_list_price / df.payment_plan_days.where(df.payment_plan_days != 0, 1)
+    )
     df["days_fidelity"] = (expire - reg).dt.days.abs()
     df["bd"] = df.bd.where((df.bd > 10) & (df.bd < 70), -1)
     df["gender"] = df.gender.fillna(UNKNOWN_GENDER)
@@ -279,7 +330,6 @@ def original_model_matrix(df: pd.DataFrame) -> pd.DataFrame:
     return x
 
 
-
 # ---------------------------------------------------------------------------------------------
 # Reading and writing the processed CSV format (the original study's app format).
 def _processed_schema(with_label: bool) -> pa.DataFrameSchema:
@@ -291,7 +341,8 @@ def _processed_schema(with_label: bool) -> pa.DataFrameSchema:
         "plan_list_price": pa.Column("int64", pa.Check.between(0, 10_000)),
         "actual_amount_paid": pa.Column("int64", pa.Check.between(0, 10_000)),
         "is_auto_renew": pa.Column("int64", pa.Check.isin([0, 1])),
-        "transaction_date": date, "membership_expire_date": date,
+        "transaction_date": date,
+        "membership_expire_date": date,
         "is_cancel": pa.Column("int64", pa.Check.isin([0, 1])),
         "transaction_count": pa.Column("int64", pa.Check.ge(1)),
         "city": pa.Column("int64", pa.Check.between(1, 99)),
@@ -359,7 +410,9 @@ def month_labels(source: RawSource, month: str, transactions: pd.DataFrame | Non
     if transactions is None:
         con = connect()
         try:
-            transactions = con.execute(f"SELECT DISTINCT * FROM ({_union(con, source, ['transactions.csv', 'transactions_v2.csv'], 'transactions')})").df()
+            transactions = con.execute(
+                f"SELECT DISTINCT * FROM ({_union(con, source, ['transactions.csv', 'transactions_v2.csv'], 'transactions')})"
+            ).df()
         finally:
             con.close()
     y, m = (int(x) for x in month.split("-"))
@@ -395,8 +448,13 @@ def _log_windows(cut: pd.Timestamp, i: int) -> str:
     return ", ".join(parts)
 
 
-def point_in_time(source: RawSource, months=("2017-02", "2017-03"), threads: int = 2,
-                  labels: dict[str, pd.DataFrame] | None = None, memory_limit: str = "4GB") -> pd.DataFrame:
+def point_in_time(
+    source: RawSource,
+    months=("2017-02", "2017-03"),
+    threads: int = 2,
+    labels: dict[str, pd.DataFrame] | None = None,
+    memory_limit: str = "4GB",
+) -> pd.DataFrame:
     """One row per labelled user and expiry month; every feature from rows dated before the
     month's first day. ``labels`` (month → frame msno, is_churn) overrides :func:`month_labels`.
 
@@ -421,7 +479,8 @@ def point_in_time(source: RawSource, months=("2017-02", "2017-03"), threads: int
                         start = _int_day(min(cuts.values()) - pd.DateOffset(months=1))
                         tx_for_labels = con.execute(
                             f"SELECT * FROM ({_union(con, source, ['transactions.csv', 'transactions_v2.csv'], 'transactions')}) "
-                            f"WHERE transaction_date >= {start}").df()
+                            f"WHERE transaction_date >= {start}"
+                        ).df()
                     labs[m] = month_labels(source, m, tx_for_labels)
             del tx_for_labels
             users = pd.concat([labs[m][["msno"]] for m in months]).drop_duplicates().reset_index(drop=True)
@@ -431,18 +490,18 @@ def point_in_time(source: RawSource, months=("2017-02", "2017-03"), threads: int
             # exact duplicate rows (a real-data oddity) are counted once
             con.execute(f"""CREATE TEMP TABLE tx AS SELECT DISTINCT u.uid, payment_method_id, payment_plan_days, plan_list_price,
                 actual_amount_paid, is_auto_renew, is_cancel,
-                {_ymd('transaction_date')} AS tdate, {_ymd('membership_expire_date')} AS edate
-                FROM ({_union(con, source, history_files, 'transactions')}) t JOIN users u USING (msno)
+                {_ymd("transaction_date")} AS tdate, {_ymd("membership_expire_date")} AS edate
+                FROM ({_union(con, source, history_files, "transactions")}) t JOIN users u USING (msno)
                 WHERE transaction_date < {max_cut}""")
             lo = _int_day(min(cuts.values()) - pd.Timedelta(days=PIT_LOG_HORIZON))
             windows = ", ".join(_log_windows(cuts[m], i) for i, m in enumerate(months))
             con.execute(f"""CREATE TEMP TABLE lagg AS SELECT u.uid, {windows} FROM (
                 SELECT msno, date, greatest(total_secs, 0) AS secs, num_unq, num_25,
                        num_25 + num_50 + num_75 + num_985 + num_100 AS plays
-                FROM ({_union(con, source, ['user_logs.csv', 'user_logs_v2.csv'], 'user_logs')})
+                FROM ({_union(con, source, ["user_logs.csv", "user_logs_v2.csv"], "user_logs")})
                 WHERE date >= {lo} AND date < {max_cut}) l JOIN users u USING (msno) GROUP BY u.uid""")
             con.execute(f"""CREATE TEMP TABLE mem AS SELECT u.uid, m.* EXCLUDE (msno)
-                FROM {read_sql(source.file('members_v3.csv'), 'members')} m JOIN users u USING (msno)""")
+                FROM {read_sql(source.file("members_v3.csv"), "members")} m JOIN users u USING (msno)""")
             for i, m in enumerate(months):
                 lab = labs[m][["msno", "is_churn"]].merge(users, on="msno")
                 con.register("lab", lab)
@@ -464,8 +523,15 @@ def _days_since_listen(last_listen: pd.Series, month: pd.Series) -> pd.Series:
 def _pit_sql(i: int) -> str:
     listen = ", ".join(
         [f"lagg.last_listen_{i} AS last_listen"]
-        + [f"coalesce(lagg.secs_{w}_{i}, 0) AS secs_{w}, coalesce(lagg.days_{w}_{i}, 0) AS days_{w}" for w in PIT_WINDOWS]
-        + [f"coalesce(lagg.{c}_{i}, 0) AS {c}" for c in ("secs_prev30", "days_prev30", "unq_30", "skips_30", "plays_30")])
+        + [
+            f"coalesce(lagg.secs_{w}_{i}, 0) AS secs_{w}, coalesce(lagg.days_{w}_{i}, 0) AS days_{w}"
+            for w in PIT_WINDOWS
+        ]
+        + [
+            f"coalesce(lagg.{c}_{i}, 0) AS {c}"
+            for c in ("secs_prev30", "days_prev30", "unq_30", "skips_30", "plays_30")
+        ]
+    )
     return f"""
 WITH h AS (SELECT tx.* FROM tx JOIN lab USING (uid) WHERE tdate < $cutoff),
 ordered AS (
@@ -504,7 +570,7 @@ SELECT lab.msno, $month AS month, lab.is_churn,
     coalesce(mem.gender, 'unknown') AS gender,
     coalesce(mem.registered_via, 0) AS registered_via,
     CASE WHEN mem.uid IS NULL THEN NULL
-         ELSE date_diff('day', {_ymd('mem.registration_init_time')}, $cutoff) END AS days_since_registration,
+         ELSE date_diff('day', {_ymd("mem.registration_init_time")}, $cutoff) END AS days_since_registration,
     (lagg.last_listen_{i} IS NOT NULL)::INT AS has_logs,
     {listen}
 FROM lab
@@ -533,7 +599,9 @@ def _finish_pit(df: pd.DataFrame) -> pd.DataFrame:
 def pit_dtypes() -> dict[str, str]:
     """column → pandas dtype of the point-in-time set, from the data dictionary (also the SQL schema)."""
     kinds = {"int": "int64", "float": "float64", "str": "str"}
-    return {c: ("str" if c == "gender" else kinds.get(kind, "int64")) for c, (_, _, kind) in DATA_DICTIONARY_PIT.items()}
+    return {
+        c: ("str" if c == "gender" else kinds.get(kind, "int64")) for c, (_, _, kind) in DATA_DICTIONARY_PIT.items()
+    }
 
 
 PIT_CATEGORICAL = ["payment_method_id", "city", "gender", "registered_via"]
@@ -547,13 +615,21 @@ DATA_DICTIONARY_PIT = {
     "plan_list_price": ("list price of the last transaction", "last row", "int"),
     "actual_amount_paid": ("amount paid in the last transaction", "last row", "int"),
     "discount": ("list price minus amount paid (last transaction)", "plan_list_price − actual_amount_paid", "int"),
-    "price_per_day": ("list price per plan day (last transaction)", "plan_list_price / payment_plan_days (0 if 0 days)", "float"),
+    "price_per_day": (
+        "list price per plan day (last transaction)",
+        "plan_list_price / payment_plan_days (0 if 0 days)",
+        "float",
+    ),
     "is_auto_renew": ("auto-renew flag of the last transaction", "last row", "int"),
     "last_is_cancel": ("the last transaction before the cutoff is a cancellation", "last row", "int"),
     "days_to_expiry": ("days from the cutoff to the current expiry", "expiry − cutoff", "int"),
     "days_since_last_transaction": ("recency of the last transaction", "cutoff − last transaction date", "int"),
     "tenure_days": ("days since the first transaction in the files", "cutoff − first transaction date", "int"),
-    "renewed_after_last_cancel": ("no cancellation, or a renewal after the last one", "last renewal > last cancel", "int"),
+    "renewed_after_last_cancel": (
+        "no cancellation, or a renewal after the last one",
+        "last renewal > last cancel",
+        "int",
+    ),
     "n_transactions": ("transactions before the cutoff", "count", "int"),
     "n_renewals_365": ("renewals in the last 365 days", "count of non-cancel rows", "int"),
     "n_cancels": ("cancellations before the cutoff", "count", "int"),
@@ -568,10 +644,17 @@ DATA_DICTIONARY_PIT = {
     "bd": ("age when 10 < bd < 70, else −1", "members, cleaned", "int"),
     "gender": ("male, female or unknown", "members", "category"),
     "registered_via": ("registration channel (0 = no member row)", "members", "category"),
-    "days_since_registration": ("days from registration to the cutoff (−1 unknown)", "cutoff − registration_init_time", "int"),
+    "days_since_registration": (
+        "days from registration to the cutoff (−1 unknown)",
+        "cutoff − registration_init_time",
+        "int",
+    ),
     "has_logs": ("any listening in the 60 days before the cutoff", "flag", "int"),
     "days_since_last_listen": ("recency of listening (61 = none in 60 days)", "cutoff − last log date", "int"),
-    **{f"secs_{w}": (f"seconds listened in the last {w} days", "sum(total_secs), negatives as 0", "float") for w in PIT_WINDOWS},
+    **{
+        f"secs_{w}": (f"seconds listened in the last {w} days", "sum(total_secs), negatives as 0", "float")
+        for w in PIT_WINDOWS
+    },
     **{f"days_{w}": (f"listening days in the last {w} days", "count of log days", "int") for w in PIT_WINDOWS},
     "secs_prev30": ("seconds listened 31–60 days before the cutoff", "sum(total_secs)", "float"),
     "days_prev30": ("listening days 31–60 days before the cutoff", "count", "int"),
@@ -586,13 +669,21 @@ DATA_DICTIONARY_PIT = {
 
 DATA_DICTIONARY_ORIGINAL = {
     "msno": ("user id: characters 10..21 of the msno", "msno[10:22]", "str"),
-    "payment_method_id": ("payment method of the latest-expiry transaction (transactions_v2)", "row with the latest membership_expire_date, first on ties", "category"),
+    "payment_method_id": (
+        "payment method of the latest-expiry transaction (transactions_v2)",
+        "row with the latest membership_expire_date, first on ties",
+        "category",
+    ),
     "payment_plan_days": ("plan length (same row)", "latest-expiry row", "int"),
     "plan_list_price": ("list price (same row)", "latest-expiry row", "int"),
     "actual_amount_paid": ("amount paid (same row)", "latest-expiry row", "int"),
     "is_auto_renew": ("auto-renew flag (same row)", "latest-expiry row", "int"),
     "transaction_date": ("date of that transaction (YYYY-MM-DD)", "latest-expiry row", "date"),
-    "membership_expire_date": ("its expiry date: often AFTER the renewal that decides the label", "latest-expiry row", "date"),
+    "membership_expire_date": (
+        "its expiry date: often AFTER the renewal that decides the label",
+        "latest-expiry row",
+        "date",
+    ),
     "is_cancel": ("cancellation flag (same row)", "latest-expiry row", "int"),
     "transaction_count": ("the user's rows in transactions_v2", "count", "int"),
     "city": ("city", "members_v3", "category"),
@@ -600,12 +691,22 @@ DATA_DICTIONARY_ORIGINAL = {
     "gender": ("male, female or inconnu (missing)", "members_v3", "category"),
     "registered_via": ("registration channel", "members_v3", "category"),
     "registration_init_time": ("registration date (YYYY-MM-DD)", "members_v3", "date"),
-    **{f"{m}Sum": (f"March sum of daily {m} after z-capping", f"sum({m}), cells with |z| > 3 → median", "float") for m in LOG_METRICS},
-    **{f"{m}Mean": (f"March mean of daily {m} after z-capping", f"mean({m}), cells with |z| > 3 → median", "float") for m in LOG_METRICS},
+    **{
+        f"{m}Sum": (f"March sum of daily {m} after z-capping", f"sum({m}), cells with |z| > 3 → median", "float")
+        for m in LOG_METRICS
+    },
+    **{
+        f"{m}Mean": (f"March mean of daily {m} after z-capping", f"mean({m}), cells with |z| > 3 → median", "float")
+        for m in LOG_METRICS
+    },
     "count": ("March log days", "count of log rows", "int"),
     "is_churn": ("label (train_v2.csv)", "the release's labels (twin: as released)", "int"),
     "price_per_day": ("list price per plan day", "plan_list_price / payment_plan_days (0 if 0 days)", "float"),
-    "days_fidelity": ("days between registration and expiry", "|membership_expire_date − registration_init_time|", "int"),
+    "days_fidelity": (
+        "days between registration and expiry",
+        "|membership_expire_date − registration_init_time|",
+        "int",
+    ),
 }
 
 
@@ -613,7 +714,9 @@ def dictionary_frame(d: dict) -> pd.DataFrame:
     return pd.DataFrame([(k, *v) for k, v in d.items()], columns=["column", "meaning", "formula", "type"])
 
 
-def build(source: RawSource, recipe: str, out_dir: str | Path | None = None, months=("2017-02", "2017-03")) -> pd.DataFrame:
+def build(
+    source: RawSource, recipe: str, out_dir: str | Path | None = None, months=("2017-02", "2017-03")
+) -> pd.DataFrame:
     """The CLI's entry: build a recipe's dataset and save it as parquet (and CSV for 'original')."""
     if recipe == "original":
         df = original_recipe(source)

@@ -4,6 +4,7 @@ The twin never samples a churn label: it simulates transactions and derives the 
 rule, exactly as the WSDM Cup organisers derived ``train.csv`` and ``train_v2.csv`` from theirs.
 The same function can relabel real transaction files.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,9 +26,7 @@ def _ordered(tx: pd.DataFrame) -> pd.DataFrame:
     expiry_ns = tx["expire"].astype("int64")
     key = np.where(tx["is_cancel"].to_numpy() == 1, -expiry_ns, expiry_ns)
     return (
-        tx.assign(_key=key)
-        .sort_values(["msno", "tdate", "is_cancel", "_key"], kind="mergesort")
-        .drop(columns="_key")
+        tx.assign(_key=key).sort_values(["msno", "tdate", "is_cancel", "_key"], kind="mergesort").drop(columns="_key")
     )
 
 
@@ -42,7 +41,9 @@ def _frame(transactions: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _outcome(tx: pd.DataFrame, current: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp | None = None) -> pd.DataFrame:
+def _outcome(
+    tx: pd.DataFrame, current: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp | None = None
+) -> pd.DataFrame:
     """Read the rows dated from ``start`` on (before ``end`` when given): cancellations before the
     first renewal move the expiry earlier; the first renewal's gap to the expiry decides (>= 30
     days or none: churn)."""

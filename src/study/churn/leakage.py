@@ -5,6 +5,7 @@ original recipe's latest expiry date and is_cancel partly encode the answer (FAC
 A one-feature model's AUC shows it: the same signal taken before the cutoff (point-in-time) is
 far weaker.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,20 +40,28 @@ def audit(original: pd.DataFrame, pit: pd.DataFrame, month: str = "2017-03") -> 
     rows = [
         ("is_cancel", "latest-expiry row of transactions_v2 (no cutoff)", both["is_cancel"]),
         ("is_cancel", "last transaction before the cutoff", both["last_is_cancel"]),
-        ("expiry date", "membership_expire_date of the latest-expiry row (no cutoff)", _days(both["membership_expire_date"])),
+        (
+            "expiry date",
+            "membership_expire_date of the latest-expiry row (no cutoff)",
+            _days(both["membership_expire_date"]),
+        ),
         ("expiry date", "current expiry before the cutoff (days_to_expiry)", both["days_to_expiry"]),
         ("transaction date", "transaction_date of the latest-expiry row (no cutoff)", _days(both["transaction_date"])),
         ("transaction date", "days since the last transaction before the cutoff", both["days_since_last_transaction"]),
     ]
-    out = pd.DataFrame([{"feature": f, "taken from": how, "one-feature AUC": one_feature_auc(x, y)} for f, how, x in rows])
+    out = pd.DataFrame(
+        [{"feature": f, "taken from": how, "one-feature AUC": one_feature_auc(x, y)} for f, how, x in rows]
+    )
     out.attrs["users"] = len(both)
     return out
 
 
 def churn_by_top_features(original: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Churn by the original study's strongest features, and by the month of the latest expiry."""
-    o = original.assign(expiry_month=original.membership_expire_date.str.slice(0, 7),
-                        transaction_month=original.transaction_date.str.slice(0, 7))
+    o = original.assign(
+        expiry_month=original.membership_expire_date.str.slice(0, 7),
+        transaction_month=original.transaction_date.str.slice(0, 7),
+    )
     out = {}
     for c in ["is_cancel", "is_auto_renew", "payment_plan_days", "expiry_month", "transaction_month"]:
         g = o.groupby(c).is_churn.agg(users="size", churn="mean").reset_index()

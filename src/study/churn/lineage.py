@@ -5,6 +5,7 @@ built from (:func:`source_digest`). The dashboard's About tab shows, for each mo
 was trained on, that hash and the report that describes it, and says plainly when the database it
 scores holds other data than a model was trained on.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,11 +57,26 @@ def table(meta: dict, cards: dict[str, dict]) -> pd.DataFrame:
         d = data_of(card)
         model_hash = d.get("source sha256", "")
         same = "unknown (not recorded)" if not (db_hash and model_hash) else ("yes" if db_hash == model_hash else "NO")
-        rows.append({"model": name, "trained on": d.get("source", "?"), "raw data sha256": model_hash[:16],
-                     "training frame sha256": str(d.get("sha256 of the training frame", ""))[:16],
-                     "described in": card.get("report", NO_REPORT), "same data as the database": same})
-    rows.append({"model": "(database)", "trained on": meta.get("source", "?"), "raw data sha256": db_hash[:16],
-                 "training frame sha256": "", "described in": "reports/40_database.html", "same data as the database": ""})
+        rows.append(
+            {
+                "model": name,
+                "trained on": d.get("source", "?"),
+                "raw data sha256": model_hash[:16],
+                "training frame sha256": str(d.get("sha256 of the training frame", ""))[:16],
+                "described in": card.get("report", NO_REPORT),
+                "same data as the database": same,
+            }
+        )
+    rows.append(
+        {
+            "model": "(database)",
+            "trained on": meta.get("source", "?"),
+            "raw data sha256": db_hash[:16],
+            "training frame sha256": "",
+            "described in": "reports/40_database.html",
+            "same data as the database": "",
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -71,8 +87,10 @@ def mismatches(meta: dict, cards: dict[str, dict]) -> list[str]:
     for name, card in cards.items():
         d = data_of(card)
         if db_hash and d.get("source sha256") and d["source sha256"] != db_hash:
-            out.append(f"The {name} model was trained on other data than the database holds: the model on "
-                       f"{d.get('source', '?')} (raw data {d['source sha256'][:12]}…), the database on "
-                       f"{meta.get('source', '?')} ({db_hash[:12]}…). Its scores and performance here are for data it "
-                       "was not built from; rerun the study (`./run_all.sh`) so both come from the same data.")
+            out.append(
+                f"The {name} model was trained on other data than the database holds: the model on "
+                f"{d.get('source', '?')} (raw data {d['source sha256'][:12]}…), the database on "
+                f"{meta.get('source', '?')} ({db_hash[:12]}…). Its scores and performance here are for data it "
+                "was not built from; rerun the study (`./run_all.sh`) so both come from the same data."
+            )
     return out

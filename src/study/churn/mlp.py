@@ -8,6 +8,7 @@ Early stopping replaces the fixed 320 epochs: 10 % of the training rows (stratif
 held out, training stops after ``patience`` epochs without a better validation loss and the best
 weights are restored. ``history_`` keeps the learning curves.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,16 @@ ORIGINAL_MLPS = {
 class KerasMLP(ClassifierMixin, BaseEstimator):
     """Dense ReLU layers → sigmoid, Adamax, binary cross-entropy, early stopping on a held-out 10 %."""
 
-    def __init__(self, hidden=(20, 15, 10), learning_rate=1e-3, epochs=320, batch_size=256, patience=10,
-                 validation_fraction=0.1, seed=40):
+    def __init__(
+        self,
+        hidden=(20, 15, 10),
+        learning_rate=1e-3,
+        epochs=320,
+        batch_size=256,
+        patience=10,
+        validation_fraction=0.1,
+        seed=40,
+    ):
         self.hidden = hidden
         self.learning_rate = learning_rate
         self.epochs = epochs
@@ -60,8 +69,16 @@ class KerasMLP(ClassifierMixin, BaseEstimator):
         xt, xv, yt, yv = train_test_split(x, y, test_size=self.validation_fraction, stratify=y, random_state=self.seed)
         self.model_ = self._build(x.shape[1])
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)
-        hist = self.model_.fit(xt, yt, validation_data=(xv, yv), epochs=self.epochs, batch_size=self.batch_size,
-                               callbacks=[stop], verbose=0, shuffle=True)
+        hist = self.model_.fit(
+            xt,
+            yt,
+            validation_data=(xv, yv),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            callbacks=[stop],
+            verbose=0,
+            shuffle=True,
+        )
         self.history_ = pd.DataFrame(hist.history).rename_axis("epoch").reset_index()
         self.history_["epoch"] += 1
         self.n_epochs_ = len(self.history_)

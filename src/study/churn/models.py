@@ -6,6 +6,7 @@
   scaler and column lists as JSON), a model card, and a sha256 manifest that the loader checks
   before reading anything: no pickle, and a tampered file is refused.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -22,8 +23,9 @@ from sklearn.model_selection import train_test_split
 SPLIT_NAMES = ("train", "valid", "test")
 
 
-def split_users(df: pd.DataFrame, fractions=(0.70, 0.24, 0.06), seed: int = 40, user: str = "msno",
-                label: str = "is_churn") -> pd.Series:
+def split_users(
+    df: pd.DataFrame, fractions=(0.70, 0.24, 0.06), seed: int = 40, user: str = "msno", label: str = "is_churn"
+) -> pd.Series:
     """'train' / 'valid' / 'test' per row, stratified on each user's label (churned in any month),
     every row of a user on the same side, reproducible for a seed (the original study used 40)."""
     if not np.isclose(sum(fractions), 1.0):
@@ -55,8 +57,12 @@ def _sha256(path: Path) -> str:
 def _versions() -> dict:
     import sklearn
 
-    out = {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
-           "scikit-learn": sklearn.__version__}
+    out = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
     for name in ("xgboost", "lightgbm"):
         try:
             out[name] = __import__(name).__version__
@@ -65,7 +71,9 @@ def _versions() -> dict:
     return out
 
 
-def save_model(folder: str | Path, model, columns: list[str], card: dict, scaler=None, calibration: dict | None = None) -> Path:
+def save_model(
+    folder: str | Path, model, columns: list[str], card: dict, scaler=None, calibration: dict | None = None
+) -> Path:
     """Write ``model`` (a fitted XGBClassifier or LGBMClassifier) in its native format, the
     preprocessing as JSON, the model card, and the manifest of their sha256 digests."""
     folder = Path(folder)
@@ -85,8 +93,11 @@ def save_model(folder: str | Path, model, columns: list[str], card: dict, scaler
     if calibration is not None:
         pre["calibration"] = calibration  # {"kind": "isotonic", "x": [...], "y": [...]}
     (folder / "preprocess.json").write_text(json.dumps(pre, indent=1))
-    full_card = {"saved": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                 "library versions": _versions(), **card}
+    full_card = {
+        "saved": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "library versions": _versions(),
+        **card,
+    }
     (folder / "card.json").write_text(json.dumps(full_card, indent=1, default=str))
     files = [model_file, "preprocess.json", "card.json"]
     (folder / "manifest.json").write_text(json.dumps({"sha256": {f: _sha256(folder / f) for f in files}}, indent=1))
@@ -96,6 +107,7 @@ def save_model(folder: str | Path, model, columns: list[str], card: dict, scaler
 @dataclass
 class ScoringModel:
     """A loaded model: the columns it needs, optional scaling, native booster."""
+
     columns: list[str]
     card: dict
     _predict: object
@@ -160,6 +172,12 @@ def load_model(folder: str | Path) -> ScoringModel:
     else:
         raise ModelIntegrityError(f"{folder}: unknown model kind {pre['kind']!r}")
     scaler = pre.get("scaler")
-    return ScoringModel(pre["columns"], card, predict,
-                        np.asarray(scaler["mean"]) if scaler else None,
-                        np.asarray(scaler["scale"]) if scaler else None, booster, pre.get("calibration"))
+    return ScoringModel(
+        pre["columns"],
+        card,
+        predict,
+        np.asarray(scaler["mean"]) if scaler else None,
+        np.asarray(scaler["scale"]) if scaler else None,
+        booster,
+        pre.get("calibration"),
+    )

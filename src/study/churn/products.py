@@ -6,6 +6,7 @@ data they were built from (its sha256). A reader gets a table only if it was bui
 raw data in use (and, for the point-in-time set, for the months it needs); otherwise the table is
 built from the raw data on the spot, so a notebook run by hand never reads a stale product.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,14 +39,17 @@ def write(source: RawSource, tables: dict[str, pd.DataFrame], folder: str | Path
     stamp = {"source": source.describe(), "source sha256": source_digest(source), "tables": {}}
     for name, frame in tables.items():
         frame.to_parquet(folder / FILES[name], index=False)
-        stamp["tables"][name] = {"rows": int(len(frame)),
-                                 **({"months": sorted(set(frame.month))} if "month" in frame else {})}
+        stamp["tables"][name] = {
+            "rows": int(len(frame)),
+            **({"months": sorted(set(frame.month))} if "month" in frame else {}),
+        }
     (folder / STAMP).write_text(json.dumps(stamp, indent=1))
     return folder
 
 
-def load(source: RawSource, name: str, months=("2017-01", "2017-02", "2017-03"), folder: str | Path | None = None,
-         log=print) -> pd.DataFrame:
+def load(
+    source: RawSource, name: str, months=("2017-01", "2017-02", "2017-03"), folder: str | Path | None = None, log=print
+) -> pd.DataFrame:
     """The table notebook 20 wrote for this raw data, else built now (and said so)."""
     folder = Path(folder) if folder else processed_dir(source)
     why = _unusable(source, name, months, folder)

@@ -5,6 +5,7 @@ Per column: the Kolmogorov-Smirnov statistic (numeric) or the total-variation di
 on the twin's rows scores the real users, next to the same model cross-validated on the real
 sample itself (the ceiling a perfect twin would reach).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from study.churn.features import original_model_matrix
 
 CATEGORICAL = ["payment_method_id", "is_auto_renew", "is_cancel", "city", "gender", "registered_via"]
 DATES = ["transaction_date", "membership_expire_date", "registration_init_time"]
+
+
 def _days(s: pd.Series) -> np.ndarray:
     return (pd.to_datetime(s, format="%Y-%m-%d") - pd.Timestamp("1970-01-01")).dt.days.to_numpy()
 
@@ -42,8 +45,9 @@ def distances(twin: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
 
 
 def _model(seed: int) -> HistGradientBoostingClassifier:
-    return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.06, max_leaf_nodes=31,
-                                          l2_regularization=1.0, random_state=seed)
+    return HistGradientBoostingClassifier(
+        max_iter=300, learning_rate=0.06, max_leaf_nodes=31, l2_regularization=1.0, random_state=seed
+    )
 
 
 @dataclass
@@ -74,27 +78,49 @@ def evaluate(twin: pd.DataFrame, real: pd.DataFrame, seed: int = 40, folds: int 
     xr, yr = original_model_matrix(real), real.is_churn.to_numpy()
     m = _model(seed).fit(xt, yt)
     p = m.predict_proba(xr)[:, 1]
-    rows = [{"protocol": "train on twin, test on real", "ROC AUC": roc_auc_score(yr, p), "log loss": log_loss(yr, p),
-             "train rows": len(xt), "test rows": len(xr)}]
+    rows = [
+        {
+            "protocol": "train on twin, test on real",
+            "ROC AUC": roc_auc_score(yr, p),
+            "log loss": log_loss(yr, p),
+            "train rows": len(xt),
+            "test rows": len(xr),
+        }
+    ]
     oof = np.zeros(len(yr))
     for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(xr, yr):
         oof[te] = _model(seed).fit(xr.iloc[tr], yr[tr]).predict_proba(xr.iloc[te])[:, 1]
-    rows.append({"protocol": f"{folds}-fold CV on the real sample", "ROC AUC": roc_auc_score(yr, oof),
-                 "log loss": log_loss(yr, oof), "train rows": int(len(xr) * (folds - 1) / folds),
-                 "test rows": len(xr)})
+    rows.append(
+        {
+            "protocol": f"{folds}-fold CV on the real sample",
+            "ROC AUC": roc_auc_score(yr, oof),
+            "log loss": log_loss(yr, oof),
+            "train rows": int(len(xr) * (folds - 1) / folds),
+            "test rows": len(xr),
+        }
+    )
     return Realism(dist, churn, pd.DataFrame(rows))
 
 
-def rule_inconsistent_churners(df: pd.DataFrame, month_start: str = "2017-03-01", month_end: str = "2017-04-01") -> dict:
+def rule_inconsistent_churners(
+    df: pd.DataFrame, month_start: str = "2017-03-01", month_end: str = "2017-04-01"
+) -> dict:
     """Churners whose latest-expiry row is a non-cancel transaction dated in the label month and
     running past it. Under the organisers' rule (FACTS.md section 1) such a transaction is the
     renewal that makes a March candidate a stayer, so a labeller following the rule cannot call
     them churners; in the twin this share is ~0 by construction."""
     churners = df[df.is_churn == 1]
-    renewed = ((churners.is_cancel == 0) & (churners.transaction_date >= month_start)
-               & (churners.transaction_date < month_end) & (churners.membership_expire_date >= month_end))
-    return {"churners": int(len(churners)), "with an in-month renewal row": int(renewed.sum()),
-            "share": float(renewed.mean()) if len(churners) else 0.0}
+    renewed = (
+        (churners.is_cancel == 0)
+        & (churners.transaction_date >= month_start)
+        & (churners.transaction_date < month_end)
+        & (churners.membership_expire_date >= month_end)
+    )
+    return {
+        "churners": int(len(churners)),
+        "with an in-month renewal row": int(renewed.sum()),
+        "share": float(renewed.mean()) if len(churners) else 0.0,
+    }
 
 
 def label_signature(df: pd.DataFrame, month_start: str = "2017-03-01", horizon: str = "2017-05-31") -> pd.Series:
@@ -115,17 +141,21 @@ def label_signature(df: pd.DataFrame, month_start: str = "2017-03-01", horizon: 
         return float(y[mask].mean()) if mask.any() else float("nan")
 
     auto = df.is_auto_renew == 1
-    return pd.Series({
-        "users": float(len(df)), "churn": float(y.mean()),
-        "flagged share of churners": float(flagged[y == 1].mean()) if (y == 1).any() else float("nan"),
-        "churn, flagged, expiry by the horizon": rate(early),
-        "  auto-renew": rate(early & auto), "  manual": rate(early & ~auto),
-        "churn, flagged, expiry after the horizon": rate(late),
-        "churn, plans of 90+ days bought in the month": rate(flagged & (df.payment_plan_days >= 90)),
-        "churn, not flagged": rate(~flagged),
-        "share flagged, expiry by the horizon": float(early.mean()),
-        "share flagged, expiry after the horizon": float(late.mean()),
-    })
+    return pd.Series(
+        {
+            "users": float(len(df)),
+            "churn": float(y.mean()),
+            "flagged share of churners": float(flagged[y == 1].mean()) if (y == 1).any() else float("nan"),
+            "churn, flagged, expiry by the horizon": rate(early),
+            "  auto-renew": rate(early & auto),
+            "  manual": rate(early & ~auto),
+            "churn, flagged, expiry after the horizon": rate(late),
+            "churn, plans of 90+ days bought in the month": rate(flagged & (df.payment_plan_days >= 90)),
+            "churn, not flagged": rate(~flagged),
+            "share flagged, expiry by the horizon": float(early.mean()),
+            "share flagged, expiry after the horizon": float(late.mean()),
+        }
+    )
 
 
 DEMOGRAPHIC_TARGET = 0.10  # issue 13: TVD of city, channel, gender and KS of bd against the real sample
@@ -168,12 +198,27 @@ def transfer_original(source, real: pd.DataFrame, seed: int = 40, folds: int = 5
     name, auc, ll, f1, _, _, mcc = facts.ORIGINAL_RESULTS[0]
     keep = ["ROC AUC", "log loss", "F1", "MCC"]
     rows = [
-        {"model": "original-format model trained on the twin → real sample", **{k: on_real[k] for k in keep},
-         "trained on": f"≈{int(twin_rows * 0.7):,} twin users (70 % split)", "scored": f"{len(real):,} real users"},
-        {"model": f"same recipe, {folds}-fold CV on the real sample", **{k: cv[k] for k in keep},
-         "trained on": f"{int(len(real) * (folds - 1) / folds):,} real users per fold", "scored": f"{len(real):,} real users (out of fold)"},
-        {"model": f"original study: {name} (FACTS.md)", "ROC AUC": auc, "log loss": ll, "F1": f1, "MCC": mcc,
-         "trained on": "508,005 real users", "scored": "174,173 real users (validation split)"},
+        {
+            "model": "original-format model trained on the twin → real sample",
+            **{k: on_real[k] for k in keep},
+            "trained on": f"≈{int(twin_rows * 0.7):,} twin users (70 % split)",
+            "scored": f"{len(real):,} real users",
+        },
+        {
+            "model": f"same recipe, {folds}-fold CV on the real sample",
+            **{k: cv[k] for k in keep},
+            "trained on": f"{int(len(real) * (folds - 1) / folds):,} real users per fold",
+            "scored": f"{len(real):,} real users (out of fold)",
+        },
+        {
+            "model": f"original study: {name} (FACTS.md)",
+            "ROC AUC": auc,
+            "log loss": ll,
+            "F1": f1,
+            "MCC": mcc,
+            "trained on": "508,005 real users",
+            "scored": "174,173 real users (validation split)",
+        },
     ]
     return pd.DataFrame(rows)
 

@@ -6,6 +6,7 @@ The wording is data, not code: ``reasons.csv`` beside this module maps each mode
 trailing ``*`` matches one-hot dummies such as ``registered_via_7``) to a value format and two
 sentence templates; an input missing from the table falls back to its column name and value.
 """
+
 from __future__ import annotations
 
 import csv
@@ -85,7 +86,7 @@ def describe(feature: str, value, contribution: float, capital: bool = True) -> 
         v = float("nan")
     if r is None or not np.isfinite(v):
         return f"{feature} = {value} ({direction})"  # a column the table does not know yet
-    category = feature[len(r["feature"]) - 1:] if r["feature"].endswith("*") else ""
+    category = feature[len(r["feature"]) - 1 :] if r["feature"].endswith("*") else ""
     template = r["when_high"] if _high(r["format"], v) else r["when_low"]
     text = template.format(value=_format(r["format"], v), category=category)
     return f"{text[:1].upper() if capital else text[:1]}{text[1:]} ({direction})"

@@ -5,6 +5,7 @@ The original-format model is the original study's tuned XGBoost (learning rate .
 the original study's 33-column processed format. Reason codes are exact TreeSHAP contributions
 from XGBoost itself (``pred_contribs``): the three features pushing a customer's risk up most.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -67,8 +68,15 @@ def fit_original(x: pd.DataFrame, y, top_k: int = 30) -> tuple[StandardScaler, o
     return scaler, xgb(**TUNED_XGB).fit(scaler.transform(x[cols]), y), cols
 
 
-def train_original(source: RawSource, out_dir: str | Path | None = None, top_k: int = 30, seed: int = 40,
-                   held_out: set | None = None, frame: pd.DataFrame | None = None, extra: dict | None = None) -> Path:
+def train_original(
+    source: RawSource,
+    out_dir: str | Path | None = None,
+    top_k: int = 30,
+    seed: int = 40,
+    held_out: set | None = None,
+    frame: pd.DataFrame | None = None,
+    extra: dict | None = None,
+) -> Path:
     """Fit and save the original-format model; the card holds its validation metrics and threshold.
     ``held_out``: users (full msno) kept out of training and validation (the dashboard's test
     cohorts, :mod:`study.churn.cohorts`); the split itself is the original protocol's. ``frame``: the
@@ -83,17 +91,27 @@ def train_original(source: RawSource, out_dir: str | Path | None = None, top_k: 
     p = model.predict_proba(scaler.transform(x.loc[va, cols]))[:, 1]
     _, threshold = evaluation.mcc_f1_curve(y[va], p)
     card = {
-        "name": "original-format model", "recipe": "original", "months": ["2017-03"],
+        "name": "original-format model",
+        "recipe": "original",
+        "months": ["2017-03"],
         "what": "the original study's tuned XGBoost on its top-30 features, original recipe, random split",
         "input": "a CSV in the original study's 33-column processed format",
-        "data": {"source": source.describe(), "rows": int(len(df)), "sha256 of the training frame": frame_digest(df),
-                 "held-out users": len(held_out or ()), "held-out rows": int((~kept).sum()),
-                 **({"source sha256": extra.pop("source sha256")} if "source sha256" in extra else {})},
+        "data": {
+            "source": source.describe(),
+            "rows": int(len(df)),
+            "sha256 of the training frame": frame_digest(df),
+            "held-out users": len(held_out or ()),
+            "held-out rows": int((~kept).sum()),
+            **({"source sha256": extra.pop("source sha256")} if "source sha256" in extra else {}),
+        },
         **extra,
-        "features": cols, "parameters": TUNED_XGB, "input domain": input_domain(df[tr]),
+        "features": cols,
+        "parameters": TUNED_XGB,
+        "input domain": input_domain(df[tr]),
         "protocol": "stratified 70/24/6 % split by user (seed 40); metrics on the 24 % validation split",
         "metrics (validation, threshold 0.5)": evaluation.scores(y[va], p),
-        "threshold": threshold, "threshold rule": "best point of the MCC-F1 curve on the validation split",
+        "threshold": threshold,
+        "threshold rule": "best point of the MCC-F1 curve on the validation split",
         "metrics (validation, chosen threshold)": evaluation.scores(y[va], p, threshold),
         "caveat": "the original recipe sees the post-expiry renewal for March expiries: not an honest forecast",
     }
@@ -176,9 +194,14 @@ def score(model: ScoringModel, frame: pd.DataFrame, reasons_for: int | None = No
 
     x = model_inputs(model, frame)
     risk = np.asarray(model.predict_proba(x), dtype=np.float64)
-    out = pd.DataFrame({"msno": frame.msno.to_numpy(),
-                        "expiry_date": expiry_dates(frame).dt.strftime("%Y-%m-%d").to_numpy(),
-                        "risk": risk, "band": bands(risk)})
+    out = pd.DataFrame(
+        {
+            "msno": frame.msno.to_numpy(),
+            "expiry_date": expiry_dates(frame).dt.strftime("%Y-%m-%d").to_numpy(),
+            "risk": risk,
+            "band": bands(risk),
+        }
+    )
     order = np.argsort(-risk, kind="mergesort")
     out = out.iloc[order].reset_index(drop=True)
     xs = x.iloc[order].reset_index(drop=True)
@@ -190,7 +213,9 @@ def score(model: ScoringModel, frame: pd.DataFrame, reasons_for: int | None = No
     return pd.concat([out, texts], axis=1)
 
 
-def labelled_metrics(scored: pd.DataFrame, frame: pd.DataFrame, threshold: float = 0.5) -> tuple[dict, np.ndarray, np.ndarray]:
+def labelled_metrics(
+    scored: pd.DataFrame, frame: pd.DataFrame, threshold: float = 0.5
+) -> tuple[dict, np.ndarray, np.ndarray]:
     """(metrics, labels, probabilities) of a :func:`score` result against the labels of the frame
     it scored, always from the unrounded probabilities. Shared by the CLI and the dashboard."""
     y = frame.set_index("msno").loc[scored.msno, "is_churn"].to_numpy().astype(int)

@@ -6,6 +6,7 @@ the same function, and says so on its card. Both are fitted without the held-out
 database's dashboard scores (:mod:`study.churn.cohorts`), and their cards record the sha256 of
 the raw data (:mod:`study.churn.lineage`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,8 +34,15 @@ class Saved:
     curves: pd.DataFrame | None = None  # reliability curves
 
 
-def train(source: RawSource, names=NAMES, models_dir: Path | None = None, report: str = lineage.STUDY_REPORT,
-          original: pd.DataFrame | None = None, pit: pd.DataFrame | None = None, log=print) -> Saved:
+def train(
+    source: RawSource,
+    names=NAMES,
+    models_dir: Path | None = None,
+    report: str = lineage.STUDY_REPORT,
+    original: pd.DataFrame | None = None,
+    pit: pd.DataFrame | None = None,
+    log=print,
+) -> Saved:
     """Fit and save ``names`` (original-format model, champion); ``original``/``pit``: the per-user
     tables when already built (notebook 30 reads them from notebook 20's products)."""
     root = models_dir or paths.MODELS
@@ -48,12 +56,18 @@ def train(source: RawSource, names=NAMES, models_dir: Path | None = None, report
     saved = Saved({})
     if "original" in names:
         log(f"training the original-format model on {source.describe()}")
-        saved.folders["original"] = scoring.train_original(source, root / "original", held_out=held_out,
-                                                           frame=original, extra=extra)
+        saved.folders["original"] = scoring.train_original(
+            source, root / "original", held_out=held_out, frame=original, extra=extra
+        )
     if "champion" in names:
         log(f"training the champion on {source.describe()}")
         folder, saved.selection, saved.calibration, saved.curves = champion.train_champion(
-            pit[pit.month.isin(months)].reset_index(drop=True), months, root / "champion", source.describe(),
-            held_out=held_out, extra=extra)
+            pit[pit.month.isin(months)].reset_index(drop=True),
+            months,
+            root / "champion",
+            source.describe(),
+            held_out=held_out,
+            extra=extra,
+        )
         saved.folders["champion"] = folder
     return saved

@@ -9,6 +9,7 @@ from the very transactions it writes, including the post-expiry renewals that th
 files contain. Everything is vectorised over users, one renewal cycle per loop step, and every
 random draw comes from one seeded generator, so a seed gives identical bytes.
 """
+
 from __future__ import annotations
 
 import base64
@@ -111,26 +112,111 @@ VIA_EXTRA = _table({4: 0.50, 3: 0.28, 9: 0.16, 7: 0.035, 11: 0.015, 13: 0.01})
 
 # City 1 is mostly the default of members without demographics (real sample: 82 % of channel 7,
 # 6 % of channel 9).
-CITY_KNOWN = _table({1: 0.08, 13: 0.14, 5: 0.10, 4: 0.07, 15: 0.06, 22: 0.06, 6: 0.04, 14: 0.03,
-                     12: 0.02, 9: 0.015, 11: 0.013, 18: 0.012, 8: 0.01, 10: 0.008, 17: 0.006,
-                     21: 0.006, 3: 0.006, 7: 0.004, 16: 0.003, 20: 0.002, 19: 0.001})
+CITY_KNOWN = _table(
+    {
+        1: 0.08,
+        13: 0.14,
+        5: 0.10,
+        4: 0.07,
+        15: 0.06,
+        22: 0.06,
+        6: 0.04,
+        14: 0.03,
+        12: 0.02,
+        9: 0.015,
+        11: 0.013,
+        18: 0.012,
+        8: 0.01,
+        10: 0.008,
+        17: 0.006,
+        21: 0.006,
+        3: 0.006,
+        7: 0.004,
+        16: 0.003,
+        20: 0.002,
+        19: 0.001,
+    }
+)
 
 # Payment methods: auto-renewing ones (cards, telecom) and manual ones (prepaid), with the
 # churn log-odds shift measured in FACTS.md section 2 (methods 3, 6, 13, 20, 22 ≈ 100 %, 32 ≈ 94 %).
-METHOD_AUTO = _table({41: 0.56, 39: 0.10, 40: 0.09, 36: 0.085, 37: 0.055, 34: 0.04, 33: 0.017,
-                      30: 0.016, 31: 0.013, 29: 0.012, 27: 0.002, 23: 0.002})
-METHOD_MANUAL = _table({38: 0.40, 32: 0.03, 36: 0.05, 29: 0.05, 41: 0.06, 40: 0.03, 15: 0.035,
-                        20: 0.02, 35: 0.02, 17: 0.015, 12: 0.015, 8: 0.015, 26: 0.02, 28: 0.02,
-                        3: 0.006, 6: 0.006, 13: 0.006, 22: 0.006, 2: 0.003, 10: 0.003, 14: 0.003,
-                        16: 0.003, 18: 0.003, 19: 0.003, 21: 0.003, 11: 0.002, 24: 0.002})
+METHOD_AUTO = _table(
+    {
+        41: 0.56,
+        39: 0.10,
+        40: 0.09,
+        36: 0.085,
+        37: 0.055,
+        34: 0.04,
+        33: 0.017,
+        30: 0.016,
+        31: 0.013,
+        29: 0.012,
+        27: 0.002,
+        23: 0.002,
+    }
+)
+METHOD_MANUAL = _table(
+    {
+        38: 0.40,
+        32: 0.03,
+        36: 0.05,
+        29: 0.05,
+        41: 0.06,
+        40: 0.03,
+        15: 0.035,
+        20: 0.02,
+        35: 0.02,
+        17: 0.015,
+        12: 0.015,
+        8: 0.015,
+        26: 0.02,
+        28: 0.02,
+        3: 0.006,
+        6: 0.006,
+        13: 0.006,
+        22: 0.006,
+        2: 0.003,
+        10: 0.003,
+        14: 0.003,
+        16: 0.003,
+        18: 0.003,
+        19: 0.003,
+        21: 0.003,
+        11: 0.002,
+        24: 0.002,
+    }
+)
 # Churn log-odds shift by method. The real "≈100 %" methods (FACTS.md section 2) are prepaid long
 # plans whose expiry falls after the labels' outcome window: censoring, which the as-released
 # labeller produces by itself, so their behavioural shift here is small. Card methods 31, 33, 34
 # and 39: no churner among the 846 real users expiring in April-May; auto-renewers with one March
 # row: 40 2.1 %, 37 1.1 %, 36 0.6 %, 29 1.7 %.
-METHOD_LOGIT = {36: 0.1, 40: 1.3, 37: 0.6, 34: -3.0, 31: -3.0, 33: -3.0, 39: -3.0, 29: 1.2, 30: 0.8, 38: 0.5,
-                32: 0.5, 26: 1.5, 28: 0.6, 35: 1.0, 15: 0.5, 17: 1.0, 12: 1.0, 8: 1.0,
-                3: 0.5, 6: 1.0, 13: 0.5, 20: 0.5, 22: 0.5}
+METHOD_LOGIT = {
+    36: 0.1,
+    40: 1.3,
+    37: 0.6,
+    34: -3.0,
+    31: -3.0,
+    33: -3.0,
+    39: -3.0,
+    29: 1.2,
+    30: 0.8,
+    38: 0.5,
+    32: 0.5,
+    26: 1.5,
+    28: 0.6,
+    35: 1.0,
+    15: 0.5,
+    17: 1.0,
+    12: 1.0,
+    8: 1.0,
+    3: 0.5,
+    6: 1.0,
+    13: 0.5,
+    20: 0.5,
+    22: 0.5,
+}
 
 # Long prepaid plans (90 days and more) are bought by hand, mostly through a few methods; manual
 # payers switch to one at a renewal and back to a month when it ends (FACTS.md: plans of 90+ days
@@ -141,16 +227,35 @@ LONG_SWITCH = 0.45  # a manual payer on a monthly plan buys a long plan at a ren
 LONG_BACK = 0.5  # a long-plan payer comes back to a monthly plan at its end
 
 PLAN_AUTO = _table({30: 0.975, 7: 0.02, 0: 0.005})
-PLAN_MANUAL = _table({30: 0.62, 90: 0.09, 180: 0.06, 195: 0.05, 410: 0.08, 395: 0.02, 360: 0.02,
-                      7: 0.03, 100: 0.01, 120: 0.01, 60: 0.01})
-PLAN_LOGIT = {7: 1.2, 0: 0.5, 60: 0.3, 90: 0.3, 100: 0.3, 120: 0.3, 180: 0.3, 195: 0.3,
-              360: 0.3, 395: 0.3, 410: 0.3}  # long plans: censoring, not behaviour (see METHOD_LOGIT)
+PLAN_MANUAL = _table(
+    {30: 0.62, 90: 0.09, 180: 0.06, 195: 0.05, 410: 0.08, 395: 0.02, 360: 0.02, 7: 0.03, 100: 0.01, 120: 0.01, 60: 0.01}
+)
+PLAN_LOGIT = {
+    7: 1.2,
+    0: 0.5,
+    60: 0.3,
+    90: 0.3,
+    100: 0.3,
+    120: 0.3,
+    180: 0.3,
+    195: 0.3,
+    360: 0.3,
+    395: 0.3,
+    410: 0.3,
+}  # long plans: censoring, not behaviour (see METHOD_LOGIT)
 PRICES = {
     30: _table({149: 0.45, 99: 0.32, 180: 0.09, 129: 0.06, 100: 0.05, 150: 0.02, 119: 0.01}),
-    7: _table({0: 0.6, 35: 0.4}), 0: _table({0: 1.0}), 60: _table({300: 1.0}),
-    90: _table({447: 0.3, 477: 0.3, 300: 0.2, 480: 0.2}), 100: _table({480: 1.0}),
-    120: _table({600: 1.0}), 180: _table({536: 0.5, 600: 0.3, 894: 0.2}), 195: _table({894: 1.0}),
-    360: _table({1200: 1.0}), 395: _table({1599: 1.0}), 410: _table({1788: 1.0}),
+    7: _table({0: 0.6, 35: 0.4}),
+    0: _table({0: 1.0}),
+    60: _table({300: 1.0}),
+    90: _table({447: 0.3, 477: 0.3, 300: 0.2, 480: 0.2}),
+    100: _table({480: 1.0}),
+    120: _table({600: 1.0}),
+    180: _table({536: 0.5, 600: 0.3, 894: 0.2}),
+    195: _table({894: 1.0}),
+    360: _table({1200: 1.0}),
+    395: _table({1599: 1.0}),
+    410: _table({1788: 1.0}),
 }
 
 BASE_LOGIT = -7.15  # auto-renew, method 41, 30-day plan, channel 7, unknown age, engagement 0
@@ -174,12 +279,27 @@ LISTEN_GRACE_DAYS = 7
 # 57 %; manual payers buying at or after their expiry 0 of 387, before it 45 %.
 # Days an auto-renewal is bought before the expiry (35-45: a month paid ahead, whose expiry a March
 # purchase pushes past the outcome window; real: 27 such auto-renewers, all labelled churn).
-AUTO_EARLY_DAYS = _table({0: 0.33, 1: 0.54, 2: 0.02, 3: 0.01, 4: 0.006, 5: 0.004, 8: 0.02, 12: 0.02, 16: 0.015,
-                          22: 0.01, 35: 0.006, 45: 0.003})
+AUTO_EARLY_DAYS = _table(
+    {
+        0: 0.33,
+        1: 0.54,
+        2: 0.02,
+        3: 0.01,
+        4: 0.006,
+        5: 0.004,
+        8: 0.02,
+        12: 0.02,
+        16: 0.015,
+        22: 0.01,
+        35: 0.006,
+        45: 0.003,
+    }
+)
 # Members of 4.5 to 8 years are the ones billed two to five days ahead (real, one March row: 40 % of
 # them, 3-6 % of the others).
-AUTO_EARLY_DAYS_VETERAN = _table({0: 0.2, 1: 0.33, 2: 0.19, 3: 0.09, 4: 0.07, 5: 0.05, 8: 0.02, 12: 0.02, 16: 0.015,
-                                  22: 0.01, 35: 0.006, 45: 0.003})
+AUTO_EARLY_DAYS_VETERAN = _table(
+    {0: 0.2, 1: 0.33, 2: 0.19, 3: 0.09, 4: 0.07, 5: 0.05, 8: 0.02, 12: 0.02, 16: 0.015, 22: 0.01, 35: 0.006, 45: 0.003}
+)
 VETERAN_DAYS = (1640, 2920)
 AUTO_EARLY_LOGIT = {2: 2.0, 3: 2.0, 4: 2.0, 5: 2.0, 8: 1.4, 12: 1.4, 16: 4.1, 22: 4.1}
 CANCEL_RENEW_LOGIT = 7.0  # a cancellation, then a new purchase before the expiry
@@ -207,7 +327,7 @@ AHEAD_QUIT, QUIT_LOGIT, AHEAD_TWICE = 0.012, 20.0, 0.015
 # 3 to 9 March rows of methods 41, 40 and 36, expiring June to December, all labelled churn; with one
 # extra month, two March rows expiring in May, 15 of 16 churned).
 STACK_METHODS, STACK_SHARE, STACK_LOGIT = (41, 40, 36, 37, 30), 0.008, 12.0
-STACK_MONTHS = _table({1: .5, 2: .15, 3: .12, 4: .12, 6: .04, 8: .07})
+STACK_MONTHS = _table({1: 0.5, 2: 0.15, 3: 0.12, 4: 0.12, 6: 0.04, 8: 0.07})
 MONTHLY_PRICE_LOGIT = 0.025  # per NTD of a 30-day plan's list price above 129 (real: 180 NTD 3.1 %, 99 NTD 1.3 %)
 LEAVE_FADE = 1.0  # listening probability in the two weeks before a decided departure, relative
 PRIOR_ROW_SHARE = 0.0  # real joined users: none whose latest row is a February purchase ending in March
@@ -217,10 +337,29 @@ NEWCOMER_AUTO_FACTOR = 0.85
 # pushed months to years past April 2017 (to 2020).
 LEGACY_SHARE = 0.0068
 # Months of extension past the March row (real transaction_count - 1 of the 41).
-LEGACY_MONTHS = _table({1: .08, 2: .12, 3: .17, 5: .08, 6: .03, 9: .05, 10: .05, 12: .05, 13: .12, 15: .07, 19: .07,
-                        20: .07, 29: .04})
-LEGACY_DATES = (np.datetime64("2015-11-30"), np.datetime64("2015-12-23"), np.datetime64("2016-01-24"),
-                np.datetime64("2016-02-21"))
+LEGACY_MONTHS = _table(
+    {
+        1: 0.08,
+        2: 0.12,
+        3: 0.17,
+        5: 0.08,
+        6: 0.03,
+        9: 0.05,
+        10: 0.05,
+        12: 0.05,
+        13: 0.12,
+        15: 0.07,
+        19: 0.07,
+        20: 0.07,
+        29: 0.04,
+    }
+)
+LEGACY_DATES = (
+    np.datetime64("2015-11-30"),
+    np.datetime64("2015-12-23"),
+    np.datetime64("2016-01-24"),
+    np.datetime64("2016-02-21"),
+)
 # Users without any listening row (11-12 % of the real labelled users): mostly manual payers, so
 # that the inner joins drop churners more than stayers (real churn 9.0 % → 6.4 % after the joins).
 NO_LOGS_AUTO, NO_LOGS_MANUAL = 0.08, 0.35
@@ -268,8 +407,9 @@ def msno_strings(rng: np.random.Generator, n: int) -> np.ndarray:
     head = np.frombuffer(base64.b64encode(raw[:, :30].tobytes()), dtype=np.uint8).reshape(n, 40)
     alphabet = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", np.uint8)
     b = raw[:, 30].astype(np.int32) << 8 | raw[:, 31]
-    tail = np.stack([alphabet[b >> 10], alphabet[(b >> 4) & 63], alphabet[(b & 15) << 2],
-                     np.full(n, ord("="), np.uint8)], axis=1)
+    tail = np.stack(
+        [alphabet[b >> 10], alphabet[(b >> 4) & 63], alphabet[(b & 15) << 2], np.full(n, ord("="), np.uint8)], axis=1
+    )
     chars = np.ascontiguousarray(np.concatenate([head, tail], axis=1))
     return chars.view("S44").ravel().astype(str)
 
@@ -278,6 +418,7 @@ def msno_strings(rng: np.random.Generator, n: int) -> np.ndarray:
 @dataclass
 class Subscribers:
     """Static attributes and latent traits of every simulated subscriber."""
+
     start: np.ndarray
     via: np.ndarray
     known: np.ndarray
@@ -327,13 +468,28 @@ def _subscribers(rng: np.random.Generator, n: int) -> Subscribers:
     z_month = z0[:, None] + np.cumsum(steps, axis=1)
     no_logs = rng.random(n) < np.where(auto, NO_LOGS_AUTO, NO_LOGS_MANUAL)
     no_member = rng.random(n) < np.where(auto, 0.10, 0.16)
-    return Subscribers(start, via, known, age, gender, city, registration.astype(np.int32), auto,
-                       method, plan, price, z_month, no_logs, no_member)
+    return Subscribers(
+        start,
+        via,
+        known,
+        age,
+        gender,
+        city,
+        registration.astype(np.int32),
+        auto,
+        method,
+        plan,
+        price,
+        z_month,
+        no_logs,
+        no_member,
+    )
 
 
 @dataclass
 class History:
     """Simulated transactions (hidden uid, day numbers) and service segments for the logs."""
+
     tx: pd.DataFrame
     segments: pd.DataFrame  # uid, start, end, weight: +1 service bought, −1 cut by a cancellation
     leaves: pd.DataFrame  # uid, day: the expiry at which a subscriber decided to leave
@@ -348,10 +504,19 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
     leaves: list[tuple] = []
 
     def emit(uid, tdate, expire, plan, price, paid, auto, method, cancel):
-        rows.append(dict(uid=uid, tdate=tdate.astype(np.int32), expire=expire.astype(np.int32),
-                         plan=plan.astype(np.int32), price=price.astype(np.int32), paid=paid.astype(np.int32),
-                         auto=auto.astype(np.int8), method=method.astype(np.int32),
-                         cancel=np.full(uid.size, cancel, np.int8)))
+        rows.append(
+            dict(
+                uid=uid,
+                tdate=tdate.astype(np.int32),
+                expire=expire.astype(np.int32),
+                plan=plan.astype(np.int32),
+                price=price.astype(np.int32),
+                paid=paid.astype(np.int32),
+                auto=auto.astype(np.int8),
+                method=method.astype(np.int32),
+                cancel=np.full(uid.size, cancel, np.int8),
+            )
+        )
 
     # First purchase of every subscriber.
     uid = np.arange(n)
@@ -367,7 +532,7 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
     last_k = np.full(n, -9, np.int16)  # days the last automatic renewal was bought before the expiry (-9: none)
 
     age_logit = _age_logit(s.age)
-    static_logit = (BASE_LOGIT + _map(VIA_LOGIT, s.via) + age_logit + AGE_LOGIT_SCALE * np.where(s.gender == 2, 0.2, 0.0))
+    static_logit = BASE_LOGIT + _map(VIA_LOGIT, s.via) + age_logit + AGE_LOGIT_SCALE * np.where(s.gender == 2, 0.2, 0.0)
     bar = tqdm(desc="renewal cycles", unit="cycle", disable=not progress)
     active = expire < sim_end
     while active.any():
@@ -378,16 +543,29 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
         z = s.z_month[i, np.minimum(m_exp, s.z_month.shape[1] - 1)]
         month_of_year = (m_exp + 6) % 12 + 1
         k_last = last_k[i]
-        spring = np.where((k_last >= -1) & (k_last <= 1), SPRING_LOGIT["on time"],
-                          np.where((k_last >= 2) & (k_last <= 5),
-                                   np.where(yyyymmdd(last_t[i]) % 100 <= 13, SPRING_LOGIT["early, days 1-13"], SPRING_LOGIT["early"]), 0.0))
+        spring = np.where(
+            (k_last >= -1) & (k_last <= 1),
+            SPRING_LOGIT["on time"],
+            np.where(
+                (k_last >= 2) & (k_last <= 5),
+                np.where(yyyymmdd(last_t[i]) % 100 <= 13, SPRING_LOGIT["early, days 1-13"], SPRING_LOGIT["early"]),
+                0.0,
+            ),
+        )
         spring = np.where(auto[i] & (E >= day(SPRING_FROM)), spring, 0.0)
-        logit = (static_logit[i] + _map(METHOD_LOGIT, method[i]) + spring + _map(PLAN_LOGIT, P)
-                 + np.where(auto[i], 0.0, MANUAL_LOGIT) + ENGAGEMENT_LOGIT * z
-                 + np.where(discounted[i], DISCOUNT_END_LOGIT, 0.0) + _map(MONTH_LOGIT, month_of_year)
-                 + last_way[i]
-                 + np.where(auto[i], 0.0, PURCHASE_DAY_LOGIT * (yyyymmdd(last_t[i]) % 100 - 15))
-                 + np.where(P == 30, MONTHLY_PRICE_LOGIT * (price[i] - 129), 0.0))
+        logit = (
+            static_logit[i]
+            + _map(METHOD_LOGIT, method[i])
+            + spring
+            + _map(PLAN_LOGIT, P)
+            + np.where(auto[i], 0.0, MANUAL_LOGIT)
+            + ENGAGEMENT_LOGIT * z
+            + np.where(discounted[i], DISCOUNT_END_LOGIT, 0.0)
+            + _map(MONTH_LOGIT, month_of_year)
+            + last_way[i]
+            + np.where(auto[i], 0.0, PURCHASE_DAY_LOGIT * (yyyymmdd(last_t[i]) % 100 - 15))
+            + np.where(P == 30, MONTHLY_PRICE_LOGIT * (price[i] - 129), 0.0)
+        )
         leave = rng.random(i.size) < 1 / (1 + np.exp(-logit))
         k = i.size
         u = rng.random((k, 8))
@@ -413,10 +591,12 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
         new_t = expire[ri] + gap
         switch = rng.random(ri.size) < 0.5
         auto[ri] = np.where(switch, rng.random(ri.size) < _map(VIA_AUTO, s.via[ri]) * NEWCOMER_AUTO_FACTOR, auto[ri])
-        method[ri] = np.where(switch, np.where(auto[ri], _draw(rng, METHOD_AUTO, ri.size),
-                                               _draw(rng, METHOD_MANUAL, ri.size)), method[ri])
-        plan[ri] = np.where(switch, np.where(auto[ri], _draw(rng, PLAN_AUTO, ri.size),
-                                             _draw(rng, PLAN_MANUAL, ri.size)), plan[ri])
+        method[ri] = np.where(
+            switch, np.where(auto[ri], _draw(rng, METHOD_AUTO, ri.size), _draw(rng, METHOD_MANUAL, ri.size)), method[ri]
+        )
+        plan[ri] = np.where(
+            switch, np.where(auto[ri], _draw(rng, PLAN_AUTO, ri.size), _draw(rng, PLAN_MANUAL, ri.size)), plan[ri]
+        )
         price[ri] = np.where(switch, _price(rng, plan[ri]), price[ri])
         gone = i[leave & ~ret]
         active[gone] = False
@@ -445,8 +625,9 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
         method[to_long] = _draw(rng, LONG_METHODS, to_long.size)
         back = si[~auto[si] & on_long & (u_long < LONG_BACK)]
         plan[back] = 30
-        method[back] = np.where(np.isin(method[back], (38, 41, 36, 40)), method[back],
-                                _draw(rng, METHOD_MANUAL, back.size))
+        method[back] = np.where(
+            np.isin(method[back], (38, 41, 36, 40)), method[back], _draw(rng, METHOD_MANUAL, back.size)
+        )
         changed = np.concatenate([to_long, back])
         price[changed] = _price(rng, plan[changed])
         # Renewal date: auto-renewers at or just before expiry; manual payers early or late (< 30 d).
@@ -486,23 +667,43 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
         quit_ahead = ahead & (rng.random(si.size) < AHEAD_QUIT)
         if quit_ahead.any():
             qi = si[quit_ahead]
-            tq = np.minimum(tr[quit_ahead] + 1 + (rng.random(qi.size) * (day(AHEAD_DAY) - 1 - tr[quit_ahead])).astype(np.int32),
-                            day(AHEAD_DAY) - 1)
+            tq = np.minimum(
+                tr[quit_ahead] + 1 + (rng.random(qi.size) * (day(AHEAD_DAY) - 1 - tr[quit_ahead])).astype(np.int32),
+                day(AHEAD_DAY) - 1,
+            )
             emit(qi, tq, new_exp[quit_ahead], plan[qi], price[qi], price[qi], np.ones(qi.size, bool), method[qi], 1)
             ahead &= ~quit_ahead
         if ahead.any():
             hi = si[ahead]
             new_exp[ahead] += 30
-            emit(hi, np.full(hi.size, day(AHEAD_DAY)), new_exp[ahead], plan[hi], price[hi], price[hi],
-                 np.ones(hi.size, bool), method[hi], 0)
+            emit(
+                hi,
+                np.full(hi.size, day(AHEAD_DAY)),
+                new_exp[ahead],
+                plan[hi],
+                price[hi],
+                price[hi],
+                np.ones(hi.size, bool),
+                method[hi],
+                0,
+            )
             # A few are billed two months ahead (real: 7 method-39 users with three March rows, expiring
             # in June, all churned: censored).
             twice = rng.random(hi.size) < AHEAD_TWICE
             if twice.any():
                 new_exp[np.flatnonzero(ahead)[twice]] += 30
                 ti = hi[twice]
-                emit(ti, np.full(ti.size, day(AHEAD_DAY)), new_exp[ahead][twice], plan[ti], price[ti], price[ti],
-                     np.ones(ti.size, bool), method[ti], 0)
+                emit(
+                    ti,
+                    np.full(ti.size, day(AHEAD_DAY)),
+                    new_exp[ahead][twice],
+                    plan[ti],
+                    price[ti],
+                    price[ti],
+                    np.ones(ti.size, bool),
+                    method[ti],
+                    0,
+                )
         billed_ahead[si] = ahead
         last_k[si] = np.where(au & ~ahead, k_auto, -9)
         # Months stacked in March 2017: extra rows, each a month past the previous expiry.
@@ -513,10 +714,21 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
             extra = _draw(rng, STACK_MONTHS, ki.size)
             rep = np.repeat(np.arange(ki.size), extra)
             step = np.arange(rep.size) - np.repeat(np.cumsum(extra) - extra, extra) + 1  # 1 .. extra
-            emit(ki[rep], np.minimum(tr[stack][rep] + step, day(V2_END) - 1), new_exp[stack][rep] + 30 * step,
-                 plan[ki[rep]], price[ki[rep]], price[ki[rep]], np.ones(rep.size, bool), method[ki[rep]], 0)
+            emit(
+                ki[rep],
+                np.minimum(tr[stack][rep] + step, day(V2_END) - 1),
+                new_exp[stack][rep] + 30 * step,
+                plan[ki[rep]],
+                price[ki[rep]],
+                price[ki[rep]],
+                np.ones(rep.size, bool),
+                method[ki[rep]],
+                0,
+            )
             new_exp[stack] += 30 * extra
-        last_way[si] = np.where(au, _map(AUTO_EARLY_LOGIT, np.maximum(k_auto, 0)), np.where(early & (k_manual < 0), EARLY_MANUAL_LOGIT, 0.0))
+        last_way[si] = np.where(
+            au, _map(AUTO_EARLY_LOGIT, np.maximum(k_auto, 0)), np.where(early & (k_manual < 0), EARLY_MANUAL_LOGIT, 0.0)
+        )
         # A cancellation, then a renewal: only renewals that stay automatic (a switch to paying by hand
         # follows the manual payers' rule; real manual payers buying at their expiry: 0 of 387 churned).
         last_way[wi] = np.where(auto[wi], CANCEL_RENEW_LOGIT, last_way[wi])
@@ -547,12 +759,16 @@ def _simulate(rng: np.random.Generator, s: Subscribers, progress: bool) -> Histo
 
     tx = pd.DataFrame({k: np.concatenate([r[k] for r in rows]) for k in rows[0]})
     both = segs + cuts
-    segments = pd.DataFrame({
-        "uid": np.concatenate([a for a, _, _ in both]),
-        "start": np.concatenate([b for _, b, _ in both]).astype(np.int32),
-        "end": np.concatenate([c for _, _, c in both]).astype(np.int32),
-        "weight": np.concatenate([np.full(a.size, 1 if j < len(segs) else -1, np.int16) for j, (a, _, _) in enumerate(both)]),
-    })
+    segments = pd.DataFrame(
+        {
+            "uid": np.concatenate([a for a, _, _ in both]),
+            "start": np.concatenate([b for _, b, _ in both]).astype(np.int32),
+            "end": np.concatenate([c for _, _, c in both]).astype(np.int32),
+            "weight": np.concatenate(
+                [np.full(a.size, 1 if j < len(segs) else -1, np.int16) for j, (a, _, _) in enumerate(both)]
+            ),
+        }
+    )
     lv = pd.DataFrame({"uid": np.concatenate([a for a, _ in leaves]), "day": np.concatenate([b for _, b in leaves])})
     return History(tx, segments, lv)
 
@@ -572,9 +788,11 @@ def _legacy_rows(rng: np.random.Generator, march: pd.DataFrame, labelled: np.nda
     months = _draw(rng, LEGACY_MONTHS, k)
     rows = pick.iloc[np.repeat(np.arange(k), months)]
     step = np.arange(len(rows)) - np.repeat(np.cumsum(months) - months, months)  # 0 .. months-1
-    return rows.assign(tdate=(np.repeat(tdate, months) + step).astype(np.int32),
-                       expire=(rows.expire.to_numpy() + 30 * (step + 1)).astype(rows.expire.dtype),
-                       paid=rows.price.to_numpy())
+    return rows.assign(
+        tdate=(np.repeat(tdate, months) + step).astype(np.int32),
+        expire=(rows.expire.to_numpy() + 30 * (step + 1)).astype(rows.expire.dtype),
+        paid=rows.price.to_numpy(),
+    )
 
 
 def _add_oddities(rng: np.random.Generator, tx: pd.DataFrame) -> pd.DataFrame:
@@ -650,11 +868,19 @@ def _logs_for_month(rng, s: Subscribers, hist: History, month_start: np.datetime
     song = 236.0 * np.exp(rng.normal(0, 0.12, n))
     total_secs = song * (num_100 + 0.985 * num_985 + 0.75 * num_75 + 0.5 * num_50 + 0.15 * num_25)
     total_secs = np.maximum(np.round(total_secs + rng.random(n), 3), 0.001)
-    out = pd.DataFrame({
-        "uid": uid, "date": yyyymmdd(d0 + di),
-        "num_25": num_25, "num_50": num_50, "num_75": num_75, "num_985": num_985,
-        "num_100": num_100, "num_unq": num_unq, "total_secs": total_secs,
-    })
+    out = pd.DataFrame(
+        {
+            "uid": uid,
+            "date": yyyymmdd(d0 + di),
+            "num_25": num_25,
+            "num_50": num_50,
+            "num_75": num_75,
+            "num_985": num_985,
+            "num_100": num_100,
+            "num_unq": num_unq,
+            "total_secs": total_secs,
+        }
+    )
     return out
 
 
@@ -671,31 +897,67 @@ class TwinSummary:
 def _members(rng, s: Subscribers, n_extra: int) -> pd.DataFrame:
     """members_v3: subscribers (minus the ~12 % missing) plus members who never subscribed."""
     keep = ~s.no_member
-    sub = pd.DataFrame({
-        "uid": np.flatnonzero(keep), "city": s.city[keep], "bd": s.age[keep],
-        "gender": s.gender[keep], "registered_via": s.via[keep], "reg": s.registration[keep],
-    })
+    sub = pd.DataFrame(
+        {
+            "uid": np.flatnonzero(keep),
+            "city": s.city[keep],
+            "bd": s.age[keep],
+            "gender": s.gender[keep],
+            "registered_via": s.via[keep],
+            "reg": s.registration[keep],
+        }
+    )
     known = rng.random(n_extra) < 0.22
     via = _draw(rng, VIA_EXTRA, n_extra)
     age = np.where(known & (rng.random(n_extra) < 0.97), np.round(14 + rng.gamma(2.2, 6.5, n_extra)), 0)
     g = np.where(known, np.where(rng.random(n_extra) < 0.52, 1, 2), 0)
-    city = np.where(known, _draw(rng, CITY_KNOWN, n_extra), np.where(rng.random(n_extra) < 0.93, 1, _draw(rng, CITY_KNOWN, n_extra)))
+    city = np.where(
+        known, _draw(rng, CITY_KNOWN, n_extra), np.where(rng.random(n_extra) < 0.93, 1, _draw(rng, CITY_KNOWN, n_extra))
+    )
     # Registration rising to 2016, a few in 2017 (FACTS.md section 1).
-    years = rng.choice(np.arange(2004, 2018), n_extra, p=_table(
-        {2004: 1, 2005: 1.5, 2006: 1.7, 2007: 2.2, 2008: 2, 2009: 2, 2010: 3.2, 2011: 5, 2012: 6,
-         2013: 8, 2014: 9, 2015: 14, 2016: 18, 2017: 2.5})[1])
+    years = rng.choice(
+        np.arange(2004, 2018),
+        n_extra,
+        p=_table(
+            {
+                2004: 1,
+                2005: 1.5,
+                2006: 1.7,
+                2007: 2.2,
+                2008: 2,
+                2009: 2,
+                2010: 3.2,
+                2011: 5,
+                2012: 6,
+                2013: 8,
+                2014: 9,
+                2015: 14,
+                2016: 18,
+                2017: 2.5,
+            }
+        )[1],
+    )
     reg = np.array([day(np.datetime64(f"{y}-01-01")) for y in range(2004, 2018)])[years - 2004]
     reg = reg + rng.integers(0, 365, n_extra)
     reg = np.minimum(reg, day(np.datetime64("2017-04-29")))
-    extra = pd.DataFrame({"uid": s.start.size + np.arange(n_extra), "city": city, "bd": age.astype(np.int32), "gender": g,
-                          "registered_via": via, "reg": reg.astype(np.int32)})
+    extra = pd.DataFrame(
+        {
+            "uid": s.start.size + np.arange(n_extra),
+            "city": city,
+            "bd": age.astype(np.int32),
+            "gender": g,
+            "registered_via": via,
+            "reg": reg.astype(np.int32),
+        }
+    )
     m = pd.concat([sub, extra], ignore_index=True)
     m["bd"] = m["bd"].astype(np.int64)
     # bd outliers: negative values and birth years typed as ages (−7168 … 2016), ~0.4 % of rows.
     u = rng.random(len(m))
     odd = u < 0.004
-    m.loc[odd, "bd"] = np.where(rng.random(int(odd.sum())) < 0.5, -rng.integers(1, 7169, int(odd.sum())),
-                                rng.integers(71, 2017, int(odd.sum())))
+    m.loc[odd, "bd"] = np.where(
+        rng.random(int(odd.sum())) < 0.5, -rng.integers(1, 7169, int(odd.sum())), rng.integers(71, 2017, int(odd.sum()))
+    )
     m["gender"] = pd.Series(np.array([None, "male", "female"], dtype=object)[m.gender.to_numpy()], dtype=object)
     m["registration_init_time"] = yyyymmdd(m.pop("reg").to_numpy())
     return m.iloc[rng.permutation(len(m))].reset_index(drop=True)
@@ -724,8 +986,9 @@ def _write_csv(df: pd.DataFrame, path: Path, ids: pa.Array) -> None:
 LABEL_RULES = ("as released", "rule", "rebased")
 
 
-def generate(out_dir: str | Path, scale: str = "quick", seed: int = 2017, progress: bool = True,
-             label_rule: str = "as released") -> TwinSummary:
+def generate(
+    out_dir: str | Path, scale: str = "quick", seed: int = 2017, progress: bool = True, label_rule: str = "as released"
+) -> TwinSummary:
     """Simulate the twin and write the Kaggle files into ``out_dir``; returns a summary.
 
     ``label_rule="as released"`` (the default) labels March (train_v2.csv) the way the real release
@@ -755,10 +1018,14 @@ def generate(out_dir: str | Path, scale: str = "quick", seed: int = 2017, progre
     # Labels from the transactions themselves (April to June included, as the organisers had them).
     # Rows before December 2016 cannot change a February or March label.
     recent = tx[tx.tdate >= day(np.datetime64("2016-12-01"))]
-    tx_lab = pd.DataFrame({"msno": recent.uid.to_numpy(),
-                           "transaction_date": EPOCH + recent.tdate.to_numpy().astype("timedelta64[D]"),
-                           "membership_expire_date": EPOCH + recent.expire.to_numpy().astype("timedelta64[D]"),
-                           "is_cancel": recent.cancel.to_numpy()})
+    tx_lab = pd.DataFrame(
+        {
+            "msno": recent.uid.to_numpy(),
+            "transaction_date": EPOCH + recent.tdate.to_numpy().astype("timedelta64[D]"),
+            "membership_expire_date": EPOCH + recent.expire.to_numpy().astype("timedelta64[D]"),
+            "is_cancel": recent.cancel.to_numpy(),
+        }
+    )
     n_extra = 0
     churn = {}
     labelled = {}
@@ -787,13 +1054,19 @@ def generate(out_dir: str | Path, scale: str = "quick", seed: int = 2017, progre
         write(name, df)
 
     def tx_frame(part: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame({
-            "uid": part.uid.to_numpy(), "payment_method_id": part.method.to_numpy(),
-            "payment_plan_days": part.plan.to_numpy(), "plan_list_price": part.price.to_numpy(),
-            "actual_amount_paid": part.paid.to_numpy(), "is_auto_renew": part.auto.to_numpy(),
-            "transaction_date": yyyymmdd(part.tdate.to_numpy()),
-            "membership_expire_date": yyyymmdd(part.expire.to_numpy()), "is_cancel": part.cancel.to_numpy(),
-        })
+        return pd.DataFrame(
+            {
+                "uid": part.uid.to_numpy(),
+                "payment_method_id": part.method.to_numpy(),
+                "payment_plan_days": part.plan.to_numpy(),
+                "plan_list_price": part.price.to_numpy(),
+                "actual_amount_paid": part.paid.to_numpy(),
+                "is_auto_renew": part.auto.to_numpy(),
+                "transaction_date": yyyymmdd(part.tdate.to_numpy()),
+                "membership_expire_date": yyyymmdd(part.expire.to_numpy()),
+                "is_cancel": part.cancel.to_numpy(),
+            }
+        )
 
     tx = tx.iloc[rng.permutation(len(tx))].reset_index(drop=True)  # the real files are unordered
     in_v1 = (tx.tdate >= day(FILES_START)) & (tx.tdate < day(V1_END))
@@ -839,6 +1112,14 @@ def generate(out_dir: str | Path, scale: str = "quick", seed: int = 2017, progre
 
     summary = TwinSummary(scale=scale, seed=seed, rows=rows, churn=churn, seconds=round(time.perf_counter() - t0, 2))
     # Deterministic metadata only (no timings), so a seed gives identical bytes in every file.
-    meta = {"generator_version": TWIN_VERSION, "scale": scale, "seed": seed, "label_rule": label_rule, "rows": rows, "churn": churn, "scale_parameters": asdict(sc)}
+    meta = {
+        "generator_version": TWIN_VERSION,
+        "scale": scale,
+        "seed": seed,
+        "label_rule": label_rule,
+        "rows": rows,
+        "churn": churn,
+        "scale_parameters": asdict(sc),
+    }
     (out / "twin.json").write_text(json.dumps(meta, indent=2))
     return summary

@@ -4,6 +4,7 @@ Protocol: the original recipe's matrix, a stratified 70 / 24 / 6 % split by user
 StandardScaler fitted on train, 5-fold stratified cross-validation on train, then one fit on train
 scored on the validation split. Every estimator is seeded; fit times are measured per model.
 """
+
 from __future__ import annotations
 
 import time
@@ -55,14 +56,20 @@ def families() -> dict:
         "XGBoost default": lambda: xgb(),
         "tuned XGBoost (lr .05, depth 9, 200 trees)": lambda: xgb(**TUNED_XGB),
         "stacking 1 (XGBoost + LightGBM → logistic regression)": lambda: StackingClassifier(
-            [("xgb", xgb()), ("lgbm", _lgbm())],
-            final_estimator=LogisticRegression(max_iter=1000), cv=3, n_jobs=1),
+            [("xgb", xgb()), ("lgbm", _lgbm())], final_estimator=LogisticRegression(max_iter=1000), cv=3, n_jobs=1
+        ),
         "stacking 2 (tuned XGBoost + LightGBM → logistic regression)": lambda: StackingClassifier(
             [("xgb", xgb(**TUNED_XGB)), ("lgbm", _lgbm())],
-            final_estimator=LogisticRegression(max_iter=1000), cv=3, n_jobs=1),
+            final_estimator=LogisticRegression(max_iter=1000),
+            cv=3,
+            n_jobs=1,
+        ),
         "stacking 3 (tuned XGBoost + LightGBM → LightGBM)": lambda: StackingClassifier(
             [("xgb", xgb(**TUNED_XGB)), ("lgbm", _lgbm())],
-            final_estimator=_lgbm(n_estimators=100, num_leaves=7), cv=3, n_jobs=1),
+            final_estimator=_lgbm(n_estimators=100, num_leaves=7),
+            cv=3,
+            n_jobs=1,
+        ),
         **original_mlps(),
     }
 
@@ -84,8 +91,9 @@ class ProtocolResult:
     split: np.ndarray | None = None  # 'train' / 'valid' / 'test' per row
 
 
-def run_protocol(x: pd.DataFrame, y: pd.Series, users: pd.Series, names=None, folds: int = 5,
-                 seed: int = SEED, progress=None) -> ProtocolResult:
+def run_protocol(
+    x: pd.DataFrame, y: pd.Series, users: pd.Series, names=None, folds: int = 5, seed: int = SEED, progress=None
+) -> ProtocolResult:
     """Cross-validate each family on the train split, fit it on train, score the validation split."""
     split = split_users(pd.DataFrame({"msno": users.to_numpy(), "is_churn": y.to_numpy()}), seed=seed).to_numpy()
     tr, va = split == "train", split == "valid"
@@ -161,16 +169,28 @@ def _ladder(x, y, frame, month, test_month, seed) -> pd.DataFrame:
         t0 = time.perf_counter()
         model = families()["tuned XGBoost (lr .05, depth 9, 200 trees)"]().fit(x[tr], y[tr])
         p = model.predict_proba(x[te])[:, 1]
-        rows.append({"protocol": name, "train rows": int(tr.sum()), "test rows": int(te.sum()),
-                     **evaluation.scores(y[te], p), "fit time s": time.perf_counter() - t0})
+        rows.append(
+            {
+                "protocol": name,
+                "train rows": int(tr.sum()),
+                "test rows": int(te.sum()),
+                **evaluation.scores(y[te], p),
+                "fit time s": time.perf_counter() - t0,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------------------------
 # Tuning, feature selection and class imbalance (the original study's trials).
 ORIGINAL_GRID = {"learning_rate": [0.1, 0.05], "n_estimators": [100, 150, 200], "max_depth": [6, 9, 12]}
-WIDER_GRID = {"learning_rate": [0.1, 0.05, 0.02], "n_estimators": [200, 400], "max_depth": [4, 6, 9],
-              "min_child_weight": [1, 5], "subsample": [0.8, 1.0]}
+WIDER_GRID = {
+    "learning_rate": [0.1, 0.05, 0.02],
+    "n_estimators": [200, 400],
+    "max_depth": [4, 6, 9],
+    "min_child_weight": [1, 5],
+    "subsample": [0.8, 1.0],
+}
 
 
 def halving_search(x, y, grid: dict, seed: int = SEED, cv: int = 3) -> tuple[dict, pd.DataFrame]:
@@ -182,8 +202,9 @@ def halving_search(x, y, grid: dict, seed: int = SEED, cv: int = 3) -> tuple[dic
     search.fit(x, y)
     res = pd.DataFrame(search.cv_results_)
     res = res[res.iter == res.iter.max()].sort_values("rank_test_score")
-    table = pd.DataFrame({"parameters": res.params.astype(str), "CV log loss": -res.mean_test_score,
-                          "resources (rows)": res.n_resources}).reset_index(drop=True)
+    table = pd.DataFrame(
+        {"parameters": res.params.astype(str), "CV log loss": -res.mean_test_score, "resources (rows)": res.n_resources}
+    ).reset_index(drop=True)
     return search.best_params_, table
 
 
@@ -219,14 +240,18 @@ def imbalance_trials(xt, yt, xv, yv, seed: int = SEED) -> pd.DataFrame:
         "Tomek links": make_pipeline(TomekLinks(), tuned()),
         "random under-sampling": make_pipeline(RandomUnderSampler(random_state=seed), tuned()),
         "random over-sampling": make_pipeline(RandomOverSampler(random_state=seed), tuned()),
-        "balanced random forest": BalancedRandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=2,
-                                                                 sampling_strategy="all", replacement=True, bootstrap=False),
+        "balanced random forest": BalancedRandomForestClassifier(
+            n_estimators=200, random_state=seed, n_jobs=2, sampling_strategy="all", replacement=True, bootstrap=False
+        ),
         "RUSBoost": RUSBoostClassifier(random_state=seed),
     }
     for over in (0.1, 0.2):
         for under in (0.5, 0.8):
             trials[f"SMOTE {over} + under {under}"] = make_pipeline(
-                SMOTE(sampling_strategy=over, random_state=seed), RandomUnderSampler(sampling_strategy=under, random_state=seed), tuned())
+                SMOTE(sampling_strategy=over, random_state=seed),
+                RandomUnderSampler(sampling_strategy=under, random_state=seed),
+                tuned(),
+            )
     for w in (1, 3, 5, 9, 13, 17):
         trials[f"scale_pos_weight {w}"] = tuned(scale_pos_weight=w)
     rows = []

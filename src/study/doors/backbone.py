@@ -9,6 +9,7 @@ step that could silently transpose a kernel. The network is the Lite variant of 
 ReLU6, no squeeze-and-excitation, TensorFlow "same" padding, BatchNorm eps 1e-3, inputs scaled to
 [-1, 1] (mean 127, std 128 in the TFLite reference).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,12 +21,26 @@ from torch import nn
 import torch.nn.functional as F
 
 # (repeats, kernel, stride, expand ratio, in channels, out channels) of the seven stages
-STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
-          (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
 # Lite2: depth ×1.2 and width ×1.1 of Lite0's middle stages, the same stem and head (read off the
 # wheel's state dict, which loads strictly into it)
-STAGES_LITE2 = ((1, 3, 1, 1, 32, 16), (3, 3, 2, 6, 16, 24), (3, 5, 2, 6, 24, 48), (4, 3, 2, 6, 48, 88),
-                (4, 5, 1, 6, 88, 120), (5, 5, 2, 6, 120, 208), (1, 3, 1, 6, 208, 352))
+STAGES_LITE2 = (
+    (1, 3, 1, 1, 32, 16),
+    (3, 3, 2, 6, 16, 24),
+    (3, 5, 2, 6, 24, 48),
+    (4, 3, 2, 6, 48, 88),
+    (4, 5, 1, 6, 88, 120),
+    (5, 5, 2, 6, 120, 208),
+    (1, 3, 1, 6, 208, 352),
+)
 VARIANTS = {"lite0": STAGES, "lite2": STAGES_LITE2}
 BN_EPS = 1e-3
 FEATURES = 1280  # width of the pooled head features

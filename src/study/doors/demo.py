@@ -1,5 +1,6 @@
 """What the door demo dashboard does, without widgets: load the pipeline once, analyse an image or
 a video, list the gallery, and turn every bad input into one sentence (``UserError``)."""
+
 from __future__ import annotations
 
 import base64
@@ -26,6 +27,7 @@ VIDEO_MAX_FRAMES = 150  # 30 s of video at 5 fps
 
 
 from study.ui import UserError  # noqa: E402 - shown as one sentence by ui.guard
+
 
 @lru_cache(maxsize=1)
 def load_pipeline(folder: str | None = None) -> pipeline.DoorPipeline:
@@ -82,15 +84,35 @@ def decode_upload(content, name: str, limit: int, kind: str, size: int | None = 
 
 
 def detections_table(found) -> pd.DataFrame:
-    rows = [{"door": k + 1, "state": d.state, "probability": round(d.probability, 3), "detector score": round(d.score, 3),
-             "x0": round(d.box[0]), "y0": round(d.box[1]), "x1": round(d.box[2]), "y1": round(d.box[3]),
-             **{f"p({s})": round(d.probabilities.get(s, 0.0), 3) for s in STATES}} for k, d in enumerate(found)]
-    return pd.DataFrame(rows, columns=["door", "state", "probability", "detector score", "x0", "y0", "x1", "y1"]
-                        + [f"p({s})" for s in STATES])
+    rows = [
+        {
+            "door": k + 1,
+            "state": d.state,
+            "probability": round(d.probability, 3),
+            "detector score": round(d.score, 3),
+            "x0": round(d.box[0]),
+            "y0": round(d.box[1]),
+            "x1": round(d.box[2]),
+            "y1": round(d.box[3]),
+            **{f"p({s})": round(d.probabilities.get(s, 0.0), 3) for s in STATES},
+        }
+        for k, d in enumerate(found)
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=["door", "state", "probability", "detector score", "x0", "y0", "x1", "y1"]
+        + [f"p({s})" for s in STATES],
+    )
 
 
-def analyse_image(source, name: str = "the image", confidence: float = 0.3, state_threshold: float = 0.0,
-                  pipe: pipeline.DoorPipeline | None = None, size: int | None = None) -> ImageResult:
+def analyse_image(
+    source,
+    name: str = "the image",
+    confidence: float = 0.3,
+    state_threshold: float = 0.0,
+    pipe: pipeline.DoorPipeline | None = None,
+    size: int | None = None,
+) -> ImageResult:
     """An uploaded file's bytes (or a PIL image from the gallery) → annotated PNG, table, sentence."""
     t0 = time.perf_counter()
     pipe = pipe or load_pipeline()
@@ -115,8 +137,10 @@ def analyse_image(source, name: str = "the image", confidence: float = 0.3, stat
     seconds = time.perf_counter() - t0
     counts = pd.Series([d.state for d in found]).value_counts()
     summary = ", ".join(f"{n} {s}" for s, n in counts.items()) if found else "no door"
-    message = (f"{len(found)} door(s) found ({summary}) at detection confidence ≥ {confidence:.2f} in "
-               f"{seconds * 1000:.0f} ms.{note}")
+    message = (
+        f"{len(found)} door(s) found ({summary}) at detection confidence ≥ {confidence:.2f} in "
+        f"{seconds * 1000:.0f} ms.{note}"
+    )
     return ImageResult(png_bytes(pipeline.annotate(image, found)), detections_table(found), message, seconds)
 
 
@@ -146,8 +170,15 @@ def state_timeline(timeline: pd.DataFrame) -> bytes:
     return ui.png(fig)
 
 
-def analyse_video(content, name: str = "the video", confidence: float = 0.3, state_threshold: float = 0.0,
-                  pipe: pipeline.DoorPipeline | None = None, progress=None, size: int | None = None) -> VideoOutcome:
+def analyse_video(
+    content,
+    name: str = "the video",
+    confidence: float = 0.3,
+    state_threshold: float = 0.0,
+    pipe: pipeline.DoorPipeline | None = None,
+    progress=None,
+    size: int | None = None,
+) -> VideoOutcome:
     """An uploaded video's bytes → an annotated clip (about 5 analysed frames per second of video,
     at most 30 s), a state timeline and a per-frame table."""
     import tempfile
@@ -156,22 +187,40 @@ def analyse_video(content, name: str = "the video", confidence: float = 0.3, sta
     data = decode_upload(content, name, MAX_VIDEO_BYTES, "videos", size)
     pipe = pipe or load_pipeline()
     try:
-        result = pipe.predict_video(data, max_frames=VIDEO_MAX_FRAMES, fps_target=VIDEO_FPS, name=name,
-                                    progress=progress, confidence=confidence, state_threshold=state_threshold)
+        result = pipe.predict_video(
+            data,
+            max_frames=VIDEO_MAX_FRAMES,
+            fps_target=VIDEO_FPS,
+            name=name,
+            progress=progress,
+            confidence=confidence,
+            state_threshold=state_threshold,
+        )
     except pipeline.VideoError as exc:
         raise UserError(str(exc)) from None
-    frames = [f if max(f.size) <= 960 else f.resize((960, round(960 * f.height / f.width))) if f.width >= f.height
-              else f.resize((round(960 * f.width / f.height), 960)) for f in result.frames]
+    frames = [
+        f
+        if max(f.size) <= 960
+        else f.resize((960, round(960 * f.height / f.width)))
+        if f.width >= f.height
+        else f.resize((round(960 * f.width / f.height), 960))
+        for f in result.frames
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         clip = pipeline.write_video(frames, Path(tmp) / "doors.mp4", fps=VIDEO_FPS).read_bytes()
     table = result.timeline
     seconds = time.perf_counter() - t0
     truncated = result.frames_read and len(result.frames) >= VIDEO_MAX_FRAMES
-    message = (f"{len(result.frames)} frames analysed of {result.frames_read} read (video at {result.video_fps:.1f} fps) "
-               f"in {seconds:.1f} s: {result.processed_fps:.1f} analysed frames per second."
-               + (f" Only the first {VIDEO_MAX_FRAMES / VIDEO_FPS:.0f} s were analysed." if truncated else "")
-               + (f" The file is truncated or damaged: {result.damaged}; only the frames before that were analysed."
-                  if result.damaged else ""))
+    message = (
+        f"{len(result.frames)} frames analysed of {result.frames_read} read (video at {result.video_fps:.1f} fps) "
+        f"in {seconds:.1f} s: {result.processed_fps:.1f} analysed frames per second."
+        + (f" Only the first {VIDEO_MAX_FRAMES / VIDEO_FPS:.0f} s were analysed." if truncated else "")
+        + (
+            f" The file is truncated or damaged: {result.damaged}; only the frames before that were analysed."
+            if result.damaged
+            else ""
+        )
+    )
     return VideoOutcome(clip, state_timeline(table), table, message, seconds)
 
 

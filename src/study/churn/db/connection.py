@@ -1,5 +1,6 @@
 """Database URLs and engines: one pooled engine per URL, SQLite files with WAL and foreign keys,
 passwords never shown (:func:`redact`)."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Exports: each database written in one transaction (previous rows deleted, new ones bulk
 inserted in chunks), so a re-run leaves the same content and a failure leaves the previous one."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -54,7 +55,7 @@ def _bulk_insert(conn, table: Table, df: pd.DataFrame, progress=None) -> int:
             conn.execute(insert(table), [rec])
         return len(df)
     for start in range(0, len(df), CHUNK):
-        conn.execute(insert(table), _records(df.iloc[start:start + CHUNK]))
+        conn.execute(insert(table), _records(df.iloc[start : start + CHUNK]))
         if progress:
             progress(table.name, min(start + CHUNK, len(df)), len(df))
     return len(df)
@@ -77,12 +78,15 @@ def feature_frames(src: RawSource, months=PIT_MONTHS) -> tuple[pd.DataFrame, pd.
         parts.append(features.original_recipe(src).assign(month="2017-03"))
     if features.has_february(src):
         parts.append(features.original_recipe_february(src).assign(month="2017-02"))
-    original = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*features.PROCESSED_COLUMNS, "month"])
+    original = (
+        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*features.PROCESSED_COLUMNS, "month"])
+    )
     return pit, original
 
 
-def export_application(source: RawSource, url: str | None = None, users: pd.Series | None = None,
-                       months=PIT_MONTHS, progress=None) -> dict[str, int]:
+def export_application(
+    source: RawSource, url: str | None = None, users: pd.Series | None = None, months=PIT_MONTHS, progress=None
+) -> dict[str, int]:
     """Write the application database in one transaction: by default each month's held-out cohort
     (the dashboard scores a month's own cohort only); with ``users``, those users in every month."""
     if users is None:
@@ -92,8 +96,9 @@ def export_application(source: RawSource, url: str | None = None, users: pd.Seri
         users = pd.Series(sorted(set(pairs.msno)), dtype="str")
     else:
         users = pd.Series(sorted(set(users)), dtype="str")
-        pairs = pd.DataFrame([(u, m) for u in users for m in sorted({*months, "2017-02", "2017-03"})],
-                             columns=["msno", "month"])
+        pairs = pd.DataFrame(
+            [(u, m) for u in users for m in sorted({*months, "2017-02", "2017-03"})], columns=["msno", "month"]
+        )
     rows = raw_rows(source, users)
     with tempfile.TemporaryDirectory(prefix="study-export-") as tmp:
         pit, original = feature_frames(write_raw(rows, tmp), months)
@@ -101,32 +106,81 @@ def export_application(source: RawSource, url: str | None = None, users: pd.Seri
     short_ids = pd.Series(ids.to_numpy(), index=features.short_msno(users).to_numpy())
     short_ids = short_ids[~short_ids.index.duplicated()]
 
-    frames: list[tuple[Table, pd.DataFrame]] = [(user, pd.DataFrame({"user_id": ids.to_numpy(), "msno": users.to_numpy()}))]
+    frames: list[tuple[Table, pd.DataFrame]] = [
+        (user, pd.DataFrame({"user_id": ids.to_numpy(), "msno": users.to_numpy()}))
+    ]
     if "members_v3.csv" in rows:
         m = rows["members_v3.csv"]
-        frames.append((members, pd.DataFrame({
-            "user_id": m.msno.map(ids).to_numpy(), "file_row": m.file_row, "city": m.city, "bd": m.bd, "gender": m.gender,
-            "registered_via": m.registered_via, "registration_init_time": _to_date(m.registration_init_time)})))
+        frames.append(
+            (
+                members,
+                pd.DataFrame(
+                    {
+                        "user_id": m.msno.map(ids).to_numpy(),
+                        "file_row": m.file_row,
+                        "city": m.city,
+                        "bd": m.bd,
+                        "gender": m.gender,
+                        "registered_via": m.registered_via,
+                        "registration_init_time": _to_date(m.registration_init_time),
+                    }
+                ),
+            )
+        )
     tx_parts, log_parts, label_parts = [], [], []
     for name in TX_FILES:
         if name in rows:
             t = rows[name]
-            tx_parts.append(pd.DataFrame({
-                "user_id": t.msno.map(ids).to_numpy(), "source_file": name, "file_row": t.file_row,
-                **{c: t[c] for c in ("payment_method_id", "payment_plan_days", "plan_list_price", "actual_amount_paid",
-                                     "is_auto_renew")},
-                "transaction_date": _to_date(t.transaction_date), "membership_expire_date": _to_date(t.membership_expire_date),
-                "is_cancel": t.is_cancel}))
+            tx_parts.append(
+                pd.DataFrame(
+                    {
+                        "user_id": t.msno.map(ids).to_numpy(),
+                        "source_file": name,
+                        "file_row": t.file_row,
+                        **{
+                            c: t[c]
+                            for c in (
+                                "payment_method_id",
+                                "payment_plan_days",
+                                "plan_list_price",
+                                "actual_amount_paid",
+                                "is_auto_renew",
+                            )
+                        },
+                        "transaction_date": _to_date(t.transaction_date),
+                        "membership_expire_date": _to_date(t.membership_expire_date),
+                        "is_cancel": t.is_cancel,
+                    }
+                )
+            )
     for name in LOG_FILES:
         if name in rows:
             g = rows[name]
-            log_parts.append(pd.DataFrame({"user_id": g.msno.map(ids).to_numpy(), "source_file": name, "file_row": g.file_row,
-                                           "date": _to_date(g.date), **{c: g[c] for c in features.LOG_METRICS}}))
+            log_parts.append(
+                pd.DataFrame(
+                    {
+                        "user_id": g.msno.map(ids).to_numpy(),
+                        "source_file": name,
+                        "file_row": g.file_row,
+                        "date": _to_date(g.date),
+                        **{c: g[c] for c in features.LOG_METRICS},
+                    }
+                )
+            )
     for name, month in LABEL_FILES.items():
         if name in rows:
             lab = rows[name]
-            label_parts.append(pd.DataFrame({"user_id": lab.msno.map(ids).to_numpy(), "month": month, "source_file": name,
-                                             "file_row": lab.file_row, "is_churn": lab.is_churn}))
+            label_parts.append(
+                pd.DataFrame(
+                    {
+                        "user_id": lab.msno.map(ids).to_numpy(),
+                        "month": month,
+                        "source_file": name,
+                        "file_row": lab.file_row,
+                        "is_churn": lab.is_churn,
+                    }
+                )
+            )
     for table, parts in ((transactions, tx_parts), (logs, log_parts)):
         if parts:
             df = pd.concat(parts, ignore_index=True)
@@ -137,8 +191,11 @@ def export_application(source: RawSource, url: str | None = None, users: pd.Seri
     if len(pit):
         fp = pit.copy()
         fp.insert(0, "user_id", fp.pop("msno").map(ids).to_numpy())
-        fp.insert(2, "expiry_date", [(pd.Timestamp(f"{m}-01") + pd.Timedelta(days=int(d))).date()
-                                     for m, d in zip(fp.month, fp.days_to_expiry)])
+        fp.insert(
+            2,
+            "expiry_date",
+            [(pd.Timestamp(f"{m}-01") + pd.Timedelta(days=int(d))).date() for m, d in zip(fp.month, fp.days_to_expiry)],
+        )
         frames.append((features_pit, fp))
     if len(original):
         fo = original.copy()
@@ -158,17 +215,28 @@ def export_application(source: RawSource, url: str | None = None, users: pd.Seri
             part = frame[frame.month == m]
             if recipe == "pit":
                 part = part.reset_index(drop=True)
-                part.insert(2, "expiry_date", pd.to_datetime(part.month + "-01") + pd.to_timedelta(part.days_to_expiry, unit="D"))
+                part.insert(
+                    2,
+                    "expiry_date",
+                    pd.to_datetime(part.month + "-01") + pd.to_timedelta(part.days_to_expiry, unit="D"),
+                )
             else:
                 part = features.conform(part)
             blob = _to_arrow(_restore_dtypes(part, recipe))
-            cache += [{"recipe": recipe, "month": m, "part": i, "arrow": blob[o:o + CACHE_PART_BYTES]}
-                      for i, o in enumerate(range(0, len(blob), CACHE_PART_BYTES))]
+            cache += [
+                {"recipe": recipe, "month": m, "part": i, "arrow": blob[o : o + CACHE_PART_BYTES]}
+                for i, o in enumerate(range(0, len(blob), CACHE_PART_BYTES))
+            ]
     frames.append((frame_cache, pd.DataFrame(cache, columns=["recipe", "month", "part", "arrow"])))
     from study.churn.lineage import source_digest
 
-    info = {"source": source.describe(), "source_sha256": source_digest(source), "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "users": str(len(users)), "pit_months": ",".join(months)}
+    info = {
+        "source": source.describe(),
+        "source_sha256": source_digest(source),
+        "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "users": str(len(users)),
+        "pit_months": ",".join(months),
+    }
     frames.append((meta, pd.DataFrame({"key": list(info), "value": list(info.values())})))
     return _replace(url, app_meta, APP_DATA_TABLES, frames, progress)
 
@@ -208,19 +276,33 @@ def sample_users(source: RawSource, fraction: float = 0.01, seed: int = 40) -> p
     return keep.sort_values("msno").reset_index(drop=True)
 
 
-def export_analytic(source: RawSource, url: str | None = None, fraction: float = 0.01, seed: int = 40,
-                    progress=None) -> dict[str, int]:
+def export_analytic(
+    source: RawSource, url: str | None = None, fraction: float = 0.01, seed: int = 40, progress=None
+) -> dict[str, int]:
     """Write the analytic database (``url``, else :func:`analytic_url`) from a stratified sample of
     the raw files, in one transaction."""
     sample = sample_users(source, fraction, seed)
     rows = raw_rows(source, sample.msno, files=("members_v3.csv", *TX_FILES, *LOG_FILES))
     ids = pd.Series(np.arange(1, len(sample) + 1, dtype="int64"), index=sample.msno.to_numpy())
     tx = pd.concat([rows[f] for f in TX_FILES if f in rows], ignore_index=True).drop_duplicates(
-        subset=list(COLUMNS["transactions"]))  # a row present in both files is one transaction
+        subset=list(COLUMNS["transactions"])
+    )  # a row present in both files is one transaction
     lg = pd.concat([rows[f] for f in LOG_FILES if f in rows], ignore_index=True)
     mem = rows.get("members_v3.csv", pd.DataFrame(columns=["msno", *COLUMNS["members"]]))
-    dates = pd.concat([_to_date(tx.transaction_date), _to_date(tx.membership_expire_date), _to_date(lg.date),
-                       _to_date(mem.registration_init_time)]).dropna().drop_duplicates().sort_values().reset_index(drop=True)
+    dates = (
+        pd.concat(
+            [
+                _to_date(tx.transaction_date),
+                _to_date(tx.membership_expire_date),
+                _to_date(lg.date),
+                _to_date(mem.registration_init_time),
+            ]
+        )
+        .dropna()
+        .drop_duplicates()
+        .sort_values()
+        .reset_index(drop=True)
+    )
     time_ids = pd.Series(np.arange(1, len(dates) + 1, dtype="int64"), index=dates.to_numpy())
 
     def codes(values: pd.Series) -> pd.Series:
@@ -236,19 +318,59 @@ def export_analytic(source: RawSource, url: str | None = None, fraction: float =
         (city, pd.DataFrame({"city_id": city_ids.to_numpy(), "code": city_ids.index})),
         (payment_method, pd.DataFrame({"payment_method_id": method_ids.to_numpy(), "code": method_ids.index})),
         (register, pd.DataFrame({"register_id": reg_ids.to_numpy(), "code": reg_ids.index})),
-        (time_save, pd.DataFrame({"time_id": time_ids.to_numpy(), "date": dates,
-                                  "year": [d.year for d in dates], "month": [d.month for d in dates], "day": [d.day for d in dates]})),
+        (
+            time_save,
+            pd.DataFrame(
+                {
+                    "time_id": time_ids.to_numpy(),
+                    "date": dates,
+                    "year": [d.year for d in dates],
+                    "month": [d.month for d in dates],
+                    "day": [d.day for d in dates],
+                }
+            ),
+        ),
         (an_user, pd.DataFrame({"user_id": ids.to_numpy(), "msno": sample.msno, "is_churn": sample.is_churn})),
-        (an_members, pd.DataFrame({"user_id": mem.msno.map(ids).to_numpy(), "city_id": lookup(city_ids, mem.city),
-                                   "bd": mem.bd, "gender": mem.gender, "register_id": lookup(reg_ids, mem.registered_via),
-                                   "registration_time_id": lookup(time_ids, _to_date(mem.registration_init_time))})),
-        (an_transactions, pd.DataFrame({
-            "id": np.arange(1, len(tx) + 1, dtype="int64"), "user_id": tx.msno.map(ids).to_numpy(),
-            "payment_method_id": lookup(method_ids, tx.payment_method_id), "payment_plan_days": tx.payment_plan_days,
-            "plan_list_price": tx.plan_list_price, "actual_amount_paid": tx.actual_amount_paid,
-            "is_auto_renew": tx.is_auto_renew, "transaction_time_id": lookup(time_ids, _to_date(tx.transaction_date)),
-            "expire_time_id": lookup(time_ids, _to_date(tx.membership_expire_date)), "is_cancel": tx.is_cancel})),
-        (an_logs, pd.DataFrame({"id": np.arange(1, len(lg) + 1, dtype="int64"), "user_id": lg.msno.map(ids).to_numpy(),
-                                "time_id": lookup(time_ids, _to_date(lg.date)), **{c: lg[c] for c in features.LOG_METRICS}})),
+        (
+            an_members,
+            pd.DataFrame(
+                {
+                    "user_id": mem.msno.map(ids).to_numpy(),
+                    "city_id": lookup(city_ids, mem.city),
+                    "bd": mem.bd,
+                    "gender": mem.gender,
+                    "register_id": lookup(reg_ids, mem.registered_via),
+                    "registration_time_id": lookup(time_ids, _to_date(mem.registration_init_time)),
+                }
+            ),
+        ),
+        (
+            an_transactions,
+            pd.DataFrame(
+                {
+                    "id": np.arange(1, len(tx) + 1, dtype="int64"),
+                    "user_id": tx.msno.map(ids).to_numpy(),
+                    "payment_method_id": lookup(method_ids, tx.payment_method_id),
+                    "payment_plan_days": tx.payment_plan_days,
+                    "plan_list_price": tx.plan_list_price,
+                    "actual_amount_paid": tx.actual_amount_paid,
+                    "is_auto_renew": tx.is_auto_renew,
+                    "transaction_time_id": lookup(time_ids, _to_date(tx.transaction_date)),
+                    "expire_time_id": lookup(time_ids, _to_date(tx.membership_expire_date)),
+                    "is_cancel": tx.is_cancel,
+                }
+            ),
+        ),
+        (
+            an_logs,
+            pd.DataFrame(
+                {
+                    "id": np.arange(1, len(lg) + 1, dtype="int64"),
+                    "user_id": lg.msno.map(ids).to_numpy(),
+                    "time_id": lookup(time_ids, _to_date(lg.date)),
+                    **{c: lg[c] for c in features.LOG_METRICS},
+                }
+            ),
+        ),
     ]
     return _replace(analytic_url(url), an_meta, AN_DATA_TABLES, frames, progress)

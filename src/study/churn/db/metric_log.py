@@ -1,4 +1,5 @@
 """The metric history (``log_model``): every dashboard evaluation appended, never touched by an export."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -22,18 +23,35 @@ def ensure_log_model(eng: Engine) -> None:
     if "metrics_from" not in {c["name"] for c in inspect(eng).get_columns("log_model")}:
         with eng.begin() as conn:
             conn.execute(text("ALTER TABLE log_model ADD COLUMN metrics_from VARCHAR(40)"))
-            conn.execute(update(log_model).where(log_model.c.metrics_from.is_(None)).values(metrics_from=METRICS_FROM_OLD))
+            conn.execute(
+                update(log_model).where(log_model.c.metrics_from.is_(None)).values(metrics_from=METRICS_FROM_OLD)
+            )
 
 
-def log_evaluation(scores: dict, model: str, source: str, n_users: int, threshold: float, url: str | None = None,
-                   when: dt.datetime | None = None) -> None:
+def log_evaluation(
+    scores: dict,
+    model: str,
+    source: str,
+    n_users: int,
+    threshold: float,
+    url: str | None = None,
+    when: dt.datetime | None = None,
+) -> None:
     """Append one evaluation to ``log_model`` (its own short transaction)."""
     eng = engine(url)
     ensure_log_model(eng)
-    row = {"metrics_from": METRICS_FROM, "evaluated_at": (when or dt.datetime.now(dt.timezone.utc)).replace(tzinfo=None, microsecond=0),
-           "model": str(model)[:64], "source": str(source)[:TEXT_ID], "n_users": int(n_users), "threshold": float(threshold),
-           **{col: (None if scores.get(name) is None or pd.isna(scores.get(name)) else float(scores[name]))
-              for name, col in METRICS.items()}}
+    row = {
+        "metrics_from": METRICS_FROM,
+        "evaluated_at": (when or dt.datetime.now(dt.timezone.utc)).replace(tzinfo=None, microsecond=0),
+        "model": str(model)[:64],
+        "source": str(source)[:TEXT_ID],
+        "n_users": int(n_users),
+        "threshold": float(threshold),
+        **{
+            col: (None if scores.get(name) is None or pd.isna(scores.get(name)) else float(scores[name]))
+            for name, col in METRICS.items()
+        },
+    }
     with eng.begin() as conn:
         conn.execute(insert(log_model), [row])
 

@@ -1,5 +1,6 @@
 """Reading back: row counts, months, cohorts, and each month's scoring frame from its cached
 Arrow parts (or rebuilt from the stored rows)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,22 +37,31 @@ def row_counts(url: str | None = None, analytic: bool = False) -> pd.DataFrame:
     eng = engine(url or (analytic_url() if analytic else app_url()))
     tables = AN_DATA_TABLES if analytic else [*APP_DATA_TABLES, log_model]
     with eng.connect() as conn:
-        return pd.DataFrame([{"table": t.name, "rows": conn.execute(select(func.count()).select_from(t)).scalar_one()}
-                             for t in reversed(tables)])
+        return pd.DataFrame(
+            [
+                {"table": t.name, "rows": conn.execute(select(func.count()).select_from(t)).scalar_one()}
+                for t in reversed(tables)
+            ]
+        )
 
 
 def available_months(url: str | None = None, recipe: str = "pit") -> list[str]:
     """Expiry months that have users to score (a cohort with rows of the recipe), oldest first."""
     table = features_pit if recipe == "pit" else features_original
-    q = (select(table.c.month).distinct()
-         .join(cohort, (cohort.c.user_id == table.c.user_id) & (cohort.c.month == table.c.month))
-         .order_by(table.c.month))
+    q = (
+        select(table.c.month)
+        .distinct()
+        .join(cohort, (cohort.c.user_id == table.c.user_id) & (cohort.c.month == table.c.month))
+        .order_by(table.c.month)
+    )
     try:
         with engine(url).connect() as conn:
             return [r[0] for r in conn.execute(q)]
     except Exception as exc:  # noqa: BLE001 — turned into one sentence for the dashboard
-        raise DatabaseError(f"the application database at {redact(app_url(url))} cannot be read "
-                            f"(has `study churn export-db` been run?): {str(exc).splitlines()[0][:200]}") from exc
+        raise DatabaseError(
+            f"the application database at {redact(app_url(url))} cannot be read "
+            f"(has `study churn export-db` been run?): {str(exc).splitlines()[0][:200]}"
+        ) from exc
 
 
 def cohort_pairs(url: str | None = None) -> dict[bool, set]:
@@ -86,8 +96,11 @@ def month_frame(month: str, url: str | None = None, recipe: str = "pit", from_ro
     if recipe not in ("pit", "original"):
         raise ValueError(f"recipe must be 'pit' or 'original', got {recipe!r}")
     if not from_rows:
-        q = (select(frame_cache.c.arrow).where(frame_cache.c.recipe == recipe, frame_cache.c.month == month)
-             .order_by(frame_cache.c.part))
+        q = (
+            select(frame_cache.c.arrow)
+            .where(frame_cache.c.recipe == recipe, frame_cache.c.month == month)
+            .order_by(frame_cache.c.part)
+        )
         with engine(url).connect() as conn:
             parts = [bytes(r[0]) for r in conn.execute(q)]
         if parts:
@@ -102,7 +115,12 @@ def month_frame_from_rows(month: str, url: str | None = None, recipe: str = "pit
     month = check_month(month)
     if recipe == "pit":
         t = features_pit
-        cols = [user.c.msno, t.c.month, t.c.expiry_date, *[t.c[c] for c in features.pit_dtypes() if c not in ("msno", "month")]]
+        cols = [
+            user.c.msno,
+            t.c.month,
+            t.c.expiry_date,
+            *[t.c[c] for c in features.pit_dtypes() if c not in ("msno", "month")],
+        ]
     elif recipe == "original":
         t = features_original
         cols = [user.c.msno, *[t.c[c] for c in features.PROCESSED_COLUMNS if c != "msno"]]
@@ -138,8 +156,6 @@ def _restore(df: pd.DataFrame, recipe: str) -> pd.DataFrame:
     for c in _ORIGINAL_DATES:
         df[c] = df[c].astype("str")  # ISO text from either driver (date objects print as YYYY-MM-DD)
     return features.conform(df)
-
-
 
 
 def read_meta(url: str | None = None) -> dict[str, str]:

@@ -1,4 +1,5 @@
 """Raw rows of chosen users with their file and position, so the raw files can be rebuilt exactly."""
+
 from __future__ import annotations
 
 import tempfile
@@ -29,9 +30,12 @@ def raw_rows(source: RawSource, msnos: list[str] | pd.Series, files=tuple(KIND))
                 if not source.file(name).is_file():
                     continue
                 # a plain scan keeps the file order in rowid; a filtered or joined one need not
-                con.execute(f"CREATE OR REPLACE TEMP TABLE t AS SELECT * FROM {data.read_sql(source.file(name), KIND[name])}")
-                out[name] = con.execute("SELECT rowid AS file_row, * FROM t WHERE msno IN (SELECT msno FROM keep) "
-                                        "ORDER BY rowid").df()
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE t AS SELECT * FROM {data.read_sql(source.file(name), KIND[name])}"
+                )
+                out[name] = con.execute(
+                    "SELECT rowid AS file_row, * FROM t WHERE msno IN (SELECT msno FROM keep) ORDER BY rowid"
+                ).df()
                 con.execute("DROP TABLE t")
             return out
         finally:
@@ -51,13 +55,12 @@ def _from_date(dates: pd.Series) -> pd.Series:
     return (d.dt.year * 10000 + d.dt.month * 100 + d.dt.day).astype("Int64")
 
 
-
-
 def write_raw(rows: dict[str, pd.DataFrame], folder: str | Path) -> RawSource:
     """The raw files (Kaggle headers, YYYYMMDD dates) from frames of :func:`raw_rows` or :func:`rebuild_raw`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name, df in rows.items():
         df.sort_values("file_row", kind="mergesort")[list(COLUMNS[KIND[name]])].to_csv(
-            folder / name, index=False, lineterminator="\n")
+            folder / name, index=False, lineterminator="\n"
+        )
     return RawSource(folder, "real")
