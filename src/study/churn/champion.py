@@ -19,7 +19,7 @@ from study.churn import evaluation, zoo
 from study.churn.models import save_model
 from study.churn.scoring import frame_digest, input_domain
 
-CANDIDATES = ["tuned XGBoost (lr .05, depth 9, 200 trees)", "XGBoost default", "LightGBM default"]
+CANDIDATES = [zoo.TUNED_XGB_NAME, "XGBoost default", "LightGBM default"]
 
 
 def select(pit: pd.DataFrame, months: list[str]) -> pd.DataFrame:

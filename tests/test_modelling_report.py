@@ -1,0 +1,51 @@
+"""The modelling report's building blocks (study.churn.modelling) on hand-made inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from study.churn import facts, modelling
+
+
+def test_expiry_vs_label_counts_churners_and_stayers_apart():
+    df = pd.DataFrame(
+        {"membership_expire_date": ["2017-03-05", "2017-04-01", "2017-03-30", "2017-05-01"], "is_churn": [1, 1, 0, 0]}
+    )
+    got = modelling.expiry_vs_label(df, "2017-03")
+    assert got["churners whose latest expiry is in the label month"] == 0.5
+    assert got["stayers whose latest expiry is in the label month"] == 0.5
+    leak = modelling.leak_table(df.assign(membership_expire_date=["2017-02-01"] * 4), df)
+    assert list(leak.index) == ["2017-02", "2017-03"] and leak.iloc[0].tolist() == [1.0, 1.0]
+
+
+def test_side_by_side_keeps_every_original_model_and_ours():
+    table = pd.DataFrame(
+        [
+            {
+                "model": facts.ORIGINAL_RESULTS[0][0],
+                **dict(zip(facts.ORIGINAL_RESULT_COLUMNS[1:], [0.9, 0.2, 0.5, 0.5, 0.5, 0.5])),
+            },
+            {"model": "something new", **dict(zip(facts.ORIGINAL_RESULT_COLUMNS[1:], [0.8, 0.3, 0.4, 0.4, 0.4, 0.4]))},
+        ]
+    )
+    side = modelling.side_by_side(table)
+    assert len(side) == len(facts.ORIGINAL_RESULTS) + 1
+    assert side.loc[facts.ORIGINAL_RESULTS[0][0], "ours: ROC AUC"] == 0.9 and np.isnan(
+        side.loc["something new", "original study: log loss"]
+    )
+
+
+def test_thresholds_three_ways_and_the_capacity_policy():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    p = np.clip(0.3 * y + rng.uniform(0, 0.7, 400), 0, 1)
+    th = modelling.thresholds(y, p, offer_cost=10, save_rate=0.5, revenue=100, top_k_share=0.1)
+    assert list(th.table.rule) == ["0.5", "MCC-F1", "max profit"] and th.table.threshold[1] == th.mcc
+    assert th.top["K"] == 40 and len(th.figures) == 2 and th.best_profit > 0
+
+
+def test_ladders_figure_groups_both_recipes():
+    lad = pd.DataFrame({"protocol": ["random split", "later month"], "log loss": [0.2, 0.3], "ROC AUC": [0.9, 0.8]})
+    both, fig = modelling.ladders_figure(lad, lad.assign(**{"log loss": [0.05, 0.6]}))
+    assert both.loc[("original recipe", "later month"), "log loss"] == 0.6 and len(fig.data) == 2
