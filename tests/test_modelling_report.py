@@ -49,3 +49,16 @@ def test_ladders_figure_groups_both_recipes():
     lad = pd.DataFrame({"protocol": ["random split", "later month"], "log loss": [0.2, 0.3], "ROC AUC": [0.9, 0.8]})
     both, fig = modelling.ladders_figure(lad, lad.assign(**{"log loss": [0.05, 0.6]}))
     assert both.loc[("original recipe", "later month"), "log loss"] == 0.6 and len(fig.data) == 2
+
+
+def test_the_datasets_report_says_the_audit_numbers():
+    from study.churn import datasets_report
+
+    audit = pd.DataFrame({"one-feature AUC": [0.71, 0.52, 0.93, 0.61]})
+    audit.attrs["users"] = 1234
+    said = datasets_report.leakage_sentence(audit)
+    assert "On 1,234 March users" in said and "reaches AUC 0.930" in said and "reaches 0.610" in said
+    assert "is_cancel: 0.710 without the cutoff vs 0.520 with it" in said
+    users = pd.DataFrame({"msno": ["a", "b"], "is_churn": [0, 1]})
+    lines = datasets_report.conclusions(users, users.assign(month="2017-03"), ["2017-03"], 1.0, 2.0, audit)
+    assert len(lines) == 3 and "churn 50.00%" in lines[0] and "without the cutoff vs 0.610" in lines[2]

@@ -1,0 +1,135 @@
+"""The per-user datasets report's texts and experiments (notebook 20): the leakage conclusion, the
+transfer to real users, the realism summary, the labeller experiment and the conclusions."""
+
+from __future__ import annotations
+
+import tempfile
+
+import pandas as pd
+
+from study.churn import realism
+
+
+def leakage_sentence(audit: pd.DataFrame) -> str:
+    exp_orig, exp_pit = audit["one-feature AUC"][2], audit["one-feature AUC"][3]
+    return (
+        f"**Conclusion (leakage).** On {audit.attrs['users']:,} March users, the latest expiry date of the original recipe alone "
+        f"reaches AUC {exp_orig:.3f}; the current expiry known before the cutoff reaches {exp_pit:.3f}. is_cancel: "
+        f"{audit['one-feature AUC'][0]:.3f} without the cutoff vs {audit['one-feature AUC'][1]:.3f} with it. "
+        "The gap is what the original recipe learns from seeing the renewal; the point-in-time set cannot see it."
+    )
+
+
+def transfer_sentence(transfer: pd.DataFrame) -> str:
+    t, target = transfer.iloc[0], realism.TRANSFER_TARGET
+    met = t["ROC AUC"] >= target["ROC AUC"] and t["log loss"] <= target["log loss"]
+    return (
+        f"**Transfer to real users.** Trained on the twin, the original-format model scores the real sample at ROC AUC **{t['ROC AUC']:.3f}**, "
+        f"log loss **{t['log loss']:.3f}**, F1 {t['F1']:.3f}, MCC {t['MCC']:.3f} (threshold 0.5); targets AUC ≥ {target['ROC AUC']} and "
+        f"log loss ≤ {target['log loss']} ({'met' if met else 'not met'}). "
+        f"Real users teach the same recipe AUC {transfer['ROC AUC'][1]:.3f} / log loss {transfer['log loss'][1]:.3f} in cross-validation on this sample."
+    )
+
+
+def realism_sentence(
+    fit: realism.Realism, original: pd.DataFrame, real: pd.DataFrame, demographics: pd.DataFrame, transfer: pd.DataFrame
+) -> str:
+    sig_twin, sig_real = realism.label_signature(original), realism.label_signature(real)
+    return (
+        f"**Realism.** Median KS over numeric columns: **{fit.median_ks:.3f}** (target ≤ 0.10); median TVD over "
+        f"categorical columns: {fit.median_tvd:.3f}. Churn after the joins: twin {fit.churn['twin']:.2%}, real sample "
+        f"{fit.churn['real sample']:.2%}. Flagged share of churners: twin {sig_twin['flagged share of churners']:.1%}, real "
+        f"{sig_real['flagged share of churners']:.1%}; flagged churn by 31 May {sig_twin['churn, flagged, expiry by the horizon']:.1%} vs "
+        f"{sig_real['churn, flagged, expiry by the horizon']:.1%}, after it {sig_twin['churn, flagged, expiry after the horizon']:.1%} vs "
+        f"{sig_real['churn, flagged, expiry after the horizon']:.1%}; not flagged {sig_twin['churn, not flagged']:.1%} vs "
+        f"{sig_real['churn, not flagged']:.1%}. Demographics: "
+        + ", ".join(f"{r.column} {r.statistic} {r.value:.3f}" for r in demographics.itertuples())
+        + f" (target ≤ {realism.DEMOGRAPHIC_TARGET}). Transfer: AUC {transfer['ROC AUC'][0]:.3f}, log loss {transfer['log loss'][0]:.3f}. "
+        f"What is left is mostly inside the flagged users expiring by 31 May ({sig_real['share flagged, expiry by the horizon']:.0%} of the real "
+        f"users, {sig_real['churn, flagged, expiry by the horizon']:.1%} churn): real users tell their churners apart better than the twin "
+        "teaches, and the twin's users whose latest row is not such a purchase churn more than the real ones."
+    )
+
+
+def label_sensitivity(
+    source, seed: int, original: pd.DataFrame, real: pd.DataFrame, fit: realism.Realism
+) -> tuple[pd.DataFrame, str]:
+    """The labeller experiment: twins labelled as released, by the organisers' published rule and
+    rebased, each scored against the real sample (twins generated in a temporary folder)."""
+    from study.churn import data, features
+    from study.churn.twin import generate
+
+    variants = {}
+    for rule in ("rule", "rebased"):
+        with tempfile.TemporaryDirectory() as tmp:
+            generate(
+                tmp,
+                scale="default" if source.scale == "full" else source.scale,
+                seed=seed,
+                progress=False,
+                label_rule=rule,
+            )
+            variants[rule] = features.original_recipe(data.resolve_source(tmp))
+    rows = []
+    for label, frame in (
+        ("as released (default)", original),
+        ("organisers' published rule", variants["rule"]),
+        ("rebased variant", variants["rebased"]),
+    ):
+        f = realism.evaluate(frame, real)
+        rows.append(
+            {
+                "March labels": label,
+                "twin churn after joins": f.churn["twin"],
+                "share of churners with an in-month renewal": realism.rule_inconsistent_churners(frame)["share"],
+                "train-on-twin AUC (real)": f.twin_to_real_auc,
+                "log loss (real)": f.transfer["log loss"][0],
+            }
+        )
+    rows.append(
+        {
+            "March labels": "real sample (CV)",
+            "twin churn after joins": fit.churn["real sample"],
+            "share of churners with an in-month renewal": realism.rule_inconsistent_churners(real)["share"],
+            "train-on-twin AUC (real)": fit.transfer["ROC AUC"][1],
+            "log loss (real)": fit.transfer["log loss"][1],
+        }
+    )
+    compare = pd.DataFrame(rows)
+    auc = compare["train-on-twin AUC (real)"]
+    return compare, (
+        f"Labelled as released, the twin transfers at AUC {auc[0]:.3f}; with the published rule "
+        f"{auc[1]:.3f}, rebased {auc[2]:.3f}."
+    )
+
+
+def conclusions(
+    original: pd.DataFrame,
+    pit: pd.DataFrame,
+    months,
+    t_original: float,
+    t_pit: float,
+    audit: pd.DataFrame,
+    transfer: pd.DataFrame | None = None,
+    fit: realism.Realism | None = None,
+    demographics: pd.DataFrame | None = None,
+) -> list[str]:
+    exp_orig, exp_pit = audit["one-feature AUC"][2], audit["one-feature AUC"][3]
+    lines = [
+        f"- Original recipe: {len(original):,} users × {original.shape[1]} columns (the original study's format), churn {original.is_churn.mean():.2%}, built in {t_original:.1f} s.",
+        f"- Point-in-time: {len(pit):,} user-months over {', '.join(months)}, {pit.shape[1]} columns, built in {t_pit:.1f} s.",
+        f"- Leakage: the expiry date alone gives AUC {exp_orig:.3f} without the cutoff vs {exp_pit:.3f} with it.",
+    ]
+    if transfer is not None:
+        lines.append(
+            f"- Transfer: the original-format model trained on the twin scores the real sample at AUC {transfer['ROC AUC'][0]:.3f}, "
+            f"log loss {transfer['log loss'][0]:.3f}, F1 {transfer['F1'][0]:.3f}, MCC {transfer['MCC'][0]:.3f} (real-sample CV "
+            f"{transfer['ROC AUC'][1]:.3f} / {transfer['log loss'][1]:.3f}; original study on real users {transfer['ROC AUC'][2]:.3f} / {transfer['log loss'][2]:.3f})."
+        )
+    if fit is not None and demographics is not None:
+        lines.append(
+            f"- Realism: median KS {fit.median_ks:.3f}, median TVD {fit.median_tvd:.3f}; demographics "
+            + ", ".join(f"{r.column} {r.value:.3f}" for r in demographics.itertuples())
+            + "."
+        )
+    return lines
