@@ -57,3 +57,67 @@ def test_curves_and_matrices_stay_png_with_their_numbers():
     det = {"real Test": {"recall": [0, 0.5], "precision": [1, 0.6], "ap": 0.42}}
     fig = figures.detector_curves(det, {"score_loss": [3, 2], "box_loss": [1, 0.5]})
     assert "AP 0.42" in fig.axes[0].get_legend().get_texts()[0].get_text()
+
+
+def test_the_report_picks_errors_and_says_the_numbers():
+    from study.doors import report
+
+    crops = pd.DataFrame({"state": ["closed", "open", "open"], "image": ["a", "b", "c"]})
+    proba = np.array([[0.9, 0.1, 0.0], [0.7, 0.3, 0.0], [0.2, 0.8, 0.0]])
+    results = {("finetuned", "real Test"): {"crops": crops, "pred": ["closed", "closed", "open"], "proba": proba}}
+    images, titles = report.errors(results)
+    assert images == ["b"] and titles == ["finetune real: open → closed 70%"]  # names cut to 8 characters
+    summary = pd.DataFrame(
+        [
+            {
+                "model": "finetuned",
+                "test set": "real Test",
+                "accuracy": 0.874,
+                "balanced accuracy": 0.8,
+                "semi recall": 0.0,
+            }
+        ]
+    )
+    det = {
+        "real Test": {
+            "ap": 0.317,
+            "truths": 118,
+            "images": [None] * 243,
+            "false_positives": pd.DataFrame(
+                {
+                    "score": [0.9, 0.2],
+                    "on": ["cabinetDoor", "nothing"],
+                    "image": [0, 0],
+                    "x0": [0, 0],
+                    "y0": [0, 0],
+                    "x1": [1, 1],
+                    "y1": [1, 1],
+                }
+            ),
+        }
+    }
+    assert report.headline(summary, det) == {
+        "fine-tuned accuracy, real Test": 0.874,
+        "detector AP@0.5, real Test": 0.317,
+    }
+    det["real Test"]["images"] = [Image.new("RGB", (4, 4))] * 243
+    sentence, shown, _ = report.false_positives(det)
+    assert "score ≥ 0.3 on the real Test photos: 1; 1 on cabinetDoor" in sentence and len(shown) == 1
+    points = pd.DataFrame([{"model": "finetuned", "test set": "real Test", "open recall": 0.62, "closed recall": 0.94}])
+    lines = report.conclusions(
+        summary,
+        points,
+        ["finetuned"],
+        {"original_cnn": 1, "transfer": 2, "finetuned": 3, "detector": 4},
+        3,
+        det,
+        "onnxruntime",
+        pd.DataFrame({"ms": [30.0, 35.0]}),
+        100,
+        "quick",
+    )
+    assert (
+        "open-or-ajar recall 0.62 at closed recall 0.94" in lines[1]
+        and "AP@0.5 on real Test: 0.317 (118 doors in 243" in lines[3]
+    )
+    assert "median 32 ms over 2 images" in lines[4]
