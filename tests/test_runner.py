@@ -227,3 +227,13 @@ def test_study_notebooks_declare_reads_and_writes_that_resolve():
             p is not None for p in steps.resolve(decl.reads + decl.writes, {**where, "app_db": "x", "analytic_db": "y"})
         )
     assert steps.declaration(paths.NOTEBOOKS / "20_features.ipynb").writes  # the per-user tables are products
+
+
+def test_a_place_that_cannot_be_fingerprinted_or_is_unknown_is_said():
+    from pathlib import Path
+
+    from study import steps
+
+    assert steps.resolve(["{a}/x", "{b}", "plain"], {"a": "/t", "b": None}) == [Path("/t/x"), None, Path("plain")]
+    with pytest.raises(ValueError, match="unknown placeholder"):
+        steps.resolve(["{nowhere}/x"], {"a": "/t"})

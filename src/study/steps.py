@@ -23,6 +23,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import string
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,12 +84,11 @@ def resolve(templates: list[str], where: dict[str, str | None]) -> list[Path | N
     """Each template as a path (``None`` when it points to an unfingerprintable place)."""
     out = []
     for t in templates:
-        try:
-            out.append(Path(t.format(**{k: v if v is not None else "\0" for k, v in where.items()})))
-        except KeyError as exc:
-            raise ValueError(f"unknown placeholder {exc} in {t!r}; known: {', '.join(sorted(where))}") from None
-        if "\0" in str(out[-1]):
-            out[-1] = None
+        fields = {name for _, name, _, _ in string.Formatter().parse(t) if name}
+        unknown = fields - set(where)
+        if unknown:
+            raise ValueError(f"unknown placeholder {sorted(unknown)} in {t!r}; known: {', '.join(sorted(where))}")
+        out.append(None if any(where[f] is None for f in fields) else Path(t.format(**where)))
     return out
 
 
