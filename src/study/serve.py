@@ -5,6 +5,7 @@ culling, upload size, no tracebacks)."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -56,8 +57,6 @@ def prepare_churn(
             log(f"preparing: exporting the application database to {database.redact(url)}")
             database.export_application(src, url)
     try:
-        import json
-
         cards = {n: json.loads((models_dir / n / "card.json").read_text()) for n in served.NAMES}
         for sentence in lineage.mismatches(database.read_meta(url), cards):
             log("warning: " + sentence)

@@ -31,6 +31,7 @@ from pathlib import Path
 import nbformat
 
 from study import paths
+from study.hashing import sha256_file
 
 PACKAGE = "study"
 SKIP_PARTS = {"__pycache__", ".ipynb_checkpoints"}
@@ -106,12 +107,9 @@ class Hasher:
         hit = self.memo.get(key)
         if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
             return hit[2]
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        self.memo[key] = [st.st_size, st.st_mtime_ns, h.hexdigest()]
-        return h.hexdigest()
+        digest = sha256_file(path)
+        self.memo[key] = [st.st_size, st.st_mtime_ns, digest]
+        return digest
 
     def tree(self, path: Path | None) -> str:
         """A file's hash, a folder's (names and contents of every file below it), or ``absent``."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from study.churn.data import REQUIRED, RawSource
+from study.hashing import sha256_file
 
 STUDY_REPORT = "reports/30_modelling.html"  # the report describing the models notebook 30 saves
 NO_REPORT = "none: trained by `study serve` because the study had not saved it"
@@ -25,11 +26,7 @@ CLI_REPORT = "none: trained by `study churn train`"
 def _digest(files: tuple[tuple[str, int, int], ...], folder: str) -> str:
     h = hashlib.sha256()
     for name, _, _ in files:
-        file_hash = hashlib.sha256()
-        with open(Path(folder) / name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                file_hash.update(block)
-        h.update(f"{name}\0{file_hash.hexdigest()}\n".encode())
+        h.update(f"{name}\0{sha256_file(Path(folder) / name)}\n".encode())
     return h.hexdigest()
 
 

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import platform
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
+
+from study.hashing import sha256_file
 
 SPLIT_NAMES = ("train", "valid", "test")
 
@@ -44,14 +45,6 @@ def split_users(
 # ---------------------------------------------------------------------------------------------
 class ModelIntegrityError(RuntimeError):
     """A saved model whose files do not match its manifest (tampered, truncated or incomplete)."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _versions() -> dict:
@@ -100,7 +93,7 @@ def save_model(
     }
     (folder / "card.json").write_text(json.dumps(full_card, indent=1, default=str))
     files = [model_file, "preprocess.json", "card.json"]
-    (folder / "manifest.json").write_text(json.dumps({"sha256": {f: _sha256(folder / f) for f in files}}, indent=1))
+    (folder / "manifest.json").write_text(json.dumps({"sha256": {f: sha256_file(folder / f) for f in files}}, indent=1))
     return folder
 
 
@@ -144,7 +137,7 @@ def verify(folder: str | Path) -> dict:
         path = folder / name
         if not path.is_file():
             raise ModelIntegrityError(f"{folder}: {name} is missing")
-        if _sha256(path) != digest:
+        if sha256_file(path) != digest:
             raise ModelIntegrityError(f"{folder}: {name} does not match its sha256 in the manifest (modified?)")
     required = {"preprocess.json", "card.json"}
     if not required <= set(manifest.get("sha256", {})):
