@@ -294,3 +294,23 @@ def test_point_in_time_is_the_same_on_every_run(quick_source):
     a, b = features.point_in_time(quick_source, months=months), features.point_in_time(quick_source, months=months)
     assert a.equals(b)
     assert features.original_recipe(quick_source).equals(features.original_recipe(quick_source))
+
+
+def test_eda_report_texts_carry_the_numbers_of_the_per_user_table(quick_source):
+    """The EDA conclusions quote the rates computed from the table itself (not literals)."""
+    from study.churn import eda_report, products
+
+    users = eda_report.with_age_band(products.load(quick_source, "original", log=lambda *_: None))
+    by = eda_report.churn_by_category(users)
+    sentence = eda_report.category_conclusion(by)
+    no_auto = users[users.is_auto_renew == 0].is_churn.mean()
+    assert f"Churn is {no_auto:.1%} without auto-renew" in sentence
+    corr = eda_report.correlations(users)
+    assert corr.pairs.r.abs()[0] == corr.pairs.r.abs().max() and "msno" not in corr.matrix
+    assert corr.with_label.abs().is_monotonic_decreasing
+    tests = eda_report.churner_tests(users)
+    ranking = eda_report.anova(users)
+    raw = eda_report.raw_tables(quick_source, 5_000, 2017)
+    assert raw.summary().set_index("table").loc["train_v2.csv", "rows"] == raw.sizes["train_v2.csv"][0]
+    text = eda_report.conclusions(users, raw, by, tests, ranking)
+    assert f"{len(users):,} labelled users" in text and ranking.feature[0] in text

@@ -237,3 +237,29 @@ def test_a_place_that_cannot_be_fingerprinted_or_is_unknown_is_said():
     assert steps.resolve(["{a}/x", "{b}", "plain"], {"a": "/t", "b": None}) == [Path("/t/x"), None, Path("plain")]
     with pytest.raises(ValueError, match="unknown placeholder"):
         steps.resolve(["{nowhere}/x"], {"a": "/t"})
+
+
+def test_steps_run_after_the_steps_whose_products_they_read(tmp_path):
+    """Declared reads and writes order the steps (the EDA reads the per-user table the feature
+    step writes, though numbered before it); otherwise by name; a cycle is refused."""
+    from study import runner, steps
+
+    def step(name, reads, writes):
+        path = make_notebook(tmp_path / f"{name}.ipynb", "x = 1", "scale = 'quick'")
+        nb = nbformat.read(path, as_version=4)
+        nb.metadata["study"].update(reads=reads, writes=writes)
+        nbformat.write(nb, path)
+        return path
+
+    a = step("00_data", ["{raw}"], [])
+    b = step("10_eda", ["{raw}", "{processed}/original.parquet"], [])
+    c = step("20_features", ["{raw}"], ["{processed}/original.parquet", "{processed}/pit.parquet"])
+    d = step("30_models", ["{processed}"], ["{models}/champion"])
+    e = step("40_db", ["{models}"], [])
+    assert [p.stem for p in steps.order([e, d, c, b, a])] == ["00_data", "20_features", "10_eda", "30_models", "40_db"]
+    study_order = [p.stem for p in steps.order(runner.discover(paths.NOTEBOOKS))]
+    assert study_order.index("20_features") < study_order.index("10_eda") < study_order.index("30_modelling")
+    step("50_loop", ["{models}/champion"], ["{processed}/pit.parquet/x"])
+    d2 = step("30_models", ["{processed}"], ["{models}/champion"])
+    with pytest.raises(ValueError, match="cycle"):
+        steps.order([c, d2, tmp_path / "50_loop.ipynb"])

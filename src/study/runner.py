@@ -284,7 +284,7 @@ def run_study(
     reports.mkdir(parents=True, exist_ok=True)
     result = StudyResult(scale)
     everything = discover(notebooks)
-    todo = [p for p in everything if not only or p.stem in only]
+    todo = steps.order([p for p in everything if not only or p.stem in only])
     if only and len(todo) != len(set(only)):
         unknown = sorted(set(only) - {p.stem for p in todo})
         raise FileNotFoundError(f"no notebook named {', '.join(unknown)} in {notebooks}")

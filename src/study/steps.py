@@ -93,6 +93,32 @@ def resolve(templates: list[str], where: dict[str, str | None]) -> list[Path | N
     return out
 
 
+def _within(a: str, b: str) -> bool:
+    """Whether template ``a`` names ``b`` or something inside it (or ``b`` inside ``a``)."""
+    a, b = a.rstrip("/"), b.rstrip("/")
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def order(notebooks: list[Path]) -> list[Path]:
+    """The notebooks in an order where each runs after the steps whose products it reads (by
+    their declarations), otherwise by name: the EDA, numbered before the feature step, reads the
+    per-user table that step writes."""
+    decl = {p: declaration(p) for p in notebooks}
+    after = {
+        p: {q for q in notebooks if q != p and any(_within(r, w) for r in decl[p].reads for w in decl[q].writes)}
+        for p in notebooks
+    }
+    done: list[Path] = []
+    left = sorted(notebooks)
+    while left:
+        ready = [p for p in left if after[p] <= set(done)]
+        if not ready:
+            raise ValueError("the notebooks' reads and writes form a cycle: " + ", ".join(p.stem for p in left))
+        done.append(ready[0])
+        left.remove(ready[0])
+    return done
+
+
 # ---------------------------------------------------------------------------------------------
 # Content hashes.
 class Hasher:

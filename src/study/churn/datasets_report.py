@@ -4,10 +4,54 @@ transfer to real users, the realism summary, the labeller experiment and the con
 from __future__ import annotations
 
 import tempfile
+import time
+from dataclasses import dataclass
 
 import pandas as pd
+import plotly.express as px
+from IPython.display import Markdown
 
+from study import paths
 from study.churn import realism
+from study.churn.data import RawSource
+
+REAL_SAMPLE = paths.SHARED_KKBOX / "processed_sample.csv"
+
+
+def timed(build, *args, **kwargs) -> tuple[pd.DataFrame, float]:
+    """A table and the seconds it took to build."""
+    t0 = time.perf_counter()
+    table = build(*args, **kwargs)
+    return table, time.perf_counter() - t0
+
+
+def original_summary(original: pd.DataFrame) -> pd.DataFrame:
+    from study.churn import features
+
+    same = list(original.columns) == features.PROCESSED_COLUMNS
+    return pd.DataFrame(
+        [
+            {
+                "rows": len(original),
+                "columns": original.shape[1],
+                "churn": original.is_churn.mean(),
+                "same columns as the original study's format": same,
+            }
+        ]
+    )
+
+
+def pit_summary(pit: pd.DataFrame) -> pd.DataFrame:
+    return (
+        pit.groupby("month")
+        .agg(
+            users=("msno", "size"),
+            churn=("is_churn", "mean"),
+            with_logs=("has_logs", "mean"),
+            with_member=("has_member", "mean"),
+        )
+        .reset_index()
+    )
 
 
 def leakage_sentence(audit: pd.DataFrame) -> str:
@@ -133,3 +177,118 @@ def conclusions(
             + "."
         )
     return lines
+
+
+@dataclass
+class RealUsers:
+    """The twin against the real users of ``../shared`` (or why that comparison is skipped); each
+    ``*_view`` is what the report shows for one part, as objects to ``display``."""
+
+    skipped: str = ""
+    original: pd.DataFrame | None = None
+    real: pd.DataFrame | None = None
+    transfer: pd.DataFrame | None = None
+    fit: realism.Realism | None = None
+    demographics: pd.DataFrame | None = None
+
+    def transfer_view(self) -> list:
+        if self.skipped:
+            return [Markdown(f"**Skipped:** {self.skipped}.")]
+        return [
+            self.transfer,
+            Markdown(transfer_sentence(self.transfer)),
+            self.fit.distances.sort_values("value", ascending=False),
+        ]
+
+    def distances_view(self) -> list:
+        if self.skipped:
+            return []
+        return [
+            px.bar(
+                self.fit.distances.sort_values("value"),
+                x="value",
+                y="column",
+                color="statistic",
+                orientation="h",
+                title="Twin vs real users: KS (numeric) and TVD (categorical) per column",
+                height=800,
+            )
+        ]
+
+    def labels_view(self) -> list:
+        if self.skipped:
+            return []
+        inconsistent = pd.DataFrame(
+            [
+                {"data": "real sample", **realism.rule_inconsistent_churners(self.real)},
+                {"data": "twin", **realism.rule_inconsistent_churners(self.original)},
+            ]
+        )
+        return [pd.DataFrame([self.fit.churn]), self.fit.transfer, inconsistent]
+
+    def signature_view(self) -> list:
+        if self.skipped:
+            return []
+        return [
+            pd.DataFrame(
+                {"twin": realism.label_signature(self.original), "real sample": realism.label_signature(self.real)}
+            )
+        ]
+
+    def demographics_view(self) -> list:
+        if self.skipped:
+            return []
+        both = pd.concat([self.original.assign(data="twin"), self.real.assign(data="real sample")]).query("bd > 0")
+        ages = px.histogram(
+            both,
+            x="bd",
+            color="data",
+            histnorm="probability",
+            barmode="overlay",
+            nbins=50,
+            title="Known ages of the joined users (bd; −1 = unknown left out)",
+            height=350,
+        )
+        return [self.demographics, ages]
+
+    def summary_view(self) -> list:
+        if self.skipped:
+            return []
+        return [Markdown(realism_sentence(self.fit, self.original, self.real, self.demographics, self.transfer))]
+
+    def labeller_view(self, source: RawSource, seed: int) -> list:
+        if self.skipped:
+            return []
+        compare, sentence = label_sensitivity(source, seed, self.original, self.real, self.fit)
+        return [compare, Markdown(sentence)]
+
+    def known(self) -> dict:
+        return {} if self.skipped else {"transfer": self.transfer, "fit": self.fit, "demographics": self.demographics}
+
+
+def against_real_users(source: RawSource, original: pd.DataFrame, seed: int, sample=REAL_SAMPLE) -> RealUsers:
+    """Transfer, realism and demographics of the twin against the real sample (skipped, with the
+    reason, when the data in use is real or the sample is absent)."""
+    from study.churn import features
+
+    if source.kind == "real":
+        return RealUsers("the data in use is real")
+    if not sample.is_file():
+        return RealUsers(f"{sample} is absent (../shared not available)")
+    real = features.read_processed(sample)
+    fit = realism.evaluate(original, real)
+    return RealUsers(
+        "",
+        original,
+        real,
+        realism.transfer_original(source, real, seed=seed),
+        fit,
+        realism.demographic_distances(original, real),
+    )
+
+
+def headline(original: pd.DataFrame, vs_real: RealUsers) -> dict:
+    numbers = {"churn rate": original.is_churn.mean()}
+    if not vs_real.skipped:
+        numbers["AUC on real users (model trained on the twin)"] = vs_real.transfer["ROC AUC"][0]
+    return numbers

@@ -11,8 +11,57 @@ import plotly.express as px
 import plotly.graph_objects as go
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
-from study.churn import evaluation, facts
+from IPython.display import Markdown
+
+from study.churn import data, evaluation, facts, products, zoo
+from study.churn.features import original_model_matrix
 from study.churn.zoo import TUNED_XGB_NAME, ProtocolResult
+
+
+@dataclass
+class Inputs:
+    """What the modelling step reads: notebook 20's March and February tables (built here only if
+    absent or stale) and the original study's model matrix."""
+
+    source: data.RawSource
+    original: pd.DataFrame
+    february: pd.DataFrame
+    x: pd.DataFrame
+
+    def describe(self) -> str:
+        o, f = self.original, self.february
+        return (
+            f"{self.source.describe()} — March: {len(o):,} users, {self.x.shape[1]} features, churn "
+            f"{o.is_churn.mean():.2%}; February analogue: {len(f):,} users, churn {f.is_churn.mean():.2%}"
+        )
+
+
+def inputs(source: data.RawSource) -> Inputs:
+    original = products.load(source, "original")
+    return Inputs(source, original, products.load(source, "february"), original_model_matrix(original))
+
+
+def families(spec: str) -> list[str] | None:
+    """``all`` or comma-separated family names; the tuned XGBoost always runs (the later steps use it)."""
+    return None if spec == "all" else sorted({n.strip() for n in spec.split(",")} | {TUNED_XGB_NAME})
+
+
+def train_served(source, save_models: bool, original: pd.DataFrame, pit: pd.DataFrame):
+    """The original-format model and the champion, through the very function ``study serve`` uses;
+    saved to ``data/models/`` (what the dashboard serves) only when ``save_models`` is on."""
+    import tempfile
+    from pathlib import Path
+
+    from study.churn import served
+
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = served.train(
+            source, models_dir=None if save_models else Path(tmp), original=original, pit=pit, log=lambda *_: None
+        )
+    where = f"saved to `{saved.folders['champion'].parent}`" if save_models else "not saved (`save_models` is off)"
+    return saved, Markdown(
+        f"Models {where}: the original-format model and the champion, fitted without the dashboard's held-out cohorts."
+    )
 
 
 def side_by_side(table: pd.DataFrame) -> pd.DataFrame:
@@ -57,17 +106,64 @@ def validation_figures(result: ProtocolResult, top: int = 4) -> list[go.Figure]:
     return figs
 
 
-def mlp_curves(result: ProtocolResult) -> tuple[go.Figure | None, pd.DataFrame]:
-    """The Keras MLPs' learning curves and, per model, its epochs and best validation loss."""
+def mlp_curves(result: ProtocolResult) -> tuple[list[go.Figure], pd.DataFrame]:
+    """The Keras MLPs' learning curves (no figure when no MLP ran) and, per model, its epochs and
+    best validation loss."""
     parts = [m.history_.assign(model=name) for name, m in result.fitted.items() if hasattr(m, "history_")]
     if not parts:
-        return None, pd.DataFrame(columns=["model", "epochs", "best_val_loss"])
+        return [], pd.DataFrame(columns=["model", "epochs", "best_val_loss"])
     curves = pd.concat(parts)
     long = curves.melt(
         id_vars=["model", "epoch"], value_vars=["loss", "val_loss"], var_name="rows", value_name="log loss"
     )
     fig = px.line(long, x="epoch", y="log loss", color="model", line_dash="rows", title="Keras MLPs: learning curves")
-    return fig, curves.groupby("model").agg(epochs=("epoch", "max"), best_val_loss=("val_loss", "min")).reset_index()
+    return [fig], curves.groupby("model").agg(epochs=("epoch", "max"), best_val_loss=("val_loss", "min")).reset_index()
+
+
+@dataclass
+class Tuning:
+    """HalvingGridSearchCV over the original study's grid and a wider one."""
+
+    original: dict
+    original_grid: pd.DataFrame
+    wider: dict
+    wider_grid: pd.DataFrame
+
+    def view(self) -> list:
+        return [
+            Markdown(f"**HalvingGridSearchCV, the original study's grid** → {self.original}"),
+            self.original_grid.head(5),
+            Markdown(f"**A wider grid** → {self.wider}"),
+            self.wider_grid.head(5),
+        ]
+
+
+def tuning(xt: pd.DataFrame, yt) -> Tuning:
+    best_original, grid_original = zoo.halving_search(xt, yt, zoo.ORIGINAL_GRID)
+    best_wider, grid_wider = zoo.halving_search(xt, yt, zoo.WIDER_GRID)
+    return Tuning(best_original, grid_original, best_wider, grid_wider)
+
+
+def topk_figure(topk: pd.DataFrame) -> go.Figure:
+    return px.line(
+        topk,
+        x="top k features",
+        y="log loss",
+        markers=True,
+        title="Validation log loss on the top-k features (SelectFromModel)",
+    )
+
+
+def explanation(result: ProtocolResult, xv: pd.DataFrame) -> list:
+    """The tuned XGBoost's mean |SHAP| per feature and the reason codes of the riskiest validation users."""
+    from study.churn import scoring
+
+    tuned = result.fitted[TUNED_XGB_NAME]
+    contrib = scoring.tree_contributions(tuned, xv, result.columns)
+    global_shap = contrib.abs().mean().sort_values(ascending=False).head(15)
+    fig = px.bar(global_shap[::-1], orientation="h", title="Mean |SHAP| (log-odds), tuned XGBoost, validation split")
+    reasons = scoring.reason_codes(contrib).assign(risk=tuned.predict_proba(xv)[:, 1])
+    return [fig, reasons.sort_values("risk", ascending=False).head(10)]
 
 
 @dataclass
@@ -166,7 +262,7 @@ def conclusions(
     ladder: pd.DataFrame,
     ladder_original: pd.DataFrame,
     leak: pd.DataFrame,
-    tuning: dict,
+    tuning: Tuning,
     topk: pd.DataFrame,
     imbalance: pd.DataFrame,
     selection: pd.DataFrame,
@@ -179,7 +275,7 @@ def conclusions(
     mlps = result.table[result.table.model.str.startswith("MLP")]
     half, mcc = th.table.iloc[0], th.table.iloc[1]
     n_valid = len(result.y_valid)
-    grid_original, grid_wider = tuning["original grid"], tuning["wider grid"]
+    grid_original, grid_wider = tuning.original_grid, tuning.wider_grid
     by_k = topk.set_index("top k features")["log loss"]
     none = imbalance.set_index("strategy").loc["none (tuned XGBoost)", "log loss"]
     lines = [
@@ -203,8 +299,8 @@ def conclusions(
         f"Honest ladder, same tuned XGBoost on point-in-time features: random split AUC {lad['ROC AUC'].iloc[0]:.3f} / log loss "
         f"{lad['log loss'].iloc[0]:.3f}; trained on earlier months and tested on March: AUC {temporal['ROC AUC']:.3f} / log loss "
         f"{temporal['log loss']:.3f}. The gap to the original recipe's {first['log loss']:.4f} is the post-expiry renewal it sees.",
-        f"Tuning: the original grid picks {tuning['original']} (CV log loss {grid_original['CV log loss'][0]:.4f}); the wider grid "
-        f"{tuning['wider']} ({grid_wider['CV log loss'][0]:.4f}). Top-30 features: log loss "
+        f"Tuning: the original grid picks {tuning.original} (CV log loss {grid_original['CV log loss'][0]:.4f}); the wider grid "
+        f"{tuning.wider} ({grid_wider['CV log loss'][0]:.4f}). Top-30 features: log loss "
         f"{by_k.get(30, float('nan')):.4f} vs {topk['log loss'].iloc[-1]:.4f} with all {len(result.columns)}.",
         f"Imbalance: best strategy by log loss is '{imbalance.sort_values('log loss').strategy.iloc[0]}'; "
         f"{int((imbalance['log loss'] > none).sum())} of the {len(imbalance) - 1} other strategies give a worse log loss "
@@ -220,6 +316,14 @@ __all__ = [
     "side_by_side",
     "validation_figures",
     "mlp_curves",
+    "Inputs",
+    "inputs",
+    "families",
+    "Tuning",
+    "tuning",
+    "topk_figure",
+    "explanation",
+    "train_served",
     "thresholds",
     "Thresholds",
     "ladders_figure",

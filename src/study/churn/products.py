@@ -47,6 +47,17 @@ def write(source: RawSource, tables: dict[str, pd.DataFrame], folder: str | Path
     return folder
 
 
+def save_study(source: RawSource, original: pd.DataFrame, pit: pd.DataFrame, folder: str | Path | None = None) -> str:
+    """Notebook 20's products: the two tables it built, the February analogue when the raw data
+    has February, and the original recipe as CSV in the original study's format."""
+    tables = {"original": original, "pit": pit}
+    if features.has_february(source):  # the one-month-earlier analogue notebook 30 compares with
+        tables["february"] = features.original_recipe_february(source)
+    out = write(source, tables, folder)
+    features.write_processed(original, out / "original.csv")
+    return f"Saved to `{out}`: " + ", ".join(sorted(p.name for p in out.iterdir())) + "."
+
+
 def load(
     source: RawSource, name: str, months=("2017-01", "2017-02", "2017-03"), folder: str | Path | None = None, log=print
 ) -> pd.DataFrame:
