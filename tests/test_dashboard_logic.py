@@ -396,3 +396,36 @@ def test_each_month_has_its_own_cohort_disjoint_from_training(ctx, quick_source)
     card = ctx.models["champion"].card
     assert card["data"]["held-out users"] == len(held) and card["data"]["held-out rows"] > 0
     assert card["data"]["rows"] == int((~pit.msno.isin(held)).sum())
+
+
+def test_dashboard_views_fill_their_panels_from_the_same_numbers(ctx):
+    """The Performance and What-if views: the month's scores reach the panel as computed, the
+    upload source without a file is a sentence, a what-if before a draw asks for one."""
+    import ipywidgets as W
+
+    from study import ui
+    from study.churn import dashboard_views as views
+
+    money = views.money_inputs()
+    assert {n: w.description for n, w in money.items()} == {
+        "offer_cost": "offer cost",
+        "save_rate": "save rate",
+        "revenue": "revenue",
+    }
+    evaluated = views.evaluate(ctx, views.PERF_SOURCES[0], 2017, 3, "champion", W.FileUpload(), 0.3, money)
+    perf, model, source = evaluated
+    assert (model, source) == ("champion", "month 2017-03")
+    assert perf.scores == dash.evaluate_month(ctx, 2017, 3, "champion", 0.3, **views.MONEY).scores
+    panel = ui.Panel("t", "metrics", "history", charts="900px", history_chart="700px")
+    views.show_performance(ctx, evaluated, panel)
+    assert f"{perf.scores['ROC AUC']:.4f}".rstrip("0") in panel.metrics.value and panel.charts.value[:4] == b"\x89PNG"
+    with pytest.raises(dash.UserError, match="labelled CSV"):
+        views.evaluate(ctx, views.PERF_SOURCES[1], 2017, 3, "champion", W.FileUpload(), 0.3, money)
+    customer = views.WhatIf(ctx, views.what_if_inputs())
+    with pytest.raises(dash.UserError, match="Draw a customer"):
+        customer.result("champion")
+    assert "study-msg-note" in customer.draw("champion")
+    r = customer.result("champion")
+    assert 0 <= r["risk"] <= 1 and views.what_if_chart(r)[:4] == b"\x89PNG"
+    with pytest.raises(dash.UserError, match="Draw a customer"):
+        customer.result("original")  # drawn for the other model

@@ -65,3 +65,32 @@ def test_an_empty_picture_stays_hidden():
     assert img.layout.display == "none"  # no broken-image icon before the first result
     ui.show_png(img, b"\x89PNG")
     assert img.layout.display == ""
+
+
+def test_a_panel_tags_its_areas_and_keeps_the_sentence_a_request_leaves():
+    p = ui.Panel("study-x", "table", "link", chart="500px")
+    assert [w._dom_classes for w in (p.status, p.table, p.link, p.chart)] == [
+        ("study-x-status",),
+        ("study-x-table",),
+        ("study-x-link",),
+        ("study-x-chart",),
+    ]
+    assert p.results == (p.table, p.link, p.chart) and p.chart.layout.max_width == "500px"
+    p.table.value, p.link.value = "old table", "old link"
+    with p.guard("Working…", keep=(p.link,)) as done:
+        assert p.table.value == "" and p.link.value == "old link"
+        done.html = ui.message("3 doors found.")
+    assert p.status.value == ui.message("3 doors found.")
+    with p.guard("Working…"):
+        pass
+    assert p.status.value == "" and p.link.value == ""  # nothing set: the status line empties
+
+
+def test_a_missing_upload_is_a_sentence_and_tabs_carry_their_titles():
+    upload = W.FileUpload()
+    with pytest.raises(ui.UserError, match="Choose a file"):
+        ui.uploaded(upload, "Choose a file first.")
+    tabs = ui.tabs({"One": W.HTML("1"), "Two": W.HTML("2")})
+    assert [tabs.get_title(k) for k in range(2)] == ["One", "Two"] and len(tabs.children) == 2
+    button, spin = ui.action("Go")
+    assert button.button_style == "primary" and spin.layout.visibility == "hidden"

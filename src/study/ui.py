@@ -70,6 +70,54 @@ def spinner():
     )
 
 
+def action(description: str):
+    """A primary button and the spinner shown while its callback runs."""
+    import ipywidgets as W
+
+    return W.Button(description=description, button_style="primary"), spinner()
+
+
+def tag(prefix: str, **widgets) -> None:
+    """CSS classes ``<prefix>-<name>``, by which the style sheet and the browser tests find widgets."""
+    for name, widget in widgets.items():
+        widget.add_class(f"{prefix}-{name}")
+
+
+def uploaded(upload, missing: str) -> dict:
+    """The one file of a FileUpload (name, content, size), or ``missing`` as a :class:`UserError`."""
+    if not upload.value:
+        raise UserError(missing)
+    return upload.value[0]
+
+
+def tabs(children: dict):
+    """A Tab of the widgets in ``children``, titled by their keys."""
+    import ipywidgets as W
+
+    tab = W.Tab(children=list(children.values()))
+    for k, title in enumerate(children):
+        tab.set_title(k, title)
+    return tab
+
+
+class Panel:
+    """A request's status line and result areas (HTML by name, images by name and width), tagged
+    ``<prefix>-<name>``. :meth:`guard` empties the results of the previous request first."""
+
+    def __init__(self, prefix: str, *html: str, **images: str):
+        import ipywidgets as W
+
+        self.status = W.HTML()
+        self.results = tuple(W.HTML() for _ in html) + tuple(image(width) for width in images.values())
+        for name, widget in zip(html + tuple(images), self.results):
+            setattr(self, name, widget)
+        tag(prefix, status=self.status, **dict(zip(html + tuple(images), self.results)))
+
+    def guard(self, working: str, progress=None, keep=()):
+        """:func:`guard` clearing the panel's results, except those in ``keep``."""
+        return guard(self.status, working, progress, clear=tuple(w for w in self.results if w not in keep))
+
+
 def limit_upload(upload, max_mb: float) -> None:
     """Refuse, in the browser, a file larger than ``max_mb`` before it is sent over the websocket
     (a file over the server's message limit would drop the connection): the page template's
@@ -103,18 +151,25 @@ def reset(*widgets) -> None:
             w.value = ""
 
 
+class Outcome:
+    """What a guarded block leaves in the status line when it succeeds (``html``; empty by default)."""
+
+    html = ""
+
+
 @contextmanager
 def guard(status_widget, working: str = "Working…", progress=None, clear=()):
-    """Empty the result areas in ``clear`` and show ``working`` while the block runs, then nothing
-    (success) or one sentence (failure): a failed request never leaves an earlier result beside
-    its message."""
+    """Empty the result areas in ``clear`` and show ``working`` while the block runs, then the
+    block's ``Outcome.html`` (success; empty unless set) or one sentence (failure): a failed
+    request never leaves an earlier result beside its message."""
     reset(*clear)
     status_widget.value = message(working)
     if progress is not None:
         progress.layout.visibility = "visible"
+    outcome = Outcome()
     try:
-        yield
-        status_widget.value = ""
+        yield outcome
+        status_widget.value = outcome.html
     except UserError as exc:
         reset(*clear)
         status_widget.value = message(str(exc), "error")

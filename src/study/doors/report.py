@@ -117,3 +117,194 @@ def headline(summary: pd.DataFrame, det_results: dict) -> dict:
         f"fine-tuned accuracy, {test}": pick(summary, "finetuned", test, "accuracy"),
         **{f"detector AP@0.5, {k}": v["ap"] for k, v in det_results.items()},
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# The notebook's parts: each returns what the report shows, as objects to ``display``.
+def timed(fit, *args, **kwargs):
+    """What ``fit`` returns and the seconds it took."""
+    t0 = time.perf_counter()
+    out = fit(*args, **kwargs)
+    return out, time.perf_counter() - t0
+
+
+def describe(d, scale: str) -> str:
+    real = "absent" if d.real_images is None else f"{len(d.real_images):,} used"
+    head = f"Scale **{scale}**: {len(d.crops):,} classifier crops and {len(d.scenes):,} full scenes ({d.source}); real photos: {real}"
+    return "  \n".join([head] + d.notes)
+
+
+def data_view(d, sets: dict) -> list:
+    """Crops per state and set, and the real photos by split."""
+    from IPython.display import Markdown
+
+    from study.doors import data
+
+    counts = pd.concat({name: df.groupby("state").size() for name, df in sets.items()}, axis=1)
+    counts = counts.reindex(list(data.STATES)).fillna(0).astype(int)
+    counts.loc["total"] = counts.sum()
+    if d.real_images is None:
+        return [counts]
+    real = d.real_images
+    splits = real.split.value_counts().reindex(["Train", "Valid", "Test"])
+    sentence = (
+        "Real photos by split (detector): "
+        + ", ".join(
+            f"{s} {n} photos / {int(real[real.split == s].doors.map(len).sum())} doors" for s, n in splits.items()
+        )
+        + ". States of the agreed real crops: "
+        + ", ".join(f"{k} {v}" for k, v in d.real_crops.state.value_counts().items())
+        + " (semi-open doors are rare in real photos, as the data's README warns)."
+    )
+    return [counts, Markdown(sentence)]
+
+
+def examples(d, seed: int) -> tuple[list, list[str]]:
+    """Synthetic scenes of each state with their box, then two real crops per state."""
+    from study.doors import data, pipeline
+
+    rendered = [data.render(seed, k, s) for k, s in enumerate(data.STATES * 2)]
+    images = [pipeline.annotate(im, [pipeline.Detection(sc.box, 1.0, sc.state, 1.0)]) for im, sc in rendered]
+    titles = [f"synthetic {sc.state} {sc.angle:.0f}°" for _, sc in rendered]
+    if d.real_crops is not None:
+        picks = pd.concat([g.head(2) for _, g in d.real_crops.groupby("state")])
+        images += list(picks.image)
+        titles += [f"real {s}" for s in picks.state]
+    return images, titles
+
+
+def cnn_view(cnn, seconds: float) -> list:
+    from IPython.display import Markdown
+
+    layers = pd.DataFrame(
+        [
+            {
+                "layer": layer.name,
+                "type": type(layer).__name__,
+                "output": str(layer.output.shape),
+                "parameters": layer.count_params(),
+            }
+            for layer in cnn.model.layers
+        ]
+    )
+    sentence = (
+        f"{cnn.meta['train_rows']:,} training crops (of {cnn.meta['train_crops_available']:,}; a stratified sample at "
+        f"the default scale, for time), {cnn.epochs} epochs of batch 16 in {seconds:.0f} s; best validation accuracy "
+        f"{max(cnn.history_['val_accuracy']):.3f} at epoch {cnn.meta['best_epoch']} (that checkpoint is kept). "
+        "The random rotation, zoom, shear and shift layers act in training only."
+    )
+    return [layers, Markdown(sentence)]
+
+
+def fit_transfer(sets: dict, seed: int = 7):
+    """The EfficientNet-Lite0 features + logistic regression classifier, fitted on the Train crops
+    (C chosen on Valid)."""
+    from study.doors import classify
+
+    tr, va = sets["Train"], sets["Valid"]
+    return classify.TransferClassifier(seed=seed).fit(list(tr.image), list(tr.state), list(va.image), list(va.state))
+
+
+def transfer_view(transfer, seconds: float, train_rows: int) -> list:
+    from IPython.display import Markdown
+
+    sentence = (
+        f"Features of {train_rows * (1 + transfer.augment_copies):,} crops (each crop and {transfer.augment_copies} "
+        f"augmented copies) and the regression in {seconds:.0f} s; C = {transfer.meta['C']} has the lowest validation "
+        "log loss. Balanced class weights make each semi-open crop count as much as the frequent closed ones."
+    )
+    return [pd.DataFrame(transfer.meta["c_trials"]), Markdown(sentence)]
+
+
+def finetuned_view(finetuned, seconds: float) -> list:
+    from IPython.display import Markdown
+
+    m = finetuned.meta
+    sentence = (
+        f"Frozen-stage maps of {m['train_rows']:,} crops × {finetuned.views} views cached in {m['cache_seconds']:.0f} s; "
+        f"{finetuned.epochs} epochs, {seconds:.0f} s in all. Kept epoch {m['best_epoch']} (highest AUC of P(not closed) "
+        f"on the {m['chosen_on']} crops); doors with P(not closed) ≥ {finetuned.threshold:.3f} are called open or ajar, "
+        f"which keeps {finetuned.closed_recall:.0%} of the {m['chosen_on']} closed doors closed."
+    )
+    return [pd.DataFrame(m["history"]).set_index("epoch"), Markdown(sentence)]
+
+
+def texture_view(d) -> list:
+    """Open and ajar doors made from real closed Train doors, next to real open ones."""
+    from IPython.display import Markdown
+
+    from study.doors import figures, train
+
+    ex = train.texture_examples(d, 3)
+    if not len(ex):
+        return [Markdown("No real photos: nothing to synthesise from.")]
+    real_open = d.real_crops[(d.real_crops.split == "Train") & (d.real_crops.state == "open")].head(6)
+    images = list(ex.image) + list(real_open.image)
+    titles = [f"made {s} {a:.0f}°" for s, a in zip(ex.state, ex.angle)] + ["real open"] * len(real_open)
+    return [figures.for_report(figures.gallery(images, titles, cols=6))]
+
+
+def classifier_tables(results: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per model and test set: the scores, and the open-or-ajar operating point."""
+    from study.doors import train
+
+    points = pd.DataFrame(
+        [{"model": name, "test set": test, **train.state_operating_point(r)} for (name, test), r in results.items()]
+    )
+    return train.summary_table(results), points
+
+
+def valid_confusions(models: dict, valid: pd.DataFrame) -> pd.DataFrame:
+    from study.doors import classify
+
+    return pd.concat(
+        {name: classify.evaluate(m, list(valid.image), list(valid.state))["confusion"] for name, m in models.items()},
+        axis=1,
+    )
+
+
+def detector_view(det, det_sets: dict, det_results: dict, seconds: float) -> list:
+    from IPython.display import Markdown
+
+    ap = pd.DataFrame(
+        [
+            {
+                "test set": k,
+                "photos": len(v["images"]),
+                "doors": v["truths"],
+                "AP@0.5": v["ap"],
+                "recall at score ≥ 0.05": v["recall"][-1] if len(v["recall"]) else 0.0,
+            }
+            for k, v in det_results.items()
+        ]
+    )
+    sentence = (
+        f"{len(det_sets['Train']):,} training images ({det.augment} random views + a mirror each), backbone features "
+        f"in {det.meta['feature_seconds']:.0f} s, head trained {det.epochs} epochs ({det.meta['hard_cells']:,} "
+        f"hard-negative cells, weight {det.hard_negative:g}); {seconds:.0f} s in all."
+    )
+    return [ap, Markdown(sentence)]
+
+
+def false_positives_view(det_results: dict) -> list:
+    from IPython.display import Markdown
+
+    from study.doors import figures
+
+    sentence, crops, titles = false_positives(det_results)
+    shown = [figures.for_report(figures.gallery(crops, titles, cols=6, size=2.4))] if crops else []
+    return [Markdown(sentence), *shown]
+
+
+def demo_images(det_sets: dict, n: int = 3) -> list:
+    """The first ``n`` real Test photos (when present) and ``n`` synthetic Test scenes."""
+    return [im for im, _ in det_sets.get("real Test", [])[:n]] + [im for im, _ in det_sets["synthetic Test"][:n]]
+
+
+def save(save_models: bool, models: dict, det, models_dir: str, results: dict, det_results: dict) -> str:
+    from study.doors import pipeline, train
+
+    if not save_models:
+        return "Models not saved (`save_models` is off)."
+    target = train.save_all(models, det, models_dir or pipeline.models_folder(), train.metrics_of(results, det_results))
+    return f"Models saved to `{target}` (JSON + safetensors / .keras; no pickle)."
