@@ -314,3 +314,13 @@ def test_eda_report_texts_carry_the_numbers_of_the_per_user_table(quick_source):
     assert raw.summary().set_index("table").loc["train_v2.csv", "rows"] == raw.sizes["train_v2.csv"][0]
     text = eda_report.conclusions(users, raw, by, tests, ranking)
     assert f"{len(users):,} labelled users" in text and ranking.feature[0] in text
+
+
+def test_curves_are_thinned_for_drawing_only_keeping_their_ends_and_the_chosen_point():
+    from study.churn import charts
+
+    curve = pd.DataFrame({"x": np.linspace(0, 1, 10_001), "y": np.sqrt(np.linspace(0, 1, 10_001))})
+    drawn = charts.thin(curve, 100, also=(4_321,))
+    assert len(drawn) == 101 and drawn.index[0] == 0 and drawn.index[-1] == 10_000 and 4_321 in drawn.index
+    assert drawn.index.is_monotonic_increasing
+    assert charts.thin(curve.head(50), 100) is not None and len(charts.thin(curve.head(50), 100)) == 50

@@ -1,15 +1,26 @@
 """Figures of the churn reports: small multiples, one panel per variable in one grid, where one
-full-width chart per variable would fill pages."""
+full-width chart per variable would fill pages; curves thinned to what a reader can see."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 COLOUR = "#4c78a8"
+CURVE_POINTS = 400  # points drawn per curve: a report at the default scale otherwise carries one per user
+
+
+def thin(frame: pd.DataFrame, points: int = CURVE_POINTS, also: tuple[int, ...] = ()) -> pd.DataFrame:
+    """About ``points`` rows of a curve, evenly spaced along it, first and last kept, and the rows
+    at positions ``also`` (the chosen point): for drawing only; thresholds and scores use every row."""
+    if len(frame) <= points:
+        return frame
+    keep = np.append(np.linspace(0, len(frame) - 1, points).round().astype(int), np.asarray(also, dtype=int))
+    return frame.iloc[np.unique(keep)]
 
 
 def small_multiples(

@@ -13,7 +13,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
 from IPython.display import Markdown
 
-from study.churn import data, evaluation, facts, products, zoo
+from study.churn import charts, data, evaluation, facts, products, zoo
 from study.churn.features import original_model_matrix
 from study.churn.zoo import TUNED_XGB_NAME, ProtocolResult
 
@@ -79,9 +79,11 @@ def validation_figures(result: ProtocolResult, top: int = 4) -> list[go.Figure]:
     roc, pr = go.Figure(), go.Figure()
     for name in names:
         fpr, tpr, _ = roc_curve(y, result.predictions[name])
-        roc.add_trace(go.Scatter(x=fpr, y=tpr, name=name, mode="lines"))
+        r = charts.thin(pd.DataFrame({"x": fpr, "y": tpr}))
+        roc.add_trace(go.Scatter(x=r.x, y=r.y, name=name, mode="lines"))
         prec, rec, _ = precision_recall_curve(y, result.predictions[name])
-        pr.add_trace(go.Scatter(x=rec, y=prec, name=name, mode="lines"))
+        p = charts.thin(pd.DataFrame({"x": rec, "y": prec}))
+        pr.add_trace(go.Scatter(x=p.x, y=p.y, name=name, mode="lines"))
     roc.update_layout(
         title="ROC curves (validation split)", xaxis_title="false positive rate", yaxis_title="true positive rate"
     )
@@ -188,10 +190,14 @@ def thresholds(y, p, offer_cost: float, save_rate: float, revenue: float, top_k_
     ]
     figs = [
         px.line(
-            curve, x="F1", y="unit MCC", hover_data=["threshold"], title=f"MCC-F1 curve; best threshold {t_mcc:.3f}"
+            charts.thin(curve, also=(int(curve["distance to (1,1)"].argmin()),)),
+            x="F1",
+            y="unit MCC",
+            hover_data=["threshold"],
+            title=f"MCC-F1 curve; best threshold {t_mcc:.3f}",
         ),
         px.line(
-            profit,
+            charts.thin(profit, also=(int(profit.profit.argmax()),)),
             x="contacted",
             y="profit",
             hover_data=["threshold"],
