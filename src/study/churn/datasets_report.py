@@ -12,7 +12,7 @@ import plotly.express as px
 from IPython.display import Markdown
 
 from study import paths
-from study.churn import realism
+from study.churn import features, realism
 from study.churn.data import RawSource
 
 REAL_SAMPLE = paths.SHARED_KKBOX / "processed_sample.csv"
@@ -26,8 +26,6 @@ def timed(build, *args, **kwargs) -> tuple[pd.DataFrame, float]:
 
 
 def original_summary(original: pd.DataFrame) -> pd.DataFrame:
-    from study.churn import features
-
     same = list(original.columns) == features.PROCESSED_COLUMNS
     return pd.DataFrame(
         [
@@ -100,7 +98,7 @@ def label_sensitivity(
 ) -> tuple[pd.DataFrame, str]:
     """The labeller experiment: twins labelled as released, by the organisers' published rule and
     rebased, each scored against the real sample (twins generated in a temporary folder)."""
-    from study.churn import data, features
+    from study.churn import data
     from study.churn.twin import generate
 
     variants = {}
@@ -269,8 +267,6 @@ class RealUsers:
 def against_real_users(source: RawSource, original: pd.DataFrame, seed: int, sample=REAL_SAMPLE) -> RealUsers:
     """Transfer, realism and demographics of the twin against the real sample (skipped, with the
     reason, when the data in use is real or the sample is absent)."""
-    from study.churn import features
-
     if source.kind == "real":
         return RealUsers("the data in use is real")
     if not sample.is_file():

@@ -4,7 +4,9 @@ chosen three ways, the honest ladders and the leak they expose."""
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import plotly.express as px
@@ -13,7 +15,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
 from IPython.display import Markdown
 
-from study.churn import charts, data, evaluation, facts, products, zoo
+from study.churn import charts, data, evaluation, facts, products, scoring, served, zoo
 from study.churn.features import original_model_matrix
 from study.churn.zoo import TUNED_XGB_NAME, ProtocolResult
 
@@ -49,11 +51,6 @@ def families(spec: str) -> list[str] | None:
 def train_served(source, save_models: bool, original: pd.DataFrame, pit: pd.DataFrame):
     """The original-format model and the champion, through the very function ``study serve`` uses;
     saved to ``data/models/`` (what the dashboard serves) only when ``save_models`` is on."""
-    import tempfile
-    from pathlib import Path
-
-    from study.churn import served
-
     with tempfile.TemporaryDirectory() as tmp:
         saved = served.train(
             source, models_dir=None if save_models else Path(tmp), original=original, pit=pit, log=lambda *_: None
@@ -158,8 +155,6 @@ def topk_figure(topk: pd.DataFrame) -> go.Figure:
 
 def explanation(result: ProtocolResult, xv: pd.DataFrame) -> list:
     """The tuned XGBoost's mean |SHAP| per feature and the reason codes of the riskiest validation users."""
-    from study.churn import scoring
-
     tuned = result.fitted[TUNED_XGB_NAME]
     contrib = scoring.tree_contributions(tuned, xv, result.columns)
     global_shap = contrib.abs().mean().sort_values(ascending=False).head(15)

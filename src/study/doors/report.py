@@ -6,6 +6,9 @@ from __future__ import annotations
 import time
 
 import pandas as pd
+from IPython.display import Markdown
+
+from study.doors import classify, data, figures, pipeline, train
 
 ORDER = ("finetuned", "transfer", "original_cnn")
 TESTS = ("real Test", "synthetic Test")
@@ -136,9 +139,6 @@ def describe(d, scale: str) -> str:
 
 def data_view(d, sets: dict) -> list:
     """Crops per state and set, and the real photos by split."""
-    from IPython.display import Markdown
-
-    from study.doors import data
 
     counts = pd.concat({name: df.groupby("state").size() for name, df in sets.items()}, axis=1)
     counts = counts.reindex(list(data.STATES)).fillna(0).astype(int)
@@ -161,7 +161,6 @@ def data_view(d, sets: dict) -> list:
 
 def examples(d, seed: int) -> tuple[list, list[str]]:
     """Synthetic scenes of each state with their box, then two real crops per state."""
-    from study.doors import data, pipeline
 
     rendered = [data.render(seed, k, s) for k, s in enumerate(data.STATES * 2)]
     images = [pipeline.annotate(im, [pipeline.Detection(sc.box, 1.0, sc.state, 1.0)]) for im, sc in rendered]
@@ -174,7 +173,6 @@ def examples(d, seed: int) -> tuple[list, list[str]]:
 
 
 def cnn_view(cnn, seconds: float) -> list:
-    from IPython.display import Markdown
 
     layers = pd.DataFrame(
         [
@@ -199,14 +197,12 @@ def cnn_view(cnn, seconds: float) -> list:
 def fit_transfer(sets: dict, seed: int = 7):
     """The EfficientNet-Lite0 features + logistic regression classifier, fitted on the Train crops
     (C chosen on Valid)."""
-    from study.doors import classify
 
     tr, va = sets["Train"], sets["Valid"]
     return classify.TransferClassifier(seed=seed).fit(list(tr.image), list(tr.state), list(va.image), list(va.state))
 
 
 def transfer_view(transfer, seconds: float, train_rows: int) -> list:
-    from IPython.display import Markdown
 
     sentence = (
         f"Features of {train_rows * (1 + transfer.augment_copies):,} crops (each crop and {transfer.augment_copies} "
@@ -217,7 +213,6 @@ def transfer_view(transfer, seconds: float, train_rows: int) -> list:
 
 
 def finetuned_view(finetuned, seconds: float) -> list:
-    from IPython.display import Markdown
 
     m = finetuned.meta
     sentence = (
@@ -231,9 +226,6 @@ def finetuned_view(finetuned, seconds: float) -> list:
 
 def texture_view(d) -> list:
     """Open and ajar doors made from real closed Train doors, next to real open ones."""
-    from IPython.display import Markdown
-
-    from study.doors import figures, train
 
     ex = train.texture_examples(d, 3)
     if not len(ex):
@@ -246,7 +238,6 @@ def texture_view(d) -> list:
 
 def classifier_tables(results: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per model and test set: the scores, and the open-or-ajar operating point."""
-    from study.doors import train
 
     points = pd.DataFrame(
         [{"model": name, "test set": test, **train.state_operating_point(r)} for (name, test), r in results.items()]
@@ -255,7 +246,6 @@ def classifier_tables(results: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def valid_confusions(models: dict, valid: pd.DataFrame) -> pd.DataFrame:
-    from study.doors import classify
 
     return pd.concat(
         {name: classify.evaluate(m, list(valid.image), list(valid.state))["confusion"] for name, m in models.items()},
@@ -264,7 +254,6 @@ def valid_confusions(models: dict, valid: pd.DataFrame) -> pd.DataFrame:
 
 
 def detector_view(det, det_sets: dict, det_results: dict, seconds: float) -> list:
-    from IPython.display import Markdown
 
     ap = pd.DataFrame(
         [
@@ -287,9 +276,6 @@ def detector_view(det, det_sets: dict, det_results: dict, seconds: float) -> lis
 
 
 def false_positives_view(det_results: dict) -> list:
-    from IPython.display import Markdown
-
-    from study.doors import figures
 
     sentence, crops, titles = false_positives(det_results)
     shown = [figures.for_report(figures.gallery(crops, titles, cols=6, size=2.4))] if crops else []
@@ -302,7 +288,6 @@ def demo_images(det_sets: dict, n: int = 3) -> list:
 
 
 def save(save_models: bool, models: dict, det, models_dir: str, results: dict, det_results: dict) -> str:
-    from study.doors import pipeline, train
 
     if not save_models:
         return "Models not saved (`save_models` is off)."
