@@ -277,7 +277,7 @@ def against_real_users(source: RawSource, original: pd.DataFrame, seed: int, sam
         "",
         original,
         real,
-        realism.transfer_original(source, real, seed=seed),
+        realism.transfer_original(source, real, seed=seed, original=original),
         fit,
         realism.demographic_distances(original, real),
     )

@@ -175,18 +175,21 @@ def _fit_and_score(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     return model.predict_proba(scaler.transform(original_model_matrix(test)[cols]))[:, 1]
 
 
-def transfer_original(source, real: pd.DataFrame, seed: int = 40, folds: int = 5) -> pd.DataFrame:
+def transfer_original(
+    source, real: pd.DataFrame, seed: int = 40, folds: int = 5, original: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The headline of the twin's realism: the original-format model exactly as
     ``study churn train --model original`` fits it on the twin (its 70 % split, tuned XGBoost on
     the top 30 columns), scoring the real users through the dashboard's scoring path; next to the
     same recipe cross-validated on the real sample (what real users of this sample teach) and the
-    original study's model on real users (FACTS.md section 4). Metrics at threshold 0.5."""
+    original study's model on real users (FACTS.md section 4). Metrics at threshold 0.5.
+    ``original``: the twin's original recipe when already built (notebook 20 has it)."""
     import tempfile
 
     from study.churn import evaluation, facts, scoring
 
     with tempfile.TemporaryDirectory() as tmp:
-        model = scoring.load(scoring.train_original(source, tmp, seed=seed))
+        model = scoring.load(scoring.train_original(source, tmp, seed=seed, frame=original))
         twin_rows = model.card["data"]["rows"]
     scored = scoring.score_processed(model, real)
     on_real, _, _ = scoring.labelled_metrics(scored, real)
