@@ -202,8 +202,9 @@ def _original_recipe(
         con.execute("SET preserve_insertion_order = false")  # tx keeps its file order; the rest needs none
         logs = read_sql(source.file(log_file), "user_logs")
         _load_logs(con, f"({'SELECT * FROM ' + logs + _month_filter('date', month)})" if month else logs)
-        sums = ", ".join(f"sum({m}) AS {m}Sum" for m in LOG_METRICS)
-        means = ", ".join(f"avg({m}) AS {m}Mean" for m in LOG_METRICS)
+        # exact decimal sums (see _exact_sum): a DOUBLE sum's last bits change from run to run
+        sums = ", ".join(f"sum({m}::DECIMAL(38, 6))::DOUBLE AS {m}Sum" for m in LOG_METRICS)
+        means = ", ".join(f"avg({m}::DECIMAL(38, 6))::DOUBLE AS {m}Mean" for m in LOG_METRICS)
         sql = f"""
         WITH {_capped_log_sql()},
         agg AS (SELECT msno, {sums}, {means}, count(*) AS count FROM capped GROUP BY msno),
