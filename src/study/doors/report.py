@@ -186,8 +186,8 @@ def cnn_view(cnn, seconds: float) -> list:
         ]
     )
     sentence = (
-        f"{cnn.meta['train_rows']:,} training crops (of {cnn.meta['train_crops_available']:,}; a stratified sample at "
-        f"the default scale, for time), {cnn.epochs} epochs of batch 16 in {seconds:.0f} s; best validation accuracy "
+        f"{cnn.meta['train_rows']:,} training crops (of {cnn.meta['train_crops_available']:,}"
+        f"{'; a stratified sample, for time' if cnn.meta['train_rows'] < cnn.meta['train_crops_available'] else ''}), {cnn.epochs} epochs of batch 16 in {seconds:.0f} s; best validation accuracy "
         f"{max(cnn.history_['val_accuracy']):.3f} at epoch {cnn.meta['best_epoch']} (that checkpoint is kept). "
         "The random rotation, zoom, shear and shift layers act in training only."
     )
