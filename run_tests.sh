@@ -16,6 +16,18 @@ if ! command -v chromium >/dev/null 2>&1; then
          esac
          echo "warning: chromium could not be installed: the browser tests will skip"; }
 fi
+# The Spark tests (a local standalone cluster) need a Java runtime, 17 or later.
+if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then
+  echo "==> installing a Java runtime (Debian) for the Spark tests"
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+  log="$(mktemp)"
+  { $sudo_ apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq default-jre-headless; } >"$log" 2>&1 \
+    || { tail -20 "$log"
+         case "${CI:-}" in
+           1|true|TRUE|yes) echo "error: Java could not be installed; under CI the Spark tests must run" >&2; exit 1 ;;
+         esac
+         echo "warning: Java could not be installed: the Spark tests will skip"; }
+fi
 # Lint and layout first (settings in pyproject.toml): an unused or undefined name, or a Python file
 # not formatted by `ruff format`, fails the run.
 .venv/bin/ruff check .

@@ -50,10 +50,10 @@ def _churn_features(args) -> int:
     src = data.resolve_source(args.raw, scale=args.scale, seed=args.seed)
     out = Path(args.out) if args.out else data.processed_dir(src)
     t0 = time.perf_counter()
-    df = build(src, args.recipe, out, months=tuple(args.months))
+    df = build(src, args.recipe, out, months=tuple(args.months), engine=args.engine, master=args.master)
     print(
         f"{args.recipe}: {len(df):,} rows x {df.shape[1]} columns from {src.describe()} "
-        f"in {time.perf_counter() - t0:.1f} s → {out}"
+        f"on {args.engine} in {time.perf_counter() - t0:.1f} s → {out}"
     )
     return 0
 
@@ -303,6 +303,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     feat.add_argument("--scale", default="quick", help="twin scale when no real files are given")
     feat.add_argument("--seed", type=int, default=2017)
+    feat.add_argument(
+        "--engine",
+        choices=["duckdb", "spark"],
+        default="duckdb",
+        help="duckdb: embedded (default); spark: the same SQL on Apache Spark (needs Java 17+)",
+    )
+    feat.add_argument(
+        "--master",
+        help="Spark master URL: local[2] (default), spark://host:7077, yarn, k8s://… ($STUDY_SPARK_MASTER)",
+    )
     feat.set_defaults(func=_churn_features)
 
     train = churn.add_parser("train", help="fit and save a model (native formats, model card, sha256 manifest)")

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from study.churn.data import RawSource, parse_yyyymmdd, read_sql
+from study.churn.data import COLUMNS, RawSource, parse_yyyymmdd, read_sql
 from study.churn.labels import churn_labels
 
 LOG_METRICS = ["num_25", "num_50", "num_75", "num_985", "num_100", "num_unq", "total_secs"]
@@ -107,11 +107,11 @@ def _ymd(col: str) -> str:
     return f"make_date(({col} // 10000)::INT, (({col} // 100) % 100)::INT, ({col} % 100)::INT)"
 
 
-def _load_logs(con, log_sql: str) -> None:
-    """The daily log rows, read once into a compact table (12-character key inlined by DuckDB,
-    counts as INTEGER): the z-score statistics, medians and sums then run from memory."""
+def _log_rows_sql(month: str | None) -> str:
+    """The daily log rows in a compact form (12-character key, counts as INTEGER): the z-score
+    statistics, medians and sums then run from one table."""
     cols = ", ".join(f"{m}::INTEGER AS {m}" if m != "total_secs" else m for m in LOG_METRICS)
-    con.execute(f"CREATE TEMP TABLE logs AS SELECT substr(msno, 11, 12) AS msno, {cols} FROM {log_sql}")
+    return f"SELECT substr(msno, 11, 12) AS msno, {cols} FROM raw_logs{_month_filter('date', month)}"
 
 
 def _capped_log_sql() -> str:
@@ -136,15 +136,25 @@ def original_recipe(
     threads: int = 2,
     memory_limit: str = "2GB",
     month: str | None = None,
+    engine: str = "duckdb",
+    master: str | None = None,
 ) -> pd.DataFrame:
-    """FACTS.md section 3 on DuckDB → the 33-column processed frame (sorted by msno).
+    """FACTS.md section 3 → the 33-column processed frame (sorted by msno), on DuckDB or on Spark
+    (``engine="spark"``, ``master`` a Spark master URL; the same SQL, see :mod:`study.churn.engines`).
 
     ``month`` ("YYYY-MM") keeps only the transactions and log rows dated in that month, as the v2
     files hold March only: see :func:`original_recipe_february`."""
-    import tempfile
+    from study.churn.engines import open_engine
 
-    with tempfile.TemporaryDirectory(prefix="study-duckdb-") as spill:
-        return _original_recipe(source, label_file, tx_file, log_file, connect(threads, memory_limit, spill), month)
+    eng = (
+        open_engine(engine, master, threads=threads, memory_limit=memory_limit)
+        if engine == "duckdb"
+        else open_engine(engine, master)
+    )
+    try:
+        return _original_recipe(source, label_file, tx_file, log_file, eng, month)
+    finally:
+        eng.close()
 
 
 FEBRUARY_FILES = ("train.csv", "transactions.csv", "user_logs.csv")
@@ -164,23 +174,25 @@ def original_recipe_february(source: RawSource, **kw) -> pd.DataFrame:
 
 
 def _tx_sql(raw: str, month: str | None) -> str:
-    """All rows of the table ``raw`` (file order in its rowid), or the v2-like view of one month:
+    """All rows of the table ``raw`` (``pos``: the file order), or the v2-like view of one month:
     its transactions plus, for members covered on the 1st without a row in the month, the row that
     defines their running membership (the latest uncancelled one before the month whose expiry
-    reaches it), as transactions_v2 does for March. Rows keep the file order (ties depend on it)."""
+    reaches it), as transactions_v2 does for March. ``part``, ``pos`` keep the file order (ties
+    depend on it): the month's rows first, then the running memberships."""
     if not month:
-        return f"SELECT * FROM {raw} ORDER BY rowid"
+        return f"SELECT *, 0 AS part FROM {raw}"
     start = pd.Timestamp(f"{month}-01")
     return f"""
-        WITH numbered AS (SELECT *, rowid AS pos FROM {raw}),
-        inside AS (SELECT * FROM numbered{_month_filter("transaction_date", month)}),
-        prior AS (SELECT * EXCLUDE (rk) FROM (
+        WITH inside AS (SELECT * FROM {raw}{_month_filter("transaction_date", month)}),
+        ranked AS (
             SELECT *, row_number() OVER (PARTITION BY msno ORDER BY transaction_date DESC, membership_expire_date DESC, pos) AS rk
-            FROM numbered WHERE transaction_date < {start:%Y%m%d} AND is_cancel = 0)
+            FROM {raw} WHERE transaction_date < {start:%Y%m%d} AND is_cancel = 0),
+        prior AS (SELECT {_TX_COLUMNS}, pos FROM ranked
             WHERE rk = 1 AND membership_expire_date >= {start:%Y%m%d} AND msno NOT IN (SELECT msno FROM inside))
-        SELECT * EXCLUDE (pos, part) FROM (
-            SELECT *, 0 AS part FROM inside UNION ALL SELECT *, 1 AS part FROM prior)
-        ORDER BY part, pos"""
+        SELECT {_TX_COLUMNS}, pos, 0 AS part FROM inside UNION ALL SELECT {_TX_COLUMNS}, pos, 1 AS part FROM prior"""
+
+
+_TX_COLUMNS = ", ".join(COLUMNS["transactions"])
 
 
 def _month_filter(column: str, month: str | None) -> str:
@@ -192,49 +204,46 @@ def _month_filter(column: str, month: str | None) -> str:
 
 
 def _original_recipe(
-    source: RawSource, label_file: str, tx_file: str, log_file: str, con, month: str | None = None
+    source: RawSource, label_file: str, tx_file: str, log_file: str, eng, month: str | None = None
 ) -> pd.DataFrame:
-    try:
-        # Materialised so that rowid is the file order ("first on ties" of the latest expiry).
-        con.execute(f"CREATE TEMP TABLE raw_tx AS SELECT * FROM {read_sql(source.file(tx_file), 'transactions')}")
-        con.execute(f"CREATE TEMP TABLE tx AS {_tx_sql('raw_tx', month)}")
-        con.execute("DROP TABLE raw_tx")
-        con.execute("SET preserve_insertion_order = false")  # tx keeps its file order; the rest needs none
-        logs = read_sql(source.file(log_file), "user_logs")
-        _load_logs(con, f"({'SELECT * FROM ' + logs + _month_filter('date', month)})" if month else logs)
-        # exact decimal sums (see _exact_sum): a DOUBLE sum's last bits change from run to run
-        sums = ", ".join(f"sum({m}::DECIMAL(38, 6))::DOUBLE AS {m}Sum" for m in LOG_METRICS)
-        means = ", ".join(f"avg({m}::DECIMAL(38, 6))::DOUBLE AS {m}Mean" for m in LOG_METRICS)
-        sql = f"""
-        WITH {_capped_log_sql()},
-        agg AS (SELECT msno, {sums}, {means}, count(*) AS count FROM capped GROUP BY msno),
-        ranked AS (
-            SELECT substr(msno, 11, 12) AS msno, payment_method_id, payment_plan_days, plan_list_price,
-                   actual_amount_paid, is_auto_renew, transaction_date, membership_expire_date, is_cancel,
-                   count(*) OVER (PARTITION BY msno) AS transaction_count,
-                   row_number() OVER (PARTITION BY msno ORDER BY membership_expire_date DESC, rowid) AS rk
-            FROM tx),
-        t AS (SELECT * EXCLUDE (rk) FROM ranked WHERE rk = 1),
-        m AS (SELECT substr(msno, 11, 12) AS msno, city, bd, gender, registered_via, registration_init_time
-              FROM {read_sql(source.file("members_v3.csv"), "members")}),
-        y AS (SELECT substr(msno, 11, 12) AS msno, is_churn FROM {read_sql(source.file(label_file), "train")})
-        SELECT t.msno, payment_method_id, payment_plan_days, plan_list_price, actual_amount_paid, is_auto_renew,
-               strftime({_ymd("transaction_date")}, '%Y-%m-%d') AS transaction_date,
-               strftime({_ymd("membership_expire_date")}, '%Y-%m-%d') AS membership_expire_date,
-               is_cancel, transaction_count, city,
-               CASE WHEN bd > 10 AND bd < 70 THEN bd ELSE -1 END AS bd,
-               coalesce(gender, '{UNKNOWN_GENDER}') AS gender, registered_via,
-               strftime({_ymd("registration_init_time")}, '%Y-%m-%d') AS registration_init_time,
-               {", ".join(f"{m}Sum" for m in LOG_METRICS)}, {", ".join(f"{m}Mean" for m in LOG_METRICS)},
-               count, is_churn,
-               CASE WHEN payment_plan_days = 0 THEN 0.0 ELSE plan_list_price / payment_plan_days END AS price_per_day,
-               abs(date_diff('day', {_ymd("registration_init_time")}, {_ymd("membership_expire_date")})) AS days_fidelity
-        FROM t JOIN m USING (msno) JOIN agg USING (msno) JOIN y USING (msno)
-        ORDER BY t.msno"""
-        df = con.execute(sql).df()
-    finally:
-        con.close()
-    return conform(df)
+    """The recipe as named tables on an engine (DuckDB or Spark run this same SQL text)."""
+    eng.load("raw_tx", source.file(tx_file), "transactions", position=True)
+    eng.create("tx", _tx_sql("raw_tx", month))
+    eng.load("raw_logs", source.file(log_file), "user_logs")
+    eng.create("logs", _log_rows_sql(month))
+    eng.load("members", source.file("members_v3.csv"), "members")
+    eng.load("labels", source.file(label_file), "train")
+    # exact decimal sums (see _exact_sum): a DOUBLE sum's last bits change from run to run
+    sums = ", ".join(f"sum({m}::DECIMAL(38, 6))::DOUBLE AS {m}Sum" for m in LOG_METRICS)
+    # (the mean as that exact sum over the count: identical on both engines; Spark's decimal average
+    # rounds to 10 digits)
+    means = ", ".join(f"sum({m}::DECIMAL(38, 6))::DOUBLE / count(*) AS {m}Mean" for m in LOG_METRICS)
+    sql = f"""
+    WITH {_capped_log_sql()},
+    agg AS (SELECT msno, {sums}, {means}, count(*) AS count FROM capped GROUP BY msno),
+    ranked AS (
+        SELECT substr(msno, 11, 12) AS msno, payment_method_id, payment_plan_days, plan_list_price,
+               actual_amount_paid, is_auto_renew, transaction_date, membership_expire_date, is_cancel,
+               count(*) OVER (PARTITION BY msno) AS transaction_count,
+               row_number() OVER (PARTITION BY msno ORDER BY membership_expire_date DESC, part, pos) AS rk
+        FROM tx),
+    t AS (SELECT * FROM ranked WHERE rk = 1),
+    m AS (SELECT substr(msno, 11, 12) AS msno, city, bd, gender, registered_via, registration_init_time FROM members),
+    y AS (SELECT substr(msno, 11, 12) AS msno, is_churn FROM labels)
+    SELECT t.msno, payment_method_id, payment_plan_days, plan_list_price, actual_amount_paid, is_auto_renew,
+           strftime({_ymd("transaction_date")}, '%Y-%m-%d') AS transaction_date,
+           strftime({_ymd("membership_expire_date")}, '%Y-%m-%d') AS membership_expire_date,
+           is_cancel, transaction_count, city,
+           CASE WHEN bd > 10 AND bd < 70 THEN bd ELSE -1 END AS bd,
+           coalesce(gender, '{UNKNOWN_GENDER}') AS gender, registered_via,
+           strftime({_ymd("registration_init_time")}, '%Y-%m-%d') AS registration_init_time,
+           {", ".join(f"{m}Sum" for m in LOG_METRICS)}, {", ".join(f"{m}Mean" for m in LOG_METRICS)},
+           count, is_churn,
+           CASE WHEN payment_plan_days = 0 THEN 0.0 ELSE plan_list_price / payment_plan_days END AS price_per_day,
+           abs(date_diff('day', {_ymd("registration_init_time")}, {_ymd("membership_expire_date")})) AS days_fidelity
+    FROM t JOIN m USING (msno) JOIN agg USING (msno) JOIN y USING (msno)
+    ORDER BY t.msno"""
+    return conform(eng.frame(sql))
 
 
 def cap_outliers(x: pd.Series, limit: float = Z_LIMIT) -> tuple[pd.Series, pd.Series]:
@@ -399,6 +408,16 @@ def _union(con, source: RawSource, names: list[str], kind: str) -> str:
     return " UNION ALL ".join(parts)
 
 
+def _load_union(eng, name: str, source: RawSource, names: list[str], kind: str) -> None:
+    """The files of ``names`` that exist, as one table ``name`` on the engine."""
+    present = [n for n in names if source.file(n).is_file()]
+    if not present:
+        raise FileNotFoundError(f"none of {names} in {source.path}")
+    for k, n in enumerate(present):
+        eng.load(f"{name}_{k}", source.file(n), kind)
+    eng.create(name, " UNION ALL ".join(f"SELECT * FROM {name}_{k}" for k in range(len(present))))
+
+
 def month_labels(source: RawSource, month: str, transactions: pd.DataFrame | None = None) -> pd.DataFrame:
     """Labels of the users expiring in ``month`` (YYYY-MM): the official file when it exists
     (train.csv for 2017-02, train_v2.csv for 2017-03), else the organisers' rule on the released
@@ -455,61 +474,68 @@ def point_in_time(
     threads: int = 2,
     labels: dict[str, pd.DataFrame] | None = None,
     memory_limit: str = "4GB",
+    engine: str = "duckdb",
+    master: str | None = None,
 ) -> pd.DataFrame:
     """One row per labelled user and expiry month; every feature from rows dated before the
     month's first day. ``labels`` (month → frame msno, is_churn) overrides :func:`month_labels`.
+    On DuckDB (default) or Spark (``engine="spark"``): the same SQL, see :mod:`study.churn.engines`.
 
     Memory stays bounded at full scale: users get integer keys, the history is kept for the
     labelled users only, all months' listening windows come from one scan of the logs, and DuckDB
     spills to a temporary folder past ``memory_limit``."""
-    import tempfile
+    from study.churn.engines import open_engine
 
     cuts = {m: pd.Timestamp(f"{m}-01") for m in months}
     labs = {m: ((labels or {}).get(m)) for m in months}
     # transactions.csv holds everything dated before March 2017; transactions_v2 only when it is alone.
     history_files = ["transactions.csv"] if source.file("transactions.csv").is_file() else ["transactions_v2.csv"]
+    options = {"threads": threads, "memory_limit": memory_limit} if engine == "duckdb" else {}
+    eng = open_engine(engine, master, **options)
     frames = []
-    with tempfile.TemporaryDirectory(prefix="study-duckdb-") as spill:
-        con = connect(threads, memory_limit, spill)
-        try:
-            con.execute("SET preserve_insertion_order = false")
-            tx_for_labels = None
-            for m in months:
-                if labs[m] is None:
-                    if tx_for_labels is None and m not in ("2017-02", "2017-03"):
-                        start = _int_day(min(cuts.values()) - pd.DateOffset(months=1))
-                        tx_for_labels = con.execute(
-                            f"SELECT * FROM ({_union(con, source, ['transactions.csv', 'transactions_v2.csv'], 'transactions')}) "
-                            f"WHERE transaction_date >= {start}"
-                        ).df()
-                    labs[m] = month_labels(source, m, tx_for_labels)
-            del tx_for_labels
-            users = pd.concat([labs[m][["msno"]] for m in months]).drop_duplicates().reset_index(drop=True)
-            users["uid"] = np.arange(len(users), dtype=np.int32)
-            con.register("users", users)
-            max_cut = _int_day(max(cuts.values()))
-            # exact duplicate rows (a real-data oddity) are counted once
-            con.execute(f"""CREATE TEMP TABLE tx AS SELECT DISTINCT u.uid, payment_method_id, payment_plan_days, plan_list_price,
-                actual_amount_paid, is_auto_renew, is_cancel,
-                {_ymd("transaction_date")} AS tdate, {_ymd("membership_expire_date")} AS edate
-                FROM ({_union(con, source, history_files, "transactions")}) t JOIN users u USING (msno)
-                WHERE transaction_date < {max_cut}""")
-            lo = _int_day(min(cuts.values()) - pd.Timedelta(days=PIT_LOG_HORIZON))
-            windows = ", ".join(_log_windows(cuts[m], i) for i, m in enumerate(months))
-            con.execute(f"""CREATE TEMP TABLE lagg AS SELECT u.uid, {windows} FROM (
-                SELECT msno, date, greatest(total_secs, 0) AS secs, num_unq, num_25,
-                       num_25 + num_50 + num_75 + num_985 + num_100 AS plays
-                FROM ({_union(con, source, ["user_logs.csv", "user_logs_v2.csv"], "user_logs")})
-                WHERE date >= {lo} AND date < {max_cut}) l JOIN users u USING (msno) GROUP BY u.uid""")
-            con.execute(f"""CREATE TEMP TABLE mem AS SELECT u.uid, m.* EXCLUDE (msno)
-                FROM {read_sql(source.file("members_v3.csv"), "members")} m JOIN users u USING (msno)""")
-            for i, m in enumerate(months):
-                lab = labs[m][["msno", "is_churn"]].merge(users, on="msno")
-                con.register("lab", lab)
-                frames.append(con.execute(_pit_sql(i), {"cutoff": cuts[m].date(), "month": m}).df())
-                con.unregister("lab")
-        finally:
-            con.close()
+    try:
+        all_tx = ["transactions.csv", "transactions_v2.csv"]
+        tx_for_labels = None
+        for m in months:
+            if labs[m] is None:
+                if tx_for_labels is None and m not in ("2017-02", "2017-03"):
+                    start = _int_day(min(cuts.values()) - pd.DateOffset(months=1))
+                    _load_union(eng, "label_tx", source, all_tx, "transactions")
+                    tx_for_labels = eng.frame(f"SELECT * FROM label_tx WHERE transaction_date >= {start}")
+                labs[m] = month_labels(source, m, tx_for_labels)
+        del tx_for_labels
+        users = pd.concat([labs[m][["msno"]] for m in months]).drop_duplicates().reset_index(drop=True)
+        users["uid"] = np.arange(len(users), dtype=np.int32)
+        eng.register("users", users)
+        max_cut = _int_day(max(cuts.values()))
+        _load_union(eng, "history", source, history_files, "transactions")
+        # exact duplicate rows (a real-data oddity) are counted once
+        eng.create(
+            "tx",
+            f"""SELECT DISTINCT u.uid, payment_method_id, payment_plan_days, plan_list_price,
+            actual_amount_paid, is_auto_renew, is_cancel,
+            {_ymd("transaction_date")} AS tdate, {_ymd("membership_expire_date")} AS edate
+            FROM history t JOIN users u USING (msno)
+            WHERE transaction_date < {max_cut}""",
+        )
+        lo = _int_day(min(cuts.values()) - pd.Timedelta(days=PIT_LOG_HORIZON))
+        windows = ", ".join(_log_windows(cuts[m], i) for i, m in enumerate(months))
+        _load_union(eng, "all_logs", source, ["user_logs.csv", "user_logs_v2.csv"], "user_logs")
+        eng.create(
+            "lagg",
+            f"""SELECT u.uid, {windows} FROM (
+            SELECT msno, date, greatest(total_secs, 0) AS secs, num_unq, num_25,
+                   num_25 + num_50 + num_75 + num_985 + num_100 AS plays
+            FROM all_logs WHERE date >= {lo} AND date < {max_cut}) l JOIN users u USING (msno) GROUP BY u.uid""",
+        )
+        eng.load("members", source.file("members_v3.csv"), "members")
+        member_columns = ", ".join(f"m.{c}" for c in COLUMNS["members"] if c != "msno")
+        eng.create("mem", f"SELECT u.uid, {member_columns} FROM members m JOIN users u USING (msno)")
+        for i, m in enumerate(months):
+            eng.register(f"lab_{i}", labs[m][["msno", "is_churn"]].merge(users, on="msno"))
+            frames.append(eng.frame(_pit_sql(i, cuts[m], m)))
+    finally:
+        eng.close()
     df = pd.concat(frames, ignore_index=True)
     df["days_since_last_listen"] = _days_since_listen(df.pop("last_listen"), df["month"])
     return _finish_pit(df)
@@ -521,7 +547,7 @@ def _days_since_listen(last_listen: pd.Series, month: pd.Series) -> pd.Series:
     return days.fillna(PIT_LOG_HORIZON + 1).astype("int64")
 
 
-def _pit_sql(i: int) -> str:
+def _pit_sql(i: int, cutoff: pd.Timestamp, month: str) -> str:
     listen = ", ".join(
         [f"lagg.last_listen_{i} AS last_listen"]
         + [
@@ -533,8 +559,10 @@ def _pit_sql(i: int) -> str:
             for c in ("secs_prev30", "days_prev30", "unq_30", "skips_30", "plays_30")
         ]
     )
+    lab = f"lab_{i}"
+    cut = f"DATE '{cutoff:%Y-%m-%d}'"
     return f"""
-WITH h AS (SELECT tx.* FROM tx JOIN lab USING (uid) WHERE tdate < $cutoff),
+WITH h AS (SELECT tx.* FROM tx JOIN {lab} lab USING (uid) WHERE tdate < $cutoff),
 ordered AS (
     SELECT *, row_number() OVER (PARTITION BY uid ORDER BY tdate DESC, is_cancel DESC,
         CASE WHEN is_cancel = 1 THEN edate END ASC, CASE WHEN is_cancel = 0 THEN edate END DESC) AS rk
@@ -554,7 +582,7 @@ agg AS (
         max(tdate) FILTER (WHERE is_cancel = 1) AS last_cancel_date,
         max(tdate) FILTER (WHERE is_cancel = 0) AS last_renewal_date
     FROM h GROUP BY uid)
-SELECT lab.msno, $month AS month, lab.is_churn,
+SELECT lab.msno, '{month}' AS month, lab.is_churn,
     last.payment_method_id, last.payment_plan_days, last.plan_list_price, last.actual_amount_paid,
     last.plan_list_price - last.actual_amount_paid AS discount,
     CASE WHEN last.payment_plan_days = 0 THEN 0.0 ELSE last.plan_list_price / last.payment_plan_days END AS price_per_day,
@@ -574,12 +602,12 @@ SELECT lab.msno, $month AS month, lab.is_churn,
          ELSE date_diff('day', {_ymd("mem.registration_init_time")}, $cutoff) END AS days_since_registration,
     (lagg.last_listen_{i} IS NOT NULL)::INT AS has_logs,
     {listen}
-FROM lab
+FROM {lab} lab
 JOIN last USING (uid) JOIN agg USING (uid)
 LEFT JOIN mem ON mem.uid = lab.uid
 LEFT JOIN lagg ON lagg.uid = lab.uid
 ORDER BY lab.msno
-"""
+""".replace("$cutoff", cut)
 
 
 def _finish_pit(df: pd.DataFrame) -> pd.DataFrame:
@@ -716,13 +744,19 @@ def dictionary_frame(d: dict) -> pd.DataFrame:
 
 
 def build(
-    source: RawSource, recipe: str, out_dir: str | Path | None = None, months=("2017-02", "2017-03")
+    source: RawSource,
+    recipe: str,
+    out_dir: str | Path | None = None,
+    months=("2017-02", "2017-03"),
+    engine: str = "duckdb",
+    master: str | None = None,
 ) -> pd.DataFrame:
-    """The CLI's entry: build a recipe's dataset and save it as parquet (and CSV for 'original')."""
+    """The CLI's entry: build a recipe's dataset (on DuckDB or Spark) and save it as parquet (and
+    CSV for 'original')."""
     if recipe == "original":
-        df = original_recipe(source)
+        df = original_recipe(source, engine=engine, master=master)
     elif recipe == "pit":
-        df = point_in_time(source, months=months)
+        df = point_in_time(source, months=months, engine=engine, master=master)
     else:
         raise ValueError(f"unknown recipe {recipe!r}: original or pit")
     if out_dir is not None:
