@@ -19,9 +19,10 @@ import psutil
 import pytest
 
 from conftest import unavailable
-from study.churn import engines, features
+from study.churn import engines, features, scoring, spark_scoring
 
 pytestmark = pytest.mark.timeout(900)
+STUDY = str(Path(sys.executable).parent / "study")
 
 
 def _java_missing() -> str:
@@ -57,6 +58,36 @@ def duckdb_frames(quick_source):
     }
 
 
+@pytest.fixture(scope="module")
+def original_model(tmp_path_factory, quick_source):
+    """The original-format model (XGBoost JSON), trained by the command line."""
+    out = tmp_path_factory.mktemp("models") / "original"
+    r = subprocess.run(
+        [STUDY, "churn", "train", "--model", "original", "--raw", str(quick_source.path), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def original_parquet(tmp_path_factory, duckdb_frames):
+    path = tmp_path_factory.mktemp("features") / "original.parquet"
+    duckdb_frames["original"].to_parquet(path, index=False)
+    return path
+
+
+def assert_same_scores(model_dir: Path, frame: pd.DataFrame, scored: pd.DataFrame) -> None:
+    """Spark's scores = the in-process scoring path's: risk to 1e-9, band and reasons exactly."""
+    expected = scoring.score(scoring.load(model_dir), frame).set_index("msno").sort_index()
+    got = scored.set_index("msno").sort_index()
+    assert len(got) == len(expected) == len(frame)
+    np.testing.assert_allclose(got.risk, expected.risk, rtol=1e-9, atol=1e-12)
+    for c in ["expiry_date", "band", "reason_1", "reason_2", "reason_3"]:
+        assert got[c].equals(expected[c]), c
+
+
 def _build_all(source, master: str) -> dict:
     return {
         "original": features.original_recipe(source, engine="spark", master=master),
@@ -78,6 +109,18 @@ def test_unknown_engine_is_refused(quick_source):
 def test_local_mode_equals_duckdb(quick_source, duckdb_frames):
     for name, frame in _build_all(quick_source, "local[2]").items():
         assert_same(duckdb_frames[name], frame)
+
+
+def test_score_on_spark_from_the_command_line(original_model, original_parquet, duckdb_frames, tmp_path):
+    out = tmp_path / "scores.parquet"
+    r = subprocess.run(
+        [STUDY, "churn", "score", "--engine", "spark", "--model-dir", str(original_model),
+         "--input", str(original_parquet), "--output", str(out), "--partitions", "3"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"scored {len(duckdb_frames['original']):,} users" in r.stdout, r.stdout
+    assert_same_scores(original_model, duckdb_frames["original"], pd.read_parquet(out))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,11 +229,15 @@ def cluster(tmp_path):
         c.stop()
 
 
-def test_standalone_cluster_equals_duckdb(quick_source, duckdb_frames, cluster):
+def test_standalone_cluster_equals_duckdb(quick_source, duckdb_frames, cluster, original_model, original_parquet):
     spark = engines.spark_session(cluster.url)
     assert spark.sparkContext.master == cluster.url
     for name, frame in _build_all(quick_source, cluster.url).items():
         assert_same(duckdb_frames[name], frame)
+    out = cluster.root / "scores.parquet"
+    n = spark_scoring.score_to_parquet(original_model, out, original_parquet, cluster.url, partitions=4)
+    assert n == len(duckdb_frames["original"])
+    assert_same_scores(original_model, duckdb_frames["original"], pd.read_parquet(out))
     # an executor on each worker (the status lists the driver too)
     assert spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1 == 2
 

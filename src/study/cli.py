@@ -110,6 +110,8 @@ def _churn_score(args) -> int:
     from study.churn import features, scoring
 
     model = scoring.load(args.model_dir or args.model)
+    if args.engine == "spark":
+        return _churn_score_spark(args, model)
     if args.model == "champion":
         from study.churn.data import RawDataError, resolve_source
 
@@ -141,6 +143,33 @@ def _churn_score(args) -> int:
             f"  labelled input: ROC AUC {s['ROC AUC']:.4f}, log loss {s['log loss']:.4f}, "
             f"F1 {s['F1']:.4f}, MCC {s['MCC']:.4f} at 0.5; churn {y.mean():.2%}"
         )
+    return 0
+
+
+def _churn_score_spark(args, model) -> int:
+    """The same scoring on Spark: the features of the month (champion, built on Spark) or the
+    --input rows (parquet file or folder, or a processed CSV) → a parquet folder of scores."""
+    import time
+
+    from study.churn import features, scoring, spark_scoring
+    from study.churn.data import RawDataError, resolve_source
+
+    t0 = time.perf_counter()
+    folder = scoring.model_folder(args.model_dir or args.model)
+    if args.model == "champion" and not args.input:
+        if not args.month:
+            raise RawDataError(
+                "the champion scores raw tables: give --raw DIR (or none for the twin) and --month YYYY-MM"
+            )
+        src = resolve_source(args.raw, scale=args.scale, seed=args.seed)
+        rows = features.point_in_time(src, months=(args.month,), engine="spark", master=args.master)
+    elif args.input:
+        rows = args.input
+    else:
+        raise RawDataError("--input (parquet or processed CSV) is required for the original-format model")
+    n = spark_scoring.score_to_parquet(folder, args.output, rows, args.master, args.partitions)
+    print(f"scored {n:,} users with the {model.card.get('name', args.model)} model on Spark in "
+          f"{time.perf_counter() - t0:.1f} s → {args.output} (parquet: msno, expiry_date, risk, band, reason_1..3)")  # fmt: skip
     return 0
 
 
@@ -343,7 +372,17 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--month", help="champion: the expiry month to score (YYYY-MM)")
     score.add_argument("--scale", default="quick", help="champion: twin scale when no real files are given")
     score.add_argument("--seed", type=int, default=2017)
-    score.add_argument("--output", required=True, help="where to write the scores (CSV)")
+    score.add_argument(
+        "--output", required=True, help="where to write the scores (CSV; with --engine spark a parquet folder)"
+    )
+    score.add_argument(
+        "--engine",
+        choices=["pandas", "spark"],
+        default="pandas",
+        help="pandas: in this process (default); spark: each partition loads the saved model and scores its rows",
+    )
+    score.add_argument("--master", help="Spark master URL (default local[2], $STUDY_SPARK_MASTER)")
+    score.add_argument("--partitions", type=int, help="Spark: repartition the feature rows into N parts first")
     score.set_defaults(func=_churn_score)
 
     exp = churn.add_parser("export-db", help="write the application and analytic databases (SQLite by default)")

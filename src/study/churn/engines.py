@@ -10,6 +10,7 @@ it), ``register`` a pandas frame as a table, ``create`` a named table from a que
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -65,6 +66,9 @@ def spark_session(master: str | None = None, app: str = "study-churn"):
 
     master = master or os.environ.get("STUDY_SPARK_MASTER") or DEFAULT_MASTER
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Python workers (the scoring) run this interpreter unless told otherwise: on a real cluster set
+    # PYSPARK_PYTHON to an environment with the study installed
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     active = SparkSession.getActiveSession()
     if active is not None and active.sparkContext.master != master:
         active.stop()  # one Spark context per process: a different master needs a new one

@@ -228,10 +228,15 @@ def score_processed(model: ScoringModel, processed: pd.DataFrame) -> pd.DataFram
     return score(model, processed).drop(columns="expiry_date")
 
 
-def load(name_or_dir: str | Path = "original") -> ScoringModel:
+def model_folder(name_or_dir: str | Path = "original") -> Path:
+    """A saved model's folder: a path, or a name under data/models."""
     folder = Path(name_or_dir)
     if not folder.is_dir():
         folder = paths.MODELS / str(name_or_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"no saved model at {folder}: run `study churn train --model {name_or_dir}` first")
-    return load_model(folder)
+    return folder
+
+
+def load(name_or_dir: str | Path = "original") -> ScoringModel:
+    return load_model(model_folder(name_or_dir))
