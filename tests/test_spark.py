@@ -111,6 +111,17 @@ def test_local_mode_equals_duckdb(quick_source, duckdb_frames):
         assert_same(duckdb_frames[name], frame)
 
 
+def test_features_on_spark_from_the_command_line(quick_source, duckdb_frames, tmp_path):
+    r = subprocess.run(
+        [STUDY, "churn", "features", "--recipe", "original", "--engine", "spark", "--master", "local[2]",
+         "--raw", str(quick_source.path), "--out", str(tmp_path)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "on spark" in r.stdout, r.stdout
+    assert_same(duckdb_frames["original"], pd.read_parquet(tmp_path / "original.parquet"))
+
+
 def test_score_on_spark_from_the_command_line(original_model, original_parquet, duckdb_frames, tmp_path):
     out = tmp_path / "scores.parquet"
     r = subprocess.run(

@@ -61,10 +61,13 @@ class DuckDBEngine:
 def spark_session(master: str | None = None, app: str = "study-churn"):
     """A Spark session on ``master`` (``local[2]`` by default; ``spark://host:7077``, ``yarn``,
     ``k8s://…``). UTC session time zone (dates are calendar days), no UI, driver on 127.0.0.1 when
-    local: nothing listens beyond this machine unless the master says so."""
+    local: nothing listens beyond this machine unless the master says so. Under ``spark-submit``
+    its command line (master, ``--conf``, memory) wins over these defaults."""
+    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
-    master = master or os.environ.get("STUDY_SPARK_MASTER") or DEFAULT_MASTER
+    submitted = SparkConf()  # what spark-submit (or spark-defaults.conf) already set
+    master = master or os.environ.get("STUDY_SPARK_MASTER") or submitted.get("spark.master", None) or DEFAULT_MASTER
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     # Python workers (the scoring) run this interpreter unless told otherwise: on a real cluster set
     # PYSPARK_PYTHON to an environment with the study installed
@@ -72,17 +75,20 @@ def spark_session(master: str | None = None, app: str = "study-churn"):
     active = SparkSession.getActiveSession()
     if active is not None and active.sparkContext.master != master:
         active.stop()  # one Spark context per process: a different master needs a new one
-    builder = (
-        SparkSession.builder.master(master)
-        .appName(app)
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", os.environ.get("STUDY_SPARK_PARTITIONS", "8"))
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-    )
+    defaults = {
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.shuffle.partitions": os.environ.get("STUDY_SPARK_PARTITIONS", "8"),
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+    }
     if master.startswith("local") or "127.0.0.1" in master or "localhost" in master:
-        builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+        defaults |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+    if master.startswith("local"):  # local mode: the driver JVM does all the work (its default is 1 GB)
+        defaults["spark.driver.memory"] = os.environ.get("STUDY_SPARK_DRIVER_MEMORY", "4g")
+    builder = SparkSession.builder.master(master).appName(app).config("spark.sql.session.timeZone", "UTC")
+    for key, value in defaults.items():
+        if not submitted.contains(key):
+            builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
@@ -103,6 +109,7 @@ class SparkEngine:
 
     def __init__(self, master: str | None = None, session=None):
         self.spark = session or spark_session(master)
+        self._kept: list = []
 
     def load(self, name: str, path, kind: str, position: bool = False) -> None:
         from pyspark.sql import functions as F
@@ -117,12 +124,19 @@ class SparkEngine:
         self.spark.createDataFrame(frame).createOrReplaceTempView(name)
 
     def create(self, name: str, sql: str) -> None:
-        self.spark.sql(to_spark(sql)).createOrReplaceTempView(name)
+        # kept (memory, then disk) like DuckDB's temporary tables: a later step reading it twice
+        # (the point-in-time set reads the history and the log windows once per month) does not
+        # rescan the files; a lost executor's blocks are recomputed from the lineage
+        df = self.spark.sql(to_spark(sql)).persist()
+        self._kept.append(df)
+        df.createOrReplaceTempView(name)
 
     def frame(self, sql: str) -> pd.DataFrame:
         return self.spark.sql(to_spark(sql)).toPandas()
 
     def close(self) -> None:
+        for df in self._kept:
+            df.unpersist()
         for t in self.spark.catalog.listTables():
             if t.isTemporary:
                 self.spark.catalog.dropTempView(t.name)
