@@ -34,6 +34,18 @@ def quick_source():
     return resolve_source(None, scale="quick", seed=2017)
 
 
+def train_churn_model(tmp_path_factory, source, kind: str) -> Path:
+    """A churn model (original or champion) trained by the command line into a temporary folder."""
+    out = tmp_path_factory.mktemp("models") / kind
+    r = subprocess.run(
+        [str(Path(sys.executable).parent / "study"), "churn", "train", "--model", kind, "--raw", str(source.path),
+         "--out", str(out)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return out
+
+
 @pytest.fixture(scope="session")
 def shared_kkbox():
     sample = paths.SHARED_KKBOX / "processed_sample.csv"

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from conftest import train_churn_model
 from study import spreadsheet
 from study.churn import scoring
 
@@ -39,20 +40,9 @@ def test_reason_codes_take_the_largest_positive_contributions():
     assert r.iloc[1].tolist() == ["c", "", ""]  # only one feature pushes the risk up
 
 
-def _train(tmp_path_factory, source, kind: str) -> Path:
-    out = tmp_path_factory.mktemp("models") / kind
-    r = subprocess.run(
-        [STUDY, "churn", "train", "--model", kind, "--raw", str(source.path), "--out", str(out)],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr
-    return out
-
-
 @pytest.fixture(scope="module")
 def original_model(tmp_path_factory, quick_source):
-    return _train(tmp_path_factory, quick_source, "original")
+    return train_churn_model(tmp_path_factory, quick_source, "original")
 
 
 def test_original_model_scores_our_processed_csv_with_reasons(original_model, quick_source, tmp_path):
@@ -164,7 +154,7 @@ def test_a_malformed_input_gets_a_message(original_model, tmp_path):
 
 @pytest.fixture(scope="module")
 def champion_model(tmp_path_factory, quick_source):
-    return _train(tmp_path_factory, quick_source, "champion")
+    return train_churn_model(tmp_path_factory, quick_source, "champion")
 
 
 def test_champion_follows_its_declared_rule_and_keeps_its_calibration(champion_model, quick_source):

@@ -18,7 +18,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from conftest import unavailable
+from conftest import train_churn_model, unavailable
 from study.churn import engines, features, scoring, spark_scoring
 
 pytestmark = pytest.mark.timeout(900)
@@ -61,14 +61,7 @@ def duckdb_frames(quick_source):
 @pytest.fixture(scope="module")
 def original_model(tmp_path_factory, quick_source):
     """The original-format model (XGBoost JSON), trained by the command line."""
-    out = tmp_path_factory.mktemp("models") / "original"
-    r = subprocess.run(
-        [STUDY, "churn", "train", "--model", "original", "--raw", str(quick_source.path), "--out", str(out)],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr
-    return out
+    return train_churn_model(tmp_path_factory, quick_source, "original")
 
 
 @pytest.fixture(scope="module")
