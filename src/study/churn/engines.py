@@ -28,7 +28,7 @@ class DuckDBEngine:
 
     name = "duckdb"
 
-    def __init__(self, threads: int = 2, memory_limit: str | None = "2GB"):
+    def __init__(self, threads: int = 2, memory_limit: str | None = "4GB"):
         from study.churn.features import connect
 
         self._spill = tempfile.TemporaryDirectory(prefix="study-duckdb-")
