@@ -140,3 +140,46 @@ def close_page(page) -> None:
     ctx = page.context
     page.close(run_before_unload=True)
     ctx.close()
+
+
+def median_case():
+    """Daily-log cells that exercise the distributed exact medians of the z-score capping: ranks
+    straddling two buckets, ties, a null, a constant column, distinct values inside one bucket,
+    an all-null column and a long tail with outliers."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    n = 2001
+    df = pd.DataFrame({"msno": [f"user{i:04d}" for i in range(n)]})
+    df["num_25"] = np.r_[np.ones(1000), np.full(1000, 2.0), [50_000.0]]  # 2000 inliers: median 1.5
+    df["num_50"] = rng.integers(0, 5, n).astype(float)
+    df.loc[3, "num_50"] = np.nan  # 2000 cells left: an even count of tied integers
+    df["num_75"] = 4.0  # sd 0: no outlier, median 4
+    df["num_985"] = np.r_[rng.poisson(3, n - 1), [10**6]].astype(float)
+    df["num_100"] = 1 + rng.integers(0, 50, n) * 1e-9  # distinct values in one bucket: ranked
+    df["num_unq"] = np.nan  # no value: no median
+    df["total_secs"] = rng.lognormal(7, 1.5, n)
+    return df
+
+
+def medians_on(eng, frame) -> tuple[dict, dict]:
+    """(the recipe's exact medians, DuckDB's median aggregate) of ``frame`` seen as the log rows."""
+    import duckdb
+
+    from study.churn import features
+
+    eng.register("logs", frame)
+    for name, step in features._log_median_steps():
+        eng.create(name, step)
+    got = eng.frame("SELECT * FROM log_medians").iloc[0].to_dict()
+    con = duckdb.connect()
+    con.register("logs", frame)
+    _, stats = features._log_median_steps()[0]
+    con.execute(f"CREATE TABLE log_stats AS {stats}")
+    ref = ", ".join(
+        f"median({m}) FILTER (WHERE coalesce({features._z(m)}, 0) <= {features.Z_LIMIT}) AS med_{m}"
+        for m in features.LOG_METRICS
+    )
+    expected = con.execute(f"SELECT {ref} FROM logs, log_stats").df().iloc[0].to_dict()
+    return got, expected

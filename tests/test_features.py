@@ -324,3 +324,17 @@ def test_curves_are_thinned_for_drawing_only_keeping_their_ends_and_the_chosen_p
     assert len(drawn) == 101 and drawn.index[0] == 0 and drawn.index[-1] == 10_000 and 4_321 in drawn.index
     assert drawn.index.is_monotonic_increasing
     assert charts.thin(curve.head(50), 100) is not None and len(charts.thin(curve.head(50), 100)) == 50
+
+
+def test_distributed_medians_equal_the_median_aggregate():
+    from conftest import median_case, medians_on
+
+    from study.churn.engines import DuckDBEngine
+
+    eng = DuckDBEngine()
+    try:
+        got, expected = medians_on(eng, median_case())
+    finally:
+        eng.close()
+    assert got["med_num_25"] == 1.5 and got["med_num_75"] == 4.0 and pd.isna(got["med_num_unq"])
+    pd.testing.assert_series_equal(pd.Series(got), pd.Series(expected), check_exact=True)  # bit for bit, nulls too

@@ -269,3 +269,14 @@ def test_worker_killed_mid_job_changes_nothing(quick_source, duckdb_frames, clus
     assert killed.get("processes", 0) >= 2, "the worker was not killed while the job ran"
     assert "pit" in result, "the job did not finish after losing a worker"
     assert_same(duckdb_frames["pit"], result["pit"])
+
+
+def test_distributed_medians_equal_duckdb_on_spark():
+    from conftest import median_case, medians_on
+
+    eng = engines.SparkEngine("local[2]")
+    try:
+        got, expected = medians_on(eng, median_case())
+    finally:
+        eng.close()
+    pd.testing.assert_series_equal(pd.Series(got), pd.Series(expected), check_exact=True)  # bit for bit, nulls too

@@ -114,18 +114,68 @@ def _log_rows_sql(month: str | None) -> str:
     return f"SELECT substr(msno, 11, 12) AS msno, {cols} FROM raw_logs{_month_filter('date', month)}"
 
 
-def _capped_log_sql() -> str:
-    """Daily log rows with each |z| > 3 cell replaced by the median of the column's other cells."""
+def _log_median_steps() -> list[tuple[str, str]]:
+    """The tables behind the z-score capping, as (name, query) steps built in order: the mean and
+    population sd of each metric (``log_stats``), then the exact median of each metric's cells
+    with |z| <= 3 (``log_buckets``, ``log_medians``; see :func:`_exact_medians_sql`). Kept as
+    tables so that Spark computes each once (it inlines a query's CTEs wherever they are read)."""
     stats = ", ".join(f"avg({m}) AS mu_{m}, stddev_pop({m}) AS sd_{m}" for m in LOG_METRICS)
-    z = {m: f"abs(({m} - mu_{m}) / nullif(sd_{m}, 0))" for m in LOG_METRICS}
-    meds = ", ".join(f"median({m}) FILTER (WHERE coalesce({z[m]}, 0) <= {Z_LIMIT}) AS med_{m}" for m in LOG_METRICS)
+    return [("log_stats", f"SELECT {stats} FROM logs"), *_exact_medians_sql()]
+
+
+def _capped_log_sql() -> str:
+    """Daily log rows with each |z| > 3 cell replaced by the median of the column's other cells
+    (a CTE ``capped`` over the tables of :func:`_log_median_steps`)."""
     capped = ", ".join(
-        f"CASE WHEN coalesce({z[m]}, 0) > {Z_LIMIT} THEN med_{m} ELSE {m}::DOUBLE END AS {m}" for m in LOG_METRICS
+        f"CASE WHEN coalesce({_z(m)}, 0) > {Z_LIMIT} THEN med_{m} ELSE {m}::DOUBLE END AS {m}" for m in LOG_METRICS
     )
-    return f"""
-        stats AS (SELECT {stats} FROM logs),
-        meds AS (SELECT {meds} FROM logs, stats),
-        capped AS (SELECT msno, {capped} FROM logs, stats, meds)"""
+    return f"capped AS (SELECT msno, {capped} FROM logs, log_stats, log_medians)"
+
+
+def _z(m: str) -> str:
+    return f"abs(({m} - mu_{m}) / nullif(sd_{m}, 0))"
+
+
+MEDIAN_BUCKETS_PER_SD = 10_000
+
+
+def _exact_medians_sql() -> list[tuple[str, str]]:
+    """The exact median of each metric's cells with |z| <= 3 (``log_medians``: one row,
+    ``med_<metric>``), in steps that distribute. A median aggregate holds every value of the month
+    in one task (Spark ran out of driver memory at the full scale); this finds the two middle cells
+    in two passes instead: count the cells per narrow bucket of z (10,000 per standard deviation,
+    ordered like the values) and place the middle ranks (n-1)//2 and n//2 in their buckets from the
+    cumulative counts; then rank only the cells of those buckets (an integer count fills one value
+    per bucket, which needs no ranking at all). An even count interpolates like DuckDB's
+    ``median``: lo + (hi - lo) * 0.5. Equal, bit for bit, to ``median`` on the twins."""
+    inliers = " UNION ALL ".join(
+        f"SELECT '{m}' AS metric, {m}::DOUBLE AS v, "
+        f"CAST(floor(coalesce(({m} - mu_{m}) / nullif(sd_{m}, 0), 0) * {MEDIAN_BUCKETS_PER_SD}) AS BIGINT) AS b "
+        f"FROM logs, log_stats WHERE {m} IS NOT NULL AND coalesce({_z(m)}, 0) <= {Z_LIMIT}"
+        for m in LOG_METRICS
+    )
+    buckets = f"""
+        WITH per_bucket AS (SELECT metric, b, count(*) AS c, min(v) AS lo, max(v) AS hi
+                            FROM ({inliers}) GROUP BY metric, b)
+        SELECT metric, b, lo, hi, c,
+               sum(c) OVER (PARTITION BY metric ORDER BY b ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - c AS before,
+               sum(c) OVER (PARTITION BY metric) AS n
+        FROM per_bucket"""
+    pivot = ", ".join(f"max(CASE WHEN metric = '{m}' THEN med END) AS med_{m}" for m in LOG_METRICS)
+    medians = f"""
+        WITH targets AS (SELECT DISTINCT metric, (n - 1) // 2 AS k FROM log_buckets
+                         UNION SELECT DISTINCT metric, n // 2 AS k FROM log_buckets),
+        hits AS (SELECT t.metric, t.k, c.b, c.before, c.lo, c.hi FROM targets t JOIN log_buckets c
+                 ON t.metric = c.metric AND t.k >= c.before AND t.k < c.before + c.c),
+        spread AS (SELECT DISTINCT metric, b, before FROM hits WHERE lo < hi),
+        ranked AS (SELECT i.metric, i.v, s.before + row_number() OVER (PARTITION BY i.metric, i.b ORDER BY i.v) - 1 AS k
+                   FROM ({inliers}) i JOIN spread s ON i.metric = s.metric AND i.b = s.b),
+        middle AS (SELECT metric, k, lo AS v FROM hits WHERE lo = hi
+                   UNION ALL SELECT h.metric, h.k, r.v FROM hits h JOIN ranked r ON h.metric = r.metric AND h.k = r.k
+                   WHERE h.lo < h.hi),
+        per_metric AS (SELECT metric, min(v) + (max(v) - min(v)) * 0.5 AS med FROM middle GROUP BY metric)
+        SELECT {pivot} FROM per_metric"""
+    return [("log_buckets", buckets), ("log_medians", medians)]
 
 
 def original_recipe(
@@ -215,6 +265,8 @@ def _original_recipe(
     eng.create("logs", _log_rows_sql(month))
     eng.load("members", source.file("members_v3.csv"), "members")
     eng.load("labels", source.file(label_file), "train")
+    for name, step in _log_median_steps():
+        eng.create(name, step)
     # exact decimal sums (see _exact_sum): a DOUBLE sum's last bits change from run to run
     sums = ", ".join(f"sum({m}::DECIMAL(38, 6))::DOUBLE AS {m}Sum" for m in LOG_METRICS)
     # (the mean as that exact sum over the count: identical on both engines; Spark's decimal average
