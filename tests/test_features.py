@@ -338,3 +338,8 @@ def test_distributed_medians_equal_the_median_aggregate():
         eng.close()
     assert got["med_num_25"] == 1.5 and got["med_num_75"] == 4.0 and pd.isna(got["med_num_unq"])
     pd.testing.assert_series_equal(pd.Series(got), pd.Series(expected), check_exact=True)  # bit for bit, nulls too
+
+
+def test_duckdb_refuses_a_url_with_the_way_out(tmp_path):
+    with pytest.raises(data.RawDataError, match="DuckDB engine reads local files; for a URL use --engine spark"):
+        features.original_recipe(RawSource(tmp_path.as_uri(), "real"))

@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from conftest import train_churn_model, unavailable
-from study.churn import engines, features, scoring, spark_scoring
+from study.churn import data, engines, features, scoring, spark_scoring
 
 pytestmark = pytest.mark.timeout(900)
 STUDY = str(Path(sys.executable).parent / "study")
@@ -104,15 +104,27 @@ def test_local_mode_equals_duckdb(quick_source, duckdb_frames):
         assert_same(duckdb_frames[name], frame)
 
 
-def test_features_on_spark_from_the_command_line(quick_source, duckdb_frames, tmp_path):
+@pytest.mark.parametrize("recipe", ["original", "pit"])
+def test_features_on_spark_from_the_command_line_and_a_url(recipe, quick_source, duckdb_frames, tmp_path):
+    """The raw folder given as a URL (file:///…: what s3a://… or hdfs://… would be on a cluster)
+    is read by Spark's file systems alone, labels included."""
+    url = quick_source.path.resolve().as_uri()
     r = subprocess.run(
-        [STUDY, "churn", "features", "--recipe", "original", "--engine", "spark", "--master", "local[2]",
-         "--raw", str(quick_source.path), "--out", str(tmp_path)],
+        [STUDY, "churn", "features", "--recipe", recipe, "--engine", "spark", "--master", "local[2]",
+         "--raw", url, "--months", "2017-01", "2017-02", "2017-03", "--out", str(tmp_path)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "on spark" in r.stdout, r.stdout
-    assert_same(duckdb_frames["original"], pd.read_parquet(tmp_path / "original.parquet"))
+    assert f"real KKBOX files in {url} on spark" in r.stdout, r.stdout
+    assert_same(
+        duckdb_frames["pit" if recipe == "pit" else "original"], pd.read_parquet(tmp_path / f"{recipe}.parquet")
+    )
+
+
+def test_a_url_missing_files_is_named(tmp_path):
+    url = tmp_path.as_uri()
+    with pytest.raises(data.RawDataError, match="missing raw file.*transactions_v2.csv.*user_logs_v2.csv"):
+        features.original_recipe(data.RawSource(url, "real"), engine="spark", master="local[2]")
 
 
 def test_score_on_spark_from_the_command_line(original_model, original_parquet, duckdb_frames, tmp_path):

@@ -22,8 +22,12 @@ def _churn_synth(args) -> int:
 
 
 def _churn_validate(args) -> int:
-    from study.churn.data import FILES, RawDataError, read_table, resolve_source
+    from study.churn.data import FILES, RawDataError, is_url, read_table, resolve_source
 
+    if is_url(args.raw or ""):
+        raise RawDataError(
+            f"{args.raw}: validate checks local files (copy a sample here); URLs are read by --engine spark"
+        )
     src = resolve_source(args.raw, scale=args.scale, seed=args.seed, generate=False)
     print(src.describe())
     bad = 0

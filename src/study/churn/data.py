@@ -148,18 +148,26 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
 class RawSource:
     """Where the raw files come from: the real release or a generated twin."""
 
-    path: Path
+    path: Path | str  # a local folder, or a URL that Spark reads (s3a://…, hdfs://…, file:///…)
     kind: str  # "real" or "twin"
     scale: str | None = None
     seed: int | None = None
 
-    def file(self, name: str) -> Path:
-        return self.path / name
+    def file(self, name: str) -> Path | str:
+        if is_url(self.path):
+            return f"{str(self.path).rstrip('/')}/{name}"
+        return Path(self.path) / name
 
     def describe(self) -> str:
         if self.kind == "real":
             return f"real KKBOX files in {self.path}"
         return f"simulated twin (scale {self.scale}, seed {self.seed}) in {self.path}"
+
+
+def is_url(path) -> bool:
+    """A location with a scheme (s3a://, gs://, abfss://, hdfs://, file://): read by Spark's
+    file systems, not by this process."""
+    return "://" in str(path)
 
 
 def has_files(folder: Path, names=REQUIRED) -> bool:
@@ -195,6 +203,8 @@ def resolve_source(
 ) -> RawSource:
     """The raw data to use: ``raw_dir`` if given, else real files in ``data/raw/kkbox/``, else
     the twin for (scale, seed), generated on first use."""
+    if raw_dir and is_url(raw_dir):  # read by the engine (Spark); a missing file fails there, named
+        return RawSource(str(raw_dir), "real")
     if raw_dir:
         folder = Path(raw_dir)
         if not has_files(folder):

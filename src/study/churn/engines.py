@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.churn.data import COLUMNS, read_sql
+from study.churn.data import COLUMNS, RawDataError, is_url, read_sql
 
 ENGINES = ("duckdb", "spark")
 SPARK_TYPES = {"VARCHAR": "STRING", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE", "INTEGER": "INT"}
@@ -34,7 +34,17 @@ class DuckDBEngine:
         self._spill = tempfile.TemporaryDirectory(prefix="study-duckdb-")
         self.con = connect(threads, memory_limit, self._spill.name)
 
+    def exists(self, path) -> bool:
+        return Path(self._local(path)).is_file()
+
+    @staticmethod
+    def _local(path):
+        if is_url(path):
+            raise RawDataError(f"{path}: the DuckDB engine reads local files; for a URL use --engine spark")
+        return path
+
     def load(self, name: str, path: Path, kind: str, position: bool = False) -> None:
+        path = self._local(path)
         if position:  # materialised first, in file order, so that rowid is the file order
             self.con.execute("SET preserve_insertion_order = true")
             self.con.execute(f"CREATE TEMP TABLE {name}_file AS SELECT * FROM {read_sql(path, kind)}")
@@ -110,6 +120,16 @@ class SparkEngine:
     def __init__(self, master: str | None = None, session=None):
         self.spark = session or spark_session(master)
         self._kept: list = []
+
+    def exists(self, path) -> bool:
+        """Whether a file is there, asked of the file system Spark reads ``path`` with (local,
+        HDFS, s3a, gs, abfs…, as configured)."""
+        jvm = self.spark.sparkContext._jvm
+        p = jvm.org.apache.hadoop.fs.Path(str(path))
+        try:
+            return bool(p.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration()).isFile(p))
+        except Exception as exc:  # no file system for the scheme, no credentials…: say which
+            raise RawDataError(f"{path}: Spark cannot reach it ({str(exc).splitlines()[0][:300]})") from None
 
     def load(self, name: str, path, kind: str, position: bool = False) -> None:
         from pyspark.sql import functions as F

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from study.churn.data import COLUMNS, RawSource, parse_yyyymmdd, read_sql
+from study.churn.data import COLUMNS, RawDataError, RawSource, is_url, parse_yyyymmdd, read_sql
 from study.churn.labels import churn_labels
 
 LOG_METRICS = ["num_25", "num_50", "num_75", "num_985", "num_100", "num_unq", "total_secs"]
@@ -259,6 +259,9 @@ def _original_recipe(
     source: RawSource, label_file: str, tx_file: str, log_file: str, eng, month: str | None = None
 ) -> pd.DataFrame:
     """The recipe as named tables on an engine (DuckDB or Spark run this same SQL text)."""
+    missing = [f for f in (tx_file, log_file, "members_v3.csv", label_file) if not eng.exists(source.file(f))]
+    if missing:
+        raise RawDataError(f"{source.path}: missing raw file(s) {', '.join(missing)}")
     eng.load("raw_tx", source.file(tx_file), "transactions", position=True)
     eng.create("tx", _tx_sql("raw_tx", month))
     eng.load("raw_logs", source.file(log_file), "user_logs")
@@ -464,7 +467,7 @@ def _union(con, source: RawSource, names: list[str], kind: str) -> str:
 
 def _load_union(eng, name: str, source: RawSource, names: list[str], kind: str) -> None:
     """The files of ``names`` that exist, as one table ``name`` on the engine."""
-    present = [n for n in names if source.file(n).is_file()]
+    present = [n for n in names if eng.exists(source.file(n))]
     if not present:
         raise FileNotFoundError(f"none of {names} in {source.path}")
     for k, n in enumerate(present):
@@ -472,15 +475,24 @@ def _load_union(eng, name: str, source: RawSource, names: list[str], kind: str) 
     eng.create(name, " UNION ALL ".join(f"SELECT * FROM {name}_{k}" for k in range(len(present))))
 
 
-def month_labels(source: RawSource, month: str, transactions: pd.DataFrame | None = None) -> pd.DataFrame:
+OFFICIAL_LABELS = {"2017-02": "train.csv", "2017-03": "train_v2.csv"}
+
+
+def month_labels(source: RawSource, month: str, transactions: pd.DataFrame | None = None, eng=None) -> pd.DataFrame:
     """Labels of the users expiring in ``month`` (YYYY-MM): the official file when it exists
     (train.csv for 2017-02, train_v2.csv for 2017-03), else the organisers' rule on the released
-    transactions (only valid when the outcome window, the next month, is inside the files)."""
+    transactions (only valid when the outcome window, the next month, is inside the files).
+    ``eng``: the engine that reads the files of a URL source (Spark)."""
     from study.churn.data import load
 
-    official = {"2017-02": "train.csv", "2017-03": "train_v2.csv"}
-    if month in official and source.file(official[month]).is_file():
-        return load(source, official[month], validate=False)
+    name = OFFICIAL_LABELS.get(month)
+    if name and is_url(source.path):  # only the engine reads it
+        if eng is not None and eng.exists(source.file(name)):
+            table = f"official_{month.replace('-', '_')}"
+            eng.load(table, source.file(name), "train")
+            return eng.frame(f"SELECT msno, is_churn FROM {table}").astype({"is_churn": "int64"})
+    elif name and source.file(name).is_file():
+        return load(source, name, validate=False)
     if transactions is None:
         con = connect()
         try:
@@ -543,20 +555,21 @@ def point_in_time(
     cuts = {m: pd.Timestamp(f"{m}-01") for m in months}
     labs = {m: ((labels or {}).get(m)) for m in months}
     # transactions.csv holds everything dated before March 2017; transactions_v2 only when it is alone.
-    history_files = ["transactions.csv"] if source.file("transactions.csv").is_file() else ["transactions_v2.csv"]
     options = {"threads": threads, "memory_limit": memory_limit} if engine == "duckdb" else {}
     eng = open_engine(engine, master, **options)
     frames = []
     try:
+        history_files = ["transactions.csv"] if eng.exists(source.file("transactions.csv")) else ["transactions_v2.csv"]
         all_tx = ["transactions.csv", "transactions_v2.csv"]
         tx_for_labels = None
         for m in months:
             if labs[m] is None:
-                if tx_for_labels is None and m not in ("2017-02", "2017-03"):
+                official = OFFICIAL_LABELS.get(m)
+                if tx_for_labels is None and not (official and eng.exists(source.file(official))):
                     start = _int_day(min(cuts.values()) - pd.DateOffset(months=1))
                     _load_union(eng, "label_tx", source, all_tx, "transactions")
                     tx_for_labels = eng.frame(f"SELECT * FROM label_tx WHERE transaction_date >= {start}")
-                labs[m] = month_labels(source, m, tx_for_labels)
+                labs[m] = month_labels(source, m, tx_for_labels, eng)
         del tx_for_labels
         users = pd.concat([labs[m][["msno"]] for m in months]).drop_duplicates().reset_index(drop=True)
         users["uid"] = np.arange(len(users), dtype=np.int32)
