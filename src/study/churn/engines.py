@@ -162,9 +162,11 @@ class SparkEngine:
                 self.spark.catalog.dropTempView(t.name)
 
 
-def open_engine(engine: str = "duckdb", master: str | None = None, **duckdb_options):
+def open_engine(engine: str = "duckdb", master: str | None = None, threads: int = 2, memory_limit: str = "4GB"):
+    """The engine by name. ``threads`` and ``memory_limit`` size DuckDB; Spark takes its resources
+    from the master (and ``spark_session``'s defaults)."""
     if engine == "duckdb":
-        return DuckDBEngine(**duckdb_options)
+        return DuckDBEngine(threads, memory_limit)
     if engine == "spark":
         return SparkEngine(master)
     raise ValueError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}")

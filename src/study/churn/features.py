@@ -198,11 +198,7 @@ def original_recipe(
     scale (18 M March log rows) 2 GB ran out, 4 GB builds it in 53 s."""
     from study.churn.engines import open_engine
 
-    eng = (
-        open_engine(engine, master, threads=threads, memory_limit=memory_limit)
-        if engine == "duckdb"
-        else open_engine(engine, master)
-    )
+    eng = open_engine(engine, master, threads=threads, memory_limit=memory_limit)
     try:
         return _original_recipe(source, label_file, tx_file, log_file, eng, month)
     finally:
@@ -555,8 +551,7 @@ def point_in_time(
     cuts = {m: pd.Timestamp(f"{m}-01") for m in months}
     labs = {m: ((labels or {}).get(m)) for m in months}
     # transactions.csv holds everything dated before March 2017; transactions_v2 only when it is alone.
-    options = {"threads": threads, "memory_limit": memory_limit} if engine == "duckdb" else {}
-    eng = open_engine(engine, master, **options)
+    eng = open_engine(engine, master, threads=threads, memory_limit=memory_limit)
     frames = []
     try:
         history_files = ["transactions.csv"] if eng.exists(source.file("transactions.csv")) else ["transactions_v2.csv"]
