@@ -193,9 +193,9 @@ def original_recipe(
     (``engine="spark"``, ``master`` a Spark master URL; the same SQL, see :mod:`study.churn.engines`).
 
     ``month`` ("YYYY-MM") keeps only the transactions and log rows dated in that month, as the v2
-    files hold March only: see :func:`original_recipe_february`. ``memory_limit``: the z-score
-    medians hold every log row of the month in memory (DuckDB cannot spill them): at the full
-    scale (18 M March log rows) 2 GB ran out, 4 GB builds it in 53 s."""
+    files hold March only: see :func:`original_recipe_february`. ``memory_limit``: DuckDB spills
+    past it (4 GB: the full scale, 29 M March log rows, builds in 45 s). The exact medians of the
+    z-score capping are computed in passes that distribute (:func:`_exact_medians_sql`)."""
     from study.churn.engines import open_engine
 
     eng = open_engine(engine, master, threads=threads, memory_limit=memory_limit)
