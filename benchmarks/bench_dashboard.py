@@ -2,7 +2,8 @@
 
 Measures, in one run: time to first render without and with a preheated kernel (each a fresh
 server), month query → table shown (champion and original-format model), upload of a 10 k-row CSV
-→ results shown, and the memory (RSS) of each kernel process. Uses the default models and
+→ results shown, the Retention tab's plan and the Monitoring tab's check (click → shown), and the
+memory (RSS) of each kernel process. Uses the default models and
 database (prepared by `study serve` when missing, at --scale).
 Usage: python benchmarks/bench_dashboard.py [--scale default] [--rows 10000]
 """
@@ -82,7 +83,7 @@ def main() -> None:
             try:
                 if preheat:
                     time.sleep(20)  # let the pool execute the notebook ahead of the first visitor
-                renders, months, uploads = [], {"champion": [], "original": []}, []
+                renders, months, uploads, tabs = [], {"champion": [], "original": []}, [], {}
                 links = {"champion": [], "original": []}
                 for i in range(args.repeat):
                     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -128,6 +129,18 @@ def main() -> None:
                             timeout=300_000,
                         )
                         uploads.append(time.perf_counter() - t0)
+                        for tab, prefix, ready in (("Retention", "study-retention", "table tbody tr"),
+                                                   ("Monitoring", "study-monitor", "summary table")):  # fmt: skip
+                            page.locator(".lm-TabBar-tab", has_text=tab).click()
+                            t0 = time.perf_counter()
+                            page.click(f".{prefix}-go")
+                            page.wait_for_function(
+                                f"() => document.querySelector('.{prefix}-{ready}') && "
+                                f"!document.querySelector('.{prefix}-status').innerText.match(/…/)",
+                                timeout=300_000,
+                            )
+                            tabs.setdefault(tab, []).append(time.perf_counter() - t0)
+                            print(f"  {tab} shown: {tabs[tab][-1]:.2f} s", flush=True)
                     rss = kernel_rss_mb(proc)
                     page.close()
                 label = "preheated kernel" if preheat else "no preheating"
@@ -144,6 +157,9 @@ def main() -> None:
                         )
                 if uploads:
                     print(f"upload {args.rows:,} rows → results shown: median {statistics.median(uploads):.2f} s")
+                for tab, ts in tabs.items():
+                    print(f"{tab} tab, click → shown (first call builds its caches): "
+                          f"{', '.join(f'{t:.2f}' for t in ts)} s")  # fmt: skip
                 print(f"kernel processes: {len(rss)}, RSS {', '.join(f'{r:.0f}' for r in rss)} MB")
             finally:
                 proc.terminate()

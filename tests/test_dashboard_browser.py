@@ -165,6 +165,52 @@ def test_what_if_tab_gives_a_risk(page):
     assert page.inner_text(".study-whatif-result").strip() == ""
 
 
+def test_retention_tab_plans_a_campaign_and_explains_a_bad_budget(page):
+    _tab(page, "Retention")
+    page.click(".study-retention-go")
+    page.wait_for_selector(".study-retention-table tbody tr", timeout=180_000)
+    _done(page, "study-retention-status")
+    assert "Revenue at risk, users expiring in 2017-03" in page.inner_text(".study-retention-revenue")
+    assert re.search(r"Contact [\d,]+ of [\d,]+ users .* expected return", page.inner_text(".study-retention-plan"))
+    header = page.inner_text(".study-retention-table thead")
+    for col in ("msno", "risk", "expected_profit", "action", "reason_1"):
+        assert col in header
+    assert page.locator(".study-retention-link a[download]").get_attribute("href").startswith("data:text/csv")
+    assert page.locator(".study-retention-curves").is_visible()  # the survival curves
+    _shot(page, "6_retention")
+    for field, value, says in (("budget", "-5", "The budget must be"), ("cost", "0", "The cost per contact must be")):
+        box = page.locator(f".study-retention-{field} input")
+        box.fill(value)
+        box.press("Enter")
+        page.click(".study-retention-go")
+        page.wait_for_selector(".study-retention-status .study-msg-error", timeout=60_000)
+        assert says in page.inner_text(".study-retention-status")
+        assert page.locator(".study-retention-table tbody tr").count() == 0  # nothing left from before
+        box.fill(str(views_default(field)))
+        box.press("Enter")
+
+
+def views_default(field):
+    from study.churn.dashboard_views import CAMPAIGN
+
+    return CAMPAIGN[field]
+
+
+def test_monitoring_tab_shows_drift_quality_performance_and_history(page):
+    _tab(page, "Monitoring")
+    page.click(".study-monitor-go")
+    page.wait_for_selector(".study-monitor-summary table", timeout=180_000)
+    _done(page, "study-monitor-status")
+    summary = page.inner_text(".study-monitor-summary")
+    for text in ("2017-01", "2017-03", "score PSI", "max input PSI", "ROC AUC", "labels"):
+        assert text in summary
+    assert "psi" in page.inner_text(".study-monitor-inputs thead") and "ks" in page.inner_text(".study-monitor-inputs")
+    assert "duplicate users" in page.inner_text(".study-monitor-quality")
+    assert page.locator(".study-monitor-history tbody tr").count() >= 3
+    assert page.locator(".study-monitor-chart").is_visible()
+    _shot(page, "7_monitoring")
+
+
 def test_about_tab_shows_the_cards(page):
     _tab(page, "About")
     page.wait_for_selector(".study-about table")

@@ -429,3 +429,58 @@ def test_dashboard_views_fill_their_panels_from_the_same_numbers(ctx):
     assert 0 <= r["risk"] <= 1 and views.what_if_chart(r)[:4] == b"\x89PNG"
     with pytest.raises(dash.UserError, match="Draw a customer"):
         customer.result("original")  # drawn for the other model
+
+
+# ---------------------------------------------------------------------------------------------
+# Retention and Monitoring tabs.
+def test_survival_curves_from_the_stored_transactions(ctx):
+    from study.churn import dashboard_retention as dr, survival
+
+    n, curves = dr.survival_curves(ctx)
+    assert n > 100 and list(curves) == list(survival.SEGMENTS)
+    for km in curves.values():
+        for _, part in km.groupby("segment"):
+            s = part.sort_values("month").survival.to_numpy()
+            assert s[0] == 1 and (np.diff(s) <= 1e-12).all() and (s >= 0).all()
+
+
+def test_campaign_plan_for_a_month(ctx):
+    from study.churn import dashboard_retention as dr
+
+    r = dr.plan_campaign(ctx, 2017, 3, "champion", budget=2000, cost=50, save_rate=0.3, value=1788)
+    c = r.plan.contacts
+    assert 0 < len(c) <= 40 and (c.expected_profit > 0).all() and c.expected_profit.is_monotonic_decreasing
+    assert (c.reason_1 != "").all() and (c.action != "").all()  # reasons computed for the contacts
+    frame = dash.month_frame(ctx, 2017, 3, "champion")
+    scored = dash.score_frame(ctx, frame, "champion", reasons_for=0)
+    price = frame.set_index("msno").loc[scored.msno, "plan_list_price"].to_numpy()
+    total = r.revenue.set_index("band").loc["all"]
+    assert total.users == len(frame) and total.revenue_at_risk == pytest.approx((scored.risk * price).sum())
+    assert list(r.download().columns[:5]) == ["msno", "risk", "expected_profit", "action", "why"]
+
+
+@pytest.mark.parametrize("budget, cost", [("lots", 50), (1000, 0), (-5, 50)])
+def test_bad_campaign_inputs_are_a_sentence(ctx, budget, cost):
+    from study.churn import dashboard_retention as dr
+
+    with pytest.raises(dash.UserError, match="must be"):
+        dr.plan_campaign(ctx, 2017, 3, "champion", budget=budget, cost=cost, save_rate=0.3, value=1788)
+
+
+def test_monitoring_every_month_against_the_reference_and_logged(ctx):
+    from study.churn import dashboard_retention as dr
+
+    before = len(db.monitoring_history(ctx.db_url))
+    mon = dr.monitor(ctx, "champion")
+    s = mon.summary().set_index("month")
+    assert mon.reference == "2017-01" and list(s.index) == ["2017-01", "2017-02", "2017-03"]
+    assert s.loc["2017-01", "score PSI"] == pytest.approx(0) and s.loc["2017-01", "max input PSI"] == pytest.approx(0)
+    assert s["ROC AUC"].between(0.5, 1).all() and list(s.labels[:2]) == ["labelled", "labelled"]
+    assert s.loc["2017-03", "labels"] == "stored; in production labels complete on 2017-04-30"
+    inputs = mon.inputs("2017-03")
+    assert {"psi", "ks", "status"} <= set(inputs.columns) and "score" in set(inputs.name)
+    logged = db.monitoring_history(ctx.db_url)
+    assert len(logged) - before == len(mon.rows) and set(logged.kind) == {"drift", "quality", "performance", "labels"}
+    assert len(dr.monitoring_history(ctx, "champion")) == 3  # one run, three months
+    only_march = dr.monitor(ctx, "original", log=False)  # it scores March 2017 only
+    assert list(only_march.summary().month) == ["2017-03"]

@@ -246,3 +246,122 @@ def show_risk(customer: WhatIf, model_name: str, panel: ui.Panel) -> None:
     r = customer.result(model_name)
     panel.result.value = what_if_html(r)
     ui.show_png(panel.chart, what_if_chart(r))
+
+
+# ---------------------------------------------------------------------------------------------
+# Retention and Monitoring tabs.
+CAMPAIGN = {"budget": 10_000.0, "cost": 50.0, "save_rate": 0.3, "value": 1788.0}  # value: as notebook 30's revenue
+CAMPAIGN_LABELS = {"budget": "budget", "cost": "cost/contact", "save_rate": "save rate", "value": "value/saved"}
+RETENTION_NOTE = (
+    "<div class='study-note'>Expected profit of contacting a user = risk × save rate × value per saved user − cost "
+    "per contact; the plan contacts the users of highest expected profit while it is positive and the budget "
+    "lasts. The interval treats each save as an independent chance. Suggested actions come from a rules table "
+    "(<code>actions.csv</code>).</div>"
+)
+
+
+def campaign_inputs() -> dict[str, W.FloatText]:
+    return {
+        name: W.FloatText(value=value, description=CAMPAIGN_LABELS[name], layout=W.Layout(width="210px"))
+        for name, value in CAMPAIGN.items()
+    }
+
+
+def survival_chart(curves: dict[str, pd.DataFrame]) -> bytes:
+    """Kaplan–Meier small multiples: the largest segments of each dimension."""
+    fig, axes = ui.figure(len(curves), width=3.4, height=2.8)
+    for ax, (name, km) in zip(axes, curves.items()):
+        for seg, part in km.groupby("segment", sort=False):
+            ax.step(part.month, part.survival, where="post", label=f"{seg} ({int(part.n.iloc[0]):,})")
+        ax.set_title(name, fontsize=9)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("months")
+        ax.legend(fontsize=6)
+    axes[0].set_ylabel("still a member")
+    return ui.png(fig)
+
+
+def show_retention(r, panel: ui.Panel) -> None:
+    """Revenue at risk, the plan's sentence, its first contacts and the whole list as CSV."""
+    panel.revenue.value = f"<b>Revenue at risk, users expiring in {r.month}</b>" + ui.table_html(
+        r.revenue, float_format="{:,.1f}"
+    )
+    panel.plan.value = ui.message(r.plan.sentence())
+    shown = r.download()
+    panel.table.value = ui.table_html(shown, dash.SHOWN_ROWS)
+    panel.link.value = dash.download_link(shown, f"campaign_{r.month}_{r.model}.csv") if len(shown) else ""
+
+
+MONITOR_NOTE = (
+    "<div class='study-note'>Each month against the reference month (the earliest stored month the model scores, "
+    "the closest to its training data). PSI on the reference's frozen bins: under 0.1 stable, 0.1–0.25 watch "
+    "(warn), 0.25 and above act (alert); KS: the largest gap between the two distributions. Labels arrive 30 days "
+    "after a month's last expiry.</div>"
+)
+
+
+def monitoring_chart(mon) -> bytes:
+    """The worst input PSI and the score's PSI per month with the warn/alert lines, and ROC AUC."""
+    s = mon.summary()
+    fig, axes = ui.figure(2, width=4.2, height=2.8)
+    axes[0].plot(s.month, s["max input PSI"], "o-", label="worst input")
+    axes[0].plot(s.month, s["score PSI"], "s-", label="score")
+    for level, colour in ((0.1, "#ffc107"), (0.25, "#d32f2f")):
+        axes[0].axhline(level, color=colour, ls=":")
+    axes[0].set_title(f"drift against {mon.reference} (PSI)")
+    axes[0].legend(fontsize=7)
+    axes[1].plot(s.month, s["ROC AUC"], "o-")
+    axes[1].set_ylim(0.5, 1)
+    axes[1].set_title("ROC AUC where labels are stored")
+    return ui.png(fig)
+
+
+def show_monitoring(mon, history: pd.DataFrame, panel: ui.Panel) -> None:
+    latest = mon.summary().month.iloc[-1]
+    panel.summary.value = "<b>By month</b>" + ui.table_html(mon.summary())
+    panel.inputs.value = f"<b>Inputs in {latest}, most drifted first</b>" + ui.table_html(mon.inputs(latest), 15)
+    quality = mon.rows[(mon.rows.kind == "quality") & (mon.rows.month == latest)]
+    panel.quality.value = f"<b>Data quality in {latest}</b>" + ui.table_html(
+        quality[["name", "value", "status"]].rename(columns={"name": "check", "value": "failing share"})
+    )
+    panel.history.value = "<b>History (log_monitoring)</b>" + ui.table_html(history, 30)
+    ui.show_png(panel.chart, monitoring_chart(mon))
+
+
+def retention_tab(ctx: dash.Context) -> W.VBox:
+    """The Retention tab, wired: month and model, the campaign's inputs, the plan, the curves."""
+    from study.churn import dashboard_retention as retain
+
+    (year, month, _), model = month_pickers(ctx), model_picker()
+    money, (go, spin) = campaign_inputs(), ui.action("Plan the campaign")
+    panel = ui.Panel("study-retention", "revenue", "plan", "table", "link", curves="1100px")
+    ui.tag("study-retention", go=go, **money)
+
+    def on_click(_):
+        with panel.guard("Planning…", spin):
+            inputs = {k: w.value for k, w in money.items()}
+            show_retention(retain.plan_campaign(ctx, year.value, month.value, model.value, **inputs), panel)
+            ui.show_png(panel.curves, survival_chart(retain.survival_curves(ctx)[1]))
+
+    go.on_click(on_click)
+    return W.VBox([W.HTML(RETENTION_NOTE), W.HBox([year, month, model]), W.HBox(list(money.values())),
+                   W.HBox([go, spin]), panel.status, panel.revenue, panel.plan, panel.link, panel.table,
+                   panel.curves])  # fmt: skip
+
+
+def monitoring_tab(ctx: dash.Context) -> W.VBox:
+    """The Monitoring tab, wired: a model → every month's drift, quality, performance, history."""
+    from study.churn import dashboard_retention as retain
+
+    model, (go, spin) = model_picker(), ui.action("Check the model")
+    panel = ui.Panel("study-monitor", "summary", "inputs", "quality", "history", chart="900px")
+    ui.tag("study-monitor", go=go)
+
+    def on_click(_):
+        with panel.guard("Comparing every month with the reference…", spin):
+            checked = retain.monitor(ctx, model.value)
+            show_monitoring(checked, retain.monitoring_history(ctx, model.value), panel)
+
+    go.on_click(on_click)
+    return W.VBox([W.HTML(MONITOR_NOTE), W.HBox([model, go, spin]), panel.status, panel.summary, panel.chart,
+                   panel.inputs, panel.quality, panel.history])  # fmt: skip

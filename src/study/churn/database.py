@@ -42,7 +42,14 @@ from study.churn.db.export import (  # noqa: F401
     sample_users,
     test_users,
 )
-from study.churn.db.metric_log import ensure_log_model, log_evaluation, metric_history  # noqa: F401
+from study.churn.db.metric_log import (  # noqa: F401
+    MONITORING_COLUMNS,
+    ensure_log_model,
+    log_evaluation,
+    log_monitoring_run,
+    metric_history,
+    monitoring_history,
+)
 from study.churn.db.queries import (  # noqa: F401
     available_months,
     check_month,
@@ -51,6 +58,7 @@ from study.churn.db.queries import (  # noqa: F401
     month_frame_from_rows,
     read_meta,
     row_counts,
+    transactions_frame,
 )
 from study.churn.db.raw import KIND, LABEL_FILES, LOG_FILES, TX_FILES, raw_rows, write_raw  # noqa: F401
 from study.churn.db.schema import (  # noqa: F401

@@ -36,8 +36,13 @@ def shares(x: pd.Series, bins) -> np.ndarray:
     x = pd.Series(x)
     missing = x.isna().to_numpy()
     v = x[~missing].to_numpy()
-    if isinstance(bins, list):
-        idx = np.array([bins.index(a) if a in bins else len(bins) for a in v], dtype=int)
+    if isinstance(bins, list):  # sorted distinct values: a value's bin, or "other" past the last
+        b = np.asarray(bins, dtype=float)
+        if len(b):
+            at = np.clip(np.searchsorted(b, v), 0, len(b) - 1)
+            idx = np.where(b[at] == v, at, len(b))
+        else:  # the reference had no value at all: everything is "other"
+            idx = np.zeros(len(v), dtype=int)
         k = len(bins) + 1
     else:
         idx = np.searchsorted(bins, v, side="right")

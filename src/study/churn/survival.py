@@ -90,16 +90,6 @@ def spells(transactions: pd.DataFrame, members: pd.DataFrame | None = None, data
     return out.reset_index(drop=True)
 
 
-def load_spells(source) -> pd.DataFrame:
-    """The spells of every user in the raw files of ``source`` (both transaction files)."""
-    from study.churn.data import load
-
-    parts = [load(source, n, validate=False) for n in ("transactions.csv", "transactions_v2.csv")]
-    present = [p for p in parts if len(p)]
-    members = load(source, "members_v3.csv", validate=False)[["msno", "registered_via"]]
-    return spells(pd.concat(present, ignore_index=True), members)
-
-
 # ---------------------------------------------------------------------------------------------
 def kaplan_meier(sp: pd.DataFrame, by: str | None = None, top: int = 5, grid=None) -> pd.DataFrame:
     """Kaplan–Meier survival (lifelines) per segment of column ``by`` (its ``top`` largest

@@ -1,4 +1,5 @@
-"""The metric history (``log_model``): every dashboard evaluation appended, never touched by an export."""
+"""The metric history (``log_model``) and the monitoring history (``log_monitoring``): every
+dashboard evaluation and monitoring run appended, never touched by an export."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 
 from study.churn.db.connection import engine
-from study.churn.db.schema import METRICS, METRICS_FROM, METRICS_FROM_OLD, TEXT_ID, log_model
+from study.churn.db.schema import METRICS, METRICS_FROM, METRICS_FROM_OLD, TEXT_ID, log_model, log_monitoring
 
 
 # ---------------------------------------------------------------------------------------------
@@ -64,3 +65,36 @@ def metric_history(url: str | None = None, limit: int = 500) -> pd.DataFrame:
         res = conn.execute(q)
         df = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
     return df.rename(columns={v: k for k, v in METRICS.items()})
+
+
+# ---------------------------------------------------------------------------------------------
+# The monitoring history.
+MONITORING_COLUMNS = ["model", "month", "reference_month", "kind", "name", "statistic", "value", "status"]
+
+
+def log_monitoring_run(rows: pd.DataFrame, url: str | None = None, when: dt.datetime | None = None) -> None:
+    """Append one monitoring run (``rows``: the columns of ``MONITORING_COLUMNS``) in one
+    transaction: all of it or, on failure, none of it."""
+    eng = engine(url)
+    log_monitoring.create(eng, checkfirst=True)
+    at = (when or dt.datetime.now(dt.timezone.utc)).replace(tzinfo=None, microsecond=0)
+    records = [
+        {"computed_at": at, **{k: (None if k == "value" and pd.isna(v) else v) for k, v in r.items()}}
+        for r in rows[MONITORING_COLUMNS].astype({"value": "float64"}).to_dict("records")
+    ]
+    for r in records:
+        r["name"] = str(r["name"])[:TEXT_ID]
+    with eng.begin() as conn:
+        conn.execute(insert(log_monitoring), records)
+
+
+def monitoring_history(url: str | None = None, model: str | None = None) -> pd.DataFrame:
+    """Every monitoring row (of ``model`` when given), oldest run first."""
+    eng = engine(url)
+    log_monitoring.create(eng, checkfirst=True)
+    q = select(log_monitoring).order_by(log_monitoring.c.computed_at, log_monitoring.c.id)
+    if model is not None:
+        q = q.where(log_monitoring.c.model == model)
+    with eng.connect() as conn:
+        res = conn.execute(q)
+        return pd.DataFrame(res.fetchall(), columns=list(res.keys()))

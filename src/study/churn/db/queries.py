@@ -18,7 +18,9 @@ from study.churn.db.schema import (
     features_pit,
     frame_cache,
     log_model,
+    members,
     meta,
+    transactions,
     user,
 )
 
@@ -161,3 +163,31 @@ def _restore(df: pd.DataFrame, recipe: str) -> pd.DataFrame:
 def read_meta(url: str | None = None) -> dict[str, str]:
     with engine(url).connect() as conn:
         return {k: v for k, v in conn.execute(select(meta.c.key, meta.c.value))}
+
+
+def transactions_frame(url: str | None = None) -> pd.DataFrame:
+    """Every transaction in the application database in the Kaggle layout (msno, the plan and
+    payment columns, YYYYMMDD dates, is_cancel), with each user's registration channel
+    (``registered_via``): what the retention views rebuild the memberships from."""
+    cols = [
+        user.c.msno,
+        *[transactions.c[c] for c in ("payment_method_id", "payment_plan_days", "plan_list_price",
+                                       "actual_amount_paid", "is_auto_renew")],
+        type_coerce(transactions.c.transaction_date, String).label("transaction_date"),
+        type_coerce(transactions.c.membership_expire_date, String).label("membership_expire_date"),
+        transactions.c.is_cancel,
+        members.c.registered_via,
+    ]  # fmt: skip
+    q = (
+        select(*cols)
+        .join(user, user.c.user_id == transactions.c.user_id)
+        .outerjoin(members, members.c.user_id == transactions.c.user_id)
+        .order_by(transactions.c.user_id, transactions.c.id)
+    )
+    with engine(url).connect() as conn:
+        res = conn.execute(q)
+        df = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+    for c in ("transaction_date", "membership_expire_date"):
+        df[c] = pd.to_datetime(df[c].astype(str), format="%Y-%m-%d").dt.strftime("%Y%m%d").astype("int64")
+    df["registered_via"] = df.registered_via.fillna(-1).astype("int64")
+    return df

@@ -164,6 +164,24 @@ log_model = Table(
     Column("metrics_from", String(40)),
     Index("ix_log_model_time", "evaluated_at"),
 )
+# The monitoring history: one row per (run, month, figure) — drift of an input or of the score
+# (PSI, KS), a data-quality check, a performance metric once labels have arrived. Like log_model,
+# appended by the dashboard and never touched by an export.
+log_monitoring = Table(
+    "log_monitoring",
+    app_meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("computed_at", DateTime, nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("reference_month", String(7), nullable=False),
+    Column("kind", String(16), nullable=False),  # drift, quality, performance
+    Column("name", String(TEXT_ID), nullable=False),
+    Column("statistic", String(16), nullable=False),  # psi, ks, failing share, ROC AUC, …
+    Column("value", DOUBLE),
+    Column("status", String(40), nullable=False),
+    Index("ix_log_monitoring_run", "model", "computed_at"),
+)
 METRICS_FROM = "probabilities"
 METRICS_FROM_OLD = "rounded risk % (before the fix: wrong)"
 meta = Table(
