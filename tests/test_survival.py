@@ -1,5 +1,5 @@
 """Time to churn: spells from hand-made transaction chains, Kaplan–Meier and Breslow against
-hand computation and lifelines, the integrated Brier score on cases worked by hand, both models."""
+hand computation and scikit-survival, the integrated Brier score on cases worked by hand, both models."""
 
 from __future__ import annotations
 
@@ -66,24 +66,29 @@ def test_kaplan_meier_equals_the_product_limit_by_hand():
 
 
 def test_breslow_with_equal_risks_is_nelson_aalen():
-    from lifelines import NelsonAalenFitter
+    from sksurv.nonparametric import nelson_aalen_estimator
 
     rng = np.random.default_rng(3)
     T = rng.integers(1, 20, 200).astype(float)
     E = rng.integers(0, 2, 200).astype(float)
     times, H = survival.breslow(T, E, np.ones_like(T))
-    na = NelsonAalenFitter(nelson_aalen_smoothing=False).fit(T, E)
-    np.testing.assert_allclose(H, na.cumulative_hazard_at_times(times).to_numpy())
+    na_times, na = nelson_aalen_estimator(E.astype(bool), T)
+    np.testing.assert_allclose(H, na[np.searchsorted(na_times, times)])
+    assert H[0] == pytest.approx((E[T == times[0]]).sum() / 200)  # the first jump by hand
 
 
 def test_integrated_brier_on_cases_worked_by_hand():
     train = pd.DataFrame({"duration": [1.0, 2.0, 3.0, 4.0], "event": [1, 1, 1, 1]})  # no censoring: G = 1
-    test = pd.DataFrame({"duration": [1.5, 3.5], "event": [1, 1]})
+    test = pd.DataFrame({"duration": [0.5, 3.5], "event": [1, 1]})
     months = np.array([1.0, 2.0, 3.0])
-    perfect = np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])  # S(t) = 1 until each dies
+    perfect = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])  # S(t) = 1 until each dies
     assert survival.integrated_brier(train, test, perfect, months) == pytest.approx(0.0)
     coin = np.full((2, 3), 0.5)
     assert survival.integrated_brier(train, test, coin, months) == pytest.approx(0.25)
+    # one wrong month: the first spell still given S = 1 at month 1 → (1² + 0) / 2 at t = 1, then 0
+    late = perfect.copy()
+    late[0, 0] = 1.0
+    assert survival.integrated_brier(train, test, late, months) == pytest.approx((0.5 + 0) / 2 / 2)
 
 
 def synthetic_spells(n=3000, seed=0) -> pd.DataFrame:

@@ -91,29 +91,43 @@ def spells(transactions: pd.DataFrame, members: pd.DataFrame | None = None, data
 
 
 # ---------------------------------------------------------------------------------------------
-def kaplan_meier(sp: pd.DataFrame, by: str | None = None, top: int = 5, grid=None) -> pd.DataFrame:
-    """Kaplan–Meier survival (lifelines) per segment of column ``by`` (its ``top`` largest
-    segments), on a grid of months: columns ``segment``, ``month``, ``survival``, ``at_risk``."""
-    from lifelines import KaplanMeierFitter
+def _outcome(sp: pd.DataFrame):
+    """The spells' (event, duration) as scikit-survival's structured array."""
+    from sksurv.util import Surv
 
+    return Surv.from_arrays(sp.event.to_numpy().astype(bool), sp.duration.to_numpy(dtype=float))
+
+
+def _km_at(duration, event, at) -> np.ndarray:
+    """The Kaplan–Meier estimate (scikit-survival) evaluated at ``at`` (1 before the first time)."""
+    from sksurv.nonparametric import kaplan_meier_estimator
+
+    times, surv = kaplan_meier_estimator(np.asarray(event).astype(bool), np.asarray(duration, dtype=float))
+    idx = np.searchsorted(times, np.asarray(at, dtype=float), side="right") - 1
+    return np.where(idx >= 0, surv[np.clip(idx, 0, None)], 1.0)
+
+
+def kaplan_meier(sp: pd.DataFrame, by: str | None = None, top: int = 5, grid=None) -> pd.DataFrame:
+    """Kaplan–Meier survival per segment of column ``by`` (its ``top`` largest segments), on a
+    grid of months: columns ``segment``, ``month``, ``survival``, ``at_risk``, ``n``."""
     grid = np.arange(0, 37) if grid is None else np.asarray(grid)
     groups = [("all", sp)] if by is None else [(str(k), sp[sp[by] == k]) for k in sp[by].value_counts().index[:top]]
     rows = []
     for name, part in groups:
-        km = KaplanMeierFitter().fit(part.duration, part.event)
-        s = km.survival_function_at_times(grid).to_numpy()
+        s = _km_at(part.duration, part.event, grid)
         at_risk = [(part.duration >= t).sum() for t in grid]
         rows.append(pd.DataFrame({"segment": name, "month": grid, "survival": s, "at_risk": at_risk, "n": len(part)}))
     return pd.concat(rows, ignore_index=True)
 
 
 def log_rank(sp: pd.DataFrame, by: str, top: int = 5) -> dict:
-    """Multivariate log-rank test (lifelines) across the ``top`` largest segments of ``by``."""
-    from lifelines.statistics import multivariate_logrank_test
+    """Log-rank test (scikit-survival) across the ``top`` largest segments of ``by``: χ² with
+    (segments − 1) degrees of freedom and its p-value."""
+    from sksurv.compare import compare_survival
 
     part = sp[sp[by].isin(sp[by].value_counts().index[:top])]
-    r = multivariate_logrank_test(part.duration, part[by], part.event)
-    return {"segments": int(part[by].nunique()), "statistic": float(r.test_statistic), "p": float(r.p_value)}
+    chisq, p = compare_survival(_outcome(part), part[by].to_numpy())
+    return {"segments": int(part[by].nunique()), "statistic": float(chisq), "p": float(p)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,7 +165,7 @@ class SurvivalModel:
         if self.name == "baseline":
             return np.ones(len(X))
         if self.name == "cox":
-            return np.exp(self.predictor.predict_log_partial_hazard(X).to_numpy())
+            return np.exp(self.predictor.predict(X))
         import xgboost as xgb
 
         return self.predictor.predict(xgb.DMatrix(X), output_margin=False)
@@ -180,16 +194,19 @@ def breslow(duration: np.ndarray, event: np.ndarray, risk: np.ndarray) -> tuple[
 
 
 def fit(sp: pd.DataFrame, kind: str = "cox", seed: int = 2017) -> SurvivalModel:
-    """Cox proportional hazards (lifelines, small ridge penalty) or gradient-boosted trees with
+    """Cox proportional hazards (scikit-survival, standardised inputs, small ridge penalty,
+    Breslow ties) or gradient-boosted trees with
     XGBoost's Cox objective; both get Breslow's baseline from the training spells. ``baseline``:
     the same curve for every spell (no inputs), what a model must beat."""
     X, T, E = design(sp), sp.duration.to_numpy(float), sp.event.to_numpy(float)
     X = X.loc[:, X.std() > 0]
     if kind == "cox":
-        from lifelines import CoxPHFitter
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sksurv.linear_model import CoxPHSurvivalAnalysis
 
-        frame = X.assign(duration=T, event=E)
-        predictor = CoxPHFitter(penalizer=0.01).fit(frame, "duration", "event")
+        predictor = make_pipeline(StandardScaler(), CoxPHSurvivalAnalysis(alpha=0.01, ties="breslow"))
+        predictor.fit(X, _outcome(sp))
     elif kind == "xgboost":
         import xgboost as xgb
 
@@ -209,34 +226,25 @@ def fit(sp: pd.DataFrame, kind: str = "cox", seed: int = 2017) -> SurvivalModel:
 
 # ---------------------------------------------------------------------------------------------
 def concordance(sp: pd.DataFrame, model: SurvivalModel) -> float:
-    """Harrell's concordance index (lifelines): 0.5 = chance, 1 = perfect order."""
-    from lifelines.utils import concordance_index
+    """Harrell's concordance index (scikit-survival): 0.5 = chance, 1 = perfect order."""
+    from sksurv.metrics import concordance_index_censored
 
-    return float(concordance_index(sp.duration, -model.risk(design(sp)), sp.event))
+    c = concordance_index_censored(
+        sp.event.to_numpy().astype(bool), sp.duration.to_numpy(float), model.risk(design(sp))
+    )
+    return float(c[0])
 
 
 def integrated_brier(train: pd.DataFrame, test: pd.DataFrame, surv: np.ndarray, months: np.ndarray) -> float:
-    """Integrated Brier score with inverse-probability-of-censoring weights (Graf et al. 1999):
-    the censoring distribution G is the Kaplan–Meier of ``train``'s censoring.
-    ``surv``: S(t | x) of the test spells at ``months``. 0 = perfect, 0.25 = a coin."""
-    from lifelines import KaplanMeierFitter
+    """Integrated Brier score (scikit-survival) with inverse-probability-of-censoring weights
+    (Graf et al. 1999), the censoring distribution estimated on ``train``. ``surv``: S(t | x) of
+    the ``test`` spells at ``months`` (inside the test follow-up). 0 = perfect, 0.25 = a coin."""
+    from sksurv.metrics import brier_score, integrated_brier_score
 
-    G = KaplanMeierFitter().fit(train.duration, 1 - train.event)
-    T, E = test.duration.to_numpy(float), test.event.to_numpy()
-
-    def g(t):
-        return np.clip(G.survival_function_at_times(np.asarray(t, dtype=float)).to_numpy(), 1e-6, None)
-
-    g_T = g(T)
-    scores = []
-    for j, t in enumerate(months):
-        died = (T <= t) & (E == 1)
-        alive = T > t
-        bs = np.where(died, surv[:, j] ** 2 / g_T, 0.0) + np.where(alive, (1 - surv[:, j]) ** 2 / g(t)[0], 0.0)
-        scores.append(bs.mean())
+    months = np.asarray(months, dtype=float)
     if len(months) == 1:
-        return float(scores[0])
-    return float(np.trapezoid(scores, months) / (months[-1] - months[0]))
+        return float(brier_score(_outcome(train), _outcome(test), surv, months)[1][0])
+    return float(integrated_brier_score(_outcome(train), _outcome(test), surv, months))
 
 
 def remaining_months(model: SurvivalModel, sp: pd.DataFrame, horizon: float = 24.0, step: float = 0.25) -> np.ndarray:
@@ -295,11 +303,13 @@ def evaluate(model: SurvivalModel, split: TemporalSplit, months=(1, 2, 3)) -> Ev
     next: concordance of its risk with the remaining months, and the integrated Brier score of
     its conditional survival over ``months`` after the paid expiry (censoring weights from the
     test spells' own censoring)."""
-    from lifelines.utils import concordance_index
+    from sksurv.metrics import concordance_index_censored
 
     t = split.test
     months = np.asarray(months, dtype=float)
     outcome = pd.DataFrame({"duration": t.remaining.to_numpy(), "event": t.event.to_numpy()})
-    c = concordance_index(outcome.duration, -model.risk(design(t)), outcome.event)
+    c = concordance_index_censored(
+        outcome.event.to_numpy().astype(bool), outcome.duration.to_numpy(), model.risk(design(t))
+    )[0]
     ibs = integrated_brier(outcome, outcome, conditional_survival(model, t, months), months)
     return Evaluation(model.name, float(c), ibs)
