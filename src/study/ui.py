@@ -5,6 +5,7 @@ traceback; the traceback goes to the server log only)."""
 from __future__ import annotations
 
 import html
+import math
 import logging
 import sys
 import traceback
@@ -37,6 +38,22 @@ a.study-download:hover {background: #115293;}
 
 class UserError(ValueError):
     """A problem with what the user gave or asked for, as one plain sentence (shown, not raised)."""
+
+
+def number(name: str, value, lo: float, hi: float | None = None, above: bool = False) -> float:
+    """A number a stakeholder typed, checked: ``lo`` ≤ value (``lo`` < value with ``above``) and
+    value ≤ ``hi``; else a :class:`UserError` sentence naming the field and what it accepts."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not math.isfinite(v) or v < lo or (above and v == lo) or (hi is not None and v > hi):
+        if hi is not None:
+            allowed = f"between {lo:g} and {hi:g}"
+        else:
+            allowed = f"a number {'above' if above else 'of at least'} {lo:g}"
+        raise UserError(f"The {name} must be {allowed} (got {str(value)[:20]}).")
+    return v
 
 
 def message(text: str, kind: str = "ok") -> str:

@@ -37,7 +37,7 @@ MODEL_NOTES = {
 }
 
 
-from study.ui import UserError  # noqa: E402,F401 - one sentence shown by ui.guard
+from study.ui import UserError, number  # noqa: E402,F401 - one sentence shown by ui.guard
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,23 +312,12 @@ class Performance:
     n: int
 
 
-def _number(name: str, value, lo: float, hi: float | None = None) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = float("nan")
-    if not np.isfinite(v) or v < lo or (hi is not None and v > hi):
-        allowed = f"between {lo:g} and {hi:g}" if hi is not None else f"a number of at least {lo:g}"
-        raise UserError(f"The {name} must be {allowed} (got {str(value)[:20]}).")
-    return v
-
-
 def check_money(threshold, offer_cost=50.0, save_rate=0.3, revenue=1788.0) -> None:
     """The decision inputs as a stakeholder types them: a sentence for anything impossible."""
-    _number("threshold", threshold, 0, 1)
-    _number("offer cost", offer_cost, 0)
-    _number("save rate", save_rate, 0, 1)
-    _number("revenue per saved customer", revenue, 0)
+    number("threshold", threshold, 0, 1)
+    number("offer cost", offer_cost, 0)
+    number("save rate", save_rate, 0, 1)
+    number("revenue per saved customer", revenue, 0)
 
 
 def performance(

@@ -10,7 +10,6 @@ positive, at most ⌊budget / cost⌋ of them (every contact costs the same, so 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from study.churn.evaluation import contact_gain
-from study.ui import UserError
+from study.ui import number
 
 ACTIONS = Path(__file__).with_name("actions.csv")
 OPS = {"=": np.equal, "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
@@ -66,29 +65,13 @@ class Plan:
         )
 
 
-def _number(name: str, value, lo: float, hi: float | None = None, strict: bool = False) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = float("nan")
-    bad = not math.isfinite(v) or v < lo or (strict and v == lo) or (hi is not None and v > hi)
-    if bad:
-        allowed = (
-            f"between {lo:g} and {hi:g}"
-            if hi is not None
-            else f"a number {'above' if strict else 'of at least'} {lo:g}"
-        )
-        raise UserError(f"The {name} must be {allowed} (got {str(value)[:20]!r}).")
-    return v
-
-
 def check_campaign(budget, cost, save_rate, value) -> tuple[float, float, float, float]:
     """The planner's inputs as a stakeholder types them: a sentence for anything impossible."""
     return (
-        _number("budget", budget, 0),
-        _number("cost per contact", cost, 0, strict=True),
-        _number("save rate", save_rate, 0, 1),
-        _number("value per saved user", value, 0),
+        number("budget", budget, 0),
+        number("cost per contact", cost, 0, above=True),
+        number("save rate", save_rate, 0, 1),
+        number("value per saved user", value, 0),
     )
 
 
