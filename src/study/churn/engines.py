@@ -3,7 +3,8 @@ machine). The recipes in :mod:`study.churn.features` are written once, in DuckDB
 few named tables built from the raw files; Spark runs the same text transpiled by SQLGlot. No
 feature is written twice.
 
-An engine offers four operations: ``load`` a raw Kaggle file as a named table (with its exact
+An engine offers five operations: ``exists`` (whether a raw file is there, asked of the engine's
+own file system: Spark's for a URL), ``load`` a raw Kaggle file as a named table (with its exact
 types; ``position`` adds ``pos``, the row's place in the file, since "first on ties" depends on
 it), ``register`` a pandas frame as a table, ``create`` a named table from a query, and ``frame`` a query's result as pandas."""
 

@@ -278,11 +278,14 @@ class TemporalSplit:
     test: pd.DataFrame
 
 
-def temporal_split(transactions: pd.DataFrame, members: pd.DataFrame | None, cutoff) -> TemporalSplit:
+def temporal_split(
+    transactions: pd.DataFrame, members: pd.DataFrame | None, cutoff, full: pd.DataFrame | None = None
+) -> TemporalSplit:
+    """``full``: the spells of all ``transactions`` when already built (they are not built twice)."""
     cutoff = pd.Timestamp(cutoff)
     before = transactions[to_datetime(transactions["transaction_date"]) < cutoff]
     train = spells(before, members, data_end=cutoff - pd.Timedelta(days=1))
-    full = spells(transactions, members)
+    full = spells(transactions, members) if full is None else full
     open_then = train[train.event == 0]
     outcome = full[["msno", "start", "duration", "event"]].rename(columns={"duration": "final", "event": "outcome"})
     test = open_then.drop(columns="event").merge(outcome, on=["msno", "start"], how="inner")

@@ -35,7 +35,7 @@ def run(source, cutoff: str = "2017-01-01", seed: int = 2017) -> SurvivalStudy:
     tx = pd.concat([load(source, n, validate=False) for n in ("transactions.csv", "transactions_v2.csv")])
     members = load(source, "members_v3.csv", validate=False)[["msno", "registered_via"]]
     sp = survival.spells(tx, members)
-    split = survival.temporal_split(tx, members, cutoff)
+    split = survival.temporal_split(tx, members, cutoff, full=sp)
     kinds = ("cox", "xgboost", "baseline")
     evaluations = [survival.evaluate(survival.fit(split.train, k, seed), split) for k in kinds]
     best = min(evaluations[:2], key=lambda e: e.integrated_brier).name
