@@ -18,6 +18,7 @@ from sqlalchemy import inspect, text
 
 from study.churn import data, database as db, features
 from study.churn.data import RawSource
+from study.churn.db.connection import result_frame
 
 from conftest import unavailable
 
@@ -219,6 +220,9 @@ def test_dates_and_types_are_preserved(url, tmp_path):
     raw = db.rebuild_raw(url)
     tx = raw["transactions_v2.csv"].sort_values("file_row")
     assert tx.membership_expire_date.tolist() == [20170310, 20170312, 19700101, 20280101, 20170315]
+    stored = db.transactions_frame(url)  # what the Retention tab rebuilds memberships from
+    assert sorted(stored.membership_expire_date) == sorted(tx.membership_expire_date)
+    assert sorted(stored.transaction_date) == sorted(tx.transaction_date)
     orig = data.read_table(src.file("user_logs_v2.csv"), validate=False)
     back = raw["user_logs_v2.csv"].sort_values("file_row").reset_index(drop=True)
     np.testing.assert_array_equal(back.total_secs.to_numpy(), orig.total_secs.to_numpy())  # doubles bit for bit
@@ -232,6 +236,21 @@ def test_dates_and_types_are_preserved(url, tmp_path):
         c: ("str" if k == "str" else k) for c, k in features.pit_dtypes().items()
     }
     assert str(pit.expiry_date.dtype).startswith("datetime64")
+
+
+def test_query_results_become_frames_column_by_column(url):
+    """``result_frame`` reads a result column by column, each column's dtype inferred from its
+    values: missing integers become NaN in a float column, missing text stays missing, an empty
+    result keeps its columns."""
+    q = "SELECT 1 AS n, 'a' AS s, 2.5 AS x UNION ALL SELECT NULL, 'b', NULL UNION ALL SELECT 3, NULL, 1.0"
+    with db.engine(url).connect() as conn:
+        got = result_frame(conn.execute(text(q)))
+        empty = result_frame(conn.execute(text(f"SELECT * FROM ({q}) AS t WHERE n > 5")))
+    assert list(got.columns) == ["n", "s", "x"] and len(got) == 3
+    assert got.n.dtype == "float64" and got.n.fillna(-1).tolist() == [1.0, -1.0, 3.0]
+    assert got.s.iloc[:2].tolist() == ["a", "b"] and pd.isna(got.s.iloc[2])
+    assert got.x.astype(float).fillna(-1).tolist() == [2.5, -1.0, 1.0]  # MariaDB gives decimals
+    assert list(empty.columns) == ["n", "s", "x"] and empty.empty
 
 
 def test_months_history_and_messages(url, quick_source, small_users):

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from study.churn import features
 from study.churn.data import RawSource
-from study.churn.db.connection import PIT_MONTHS, engine
+from study.churn.db.connection import PIT_MONTHS, engine, result_frame
 from study.churn.db.export import feature_frames
 from study.churn.db.queries import available_months, cohort_pairs, month_frame
 from study.churn.db.raw import LABEL_FILES, LOG_FILES, TX_FILES, _from_date, raw_rows, write_raw
@@ -27,7 +27,7 @@ def rebuild_raw(url: str | None = None, msnos: list[str] | None = None) -> dict[
             q = q.where(keep)
         with eng.connect() as conn:
             res = conn.execute(q)
-            return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+            return result_frame(res)
 
     j = lambda t: t.join(user, user.c.user_id == t.c.user_id)  # noqa: E731
     m = fetch(select(user.c.msno, members).select_from(j(members)).order_by(members.c.file_row))

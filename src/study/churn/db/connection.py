@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 
+import pandas as pd
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 
@@ -80,3 +81,14 @@ def engine(url: str | None = None) -> Engine:
         eng = create_engine(url, pool_pre_ping=True)
     _ENGINES[url] = eng
     return eng
+
+
+def result_frame(result) -> pd.DataFrame:
+    """A query result as a DataFrame built column by column, each column's dtype inferred from its
+    values (an integer column with missing values is float with NaN, as ``read_sql`` gives).
+    Built from the rows instead, pandas probes every SQLAlchemy ``Row`` (``hasattr``, which falls
+    back through SQLAlchemy's key lookup): 3 of the 5.5 s that the default twin's 393 k stored
+    transactions took to read."""
+    names = list(result.keys())
+    columns = list(zip(*result.fetchall())) or [() for _ in names]
+    return pd.DataFrame({n: list(c) for n, c in zip(names, columns)}, columns=names)

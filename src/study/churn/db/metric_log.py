@@ -9,7 +9,7 @@ import pandas as pd
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 
-from study.churn.db.connection import engine
+from study.churn.db.connection import engine, result_frame
 from study.churn.db.schema import METRICS, METRICS_FROM, METRICS_FROM_OLD, TEXT_ID, log_model, log_monitoring
 
 
@@ -63,7 +63,7 @@ def metric_history(url: str | None = None, limit: int = 500) -> pd.DataFrame:
     q = select(log_model).order_by(log_model.c.evaluated_at, log_model.c.id).limit(int(limit))
     with eng.connect() as conn:
         res = conn.execute(q)
-        df = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+        df = result_frame(res)
     return df.rename(columns={v: k for k, v in METRICS.items()})
 
 
@@ -97,4 +97,4 @@ def monitoring_history(url: str | None = None, model: str | None = None) -> pd.D
         q = q.where(log_monitoring.c.model == model)
     with eng.connect() as conn:
         res = conn.execute(q)
-        return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+        return result_frame(res)

@@ -8,7 +8,7 @@ import pandas as pd
 from sqlalchemy import Date, String, func, select, type_coerce
 
 from study.churn import features
-from study.churn.db.connection import MONTH, DatabaseError, analytic_url, app_url, engine, redact
+from study.churn.db.connection import MONTH, DatabaseError, analytic_url, app_url, engine, redact, result_frame
 from study.churn.db.schema import (
     _ORIGINAL_DATES,
     AN_DATA_TABLES,
@@ -186,8 +186,9 @@ def transactions_frame(url: str | None = None) -> pd.DataFrame:
     )
     with engine(url).connect() as conn:
         res = conn.execute(q)
-        df = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+        df = result_frame(res)
     for c in ("transaction_date", "membership_expire_date"):
-        df[c] = pd.to_datetime(df[c].astype(str), format="%Y-%m-%d").dt.strftime("%Y%m%d").astype("int64")
+        d = pd.to_datetime(df[c].astype(str), format="%Y-%m-%d")
+        df[c] = (d.dt.year * 10_000 + d.dt.month * 100 + d.dt.day).astype("int64")  # YYYYMMDD
     df["registered_via"] = df.registered_via.fillna(-1).astype("int64")
     return df
