@@ -105,6 +105,23 @@ def test_nms_and_losses_give_hand_computed_values():
     assert float(focal_hard) == pytest.approx(np.log(2) / 4 * (0.25 + 2 * 0.75 + 4 * 0.75))
 
 
+def test_the_box_loss_and_its_gradient_stay_finite_for_runaway_outputs():
+    """A head whose log distances run away (exp overflows to inf: the NaN that stalled training at
+    448 px) still gets a finite loss and gradient; ordinary outputs are untouched by the limit."""
+    torch = detect._torch()
+    pos = torch.zeros(1, 2, 2, dtype=torch.bool)
+    pos[0, 0, 0] = True
+    dist = torch.full((1, 2, 2, 4), 20.0)
+    for value in (200.0, 1.0):
+        logd = torch.full((1, 4, 2, 2), value, requires_grad=True)
+        ls, lb = detect.DoorDetector._loss(torch.zeros(1, 2, 2), logd, pos, dist)
+        (ls + lb).backward()
+        assert bool(torch.isfinite(lb)) and bool(torch.isfinite(logd.grad).all())
+    # exp(1) strides = 43.5 px against 20 px on each side: GIoU by hand (concentric squares)
+    inter, union = 40.0**2, (2 * 16 * np.e) ** 2
+    assert float(lb) == pytest.approx(1 - inter / union, rel=1e-5)
+
+
 def test_hard_cells_are_inside_other_doors_and_never_a_door():
     grid = 4  # cell centres at 8, 24, 40, 56 px
     positive = np.zeros((grid, grid), bool)
