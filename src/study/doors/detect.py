@@ -190,7 +190,6 @@ class DoorDetector:
         augment: int = 2,
         weight_decay: float = 1e-4,
         hard_negative: float = 10.0,
-        clip_norm: float | None = None,
     ):
         self.input_size, self.epochs, self.learning_rate, self.seed, self.width = (
             input_size,
@@ -200,9 +199,6 @@ class DoorDetector:
             width,
         )
         self.augment, self.weight_decay, self.hard_negative = augment, weight_decay, hard_negative
-        # an optional gradient-norm limit; measured at the default scale (real Test AP@0.5, seeds 7 and 8):
-        # 0.309 / 0.308 without, 0.299 / 0.288 with a limit of 5, so it is off
-        self.clip_norm = clip_norm
         self.head = None
         self.session = None  # ONNX Runtime session of the saved network (``load``); None → PyTorch
         self.meta: dict = {}
@@ -312,7 +308,6 @@ class DoorDetector:
             "augment": self.augment,
             "weight_decay": self.weight_decay,
             "hard_negative": self.hard_negative,
-            "clip_norm": self.clip_norm,
             "hard_cells": int(hard.sum()),
             "train_images": len(train_items),
             "feature_seconds": round(feature_seconds, 1),
@@ -350,8 +345,6 @@ class DoorDetector:
                 loss = ls + lb
                 opt.zero_grad()
                 loss.backward()
-                if self.clip_norm:
-                    torch.nn.utils.clip_grad_norm_(self.head.parameters(), self.clip_norm)
                 opt.step()
                 sched.step()
                 sums += [float(loss.detach()) * len(idx), float(ls.detach()) * len(idx), float(lb.detach()) * len(idx)]
@@ -486,7 +479,6 @@ class DoorDetector:
             meta.get("augment", 0),
             meta.get("weight_decay", 1e-4),
             meta.get("hard_negative", 1.0),
-            meta.get("clip_norm"),
         )
         obj.head = _head_module(obj.width)
         obj.head.load_state_dict(load_file(str(folder / "weights.safetensors")))
