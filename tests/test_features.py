@@ -201,6 +201,9 @@ def test_realism_of_the_twin_against_real_users(quick_source, shared_kkbox):
     assert fit.median_ks <= 0.10
     assert set(fit.distances.column) == set(features.PROCESSED_COLUMNS) - {"msno", "is_churn"}
     assert 0.5 < fit.twin_to_real_auc <= 1.0 and len(fit.transfer) == 2
+    # the real sample's cross-validation given once (the labeller experiment's three twins) changes nothing
+    given = realism.evaluate(features.original_recipe(quick_source), real, ceiling=realism.real_ceiling(real, folds=3))
+    pd.testing.assert_frame_equal(given.transfer, fit.transfer)
     incons = realism.rule_inconsistent_churners(real)
     assert incons["share"] > 0.5  # real churners with an in-month renewal row: the as-released labels
     assert realism.rule_inconsistent_churners(features.original_recipe(quick_source))["share"] > 0.5  # the twin's too

@@ -11,7 +11,7 @@ import pytest
 
 from study.churn import data, datacard, facts
 from study.churn.labels import churn_labels
-from study.churn.twin import generate, msno_strings
+from study.churn.twin import generate, label_variant_file, msno_strings
 
 
 def digest(folder) -> dict:
@@ -119,3 +119,21 @@ def test_resolve_source_prefers_a_given_folder_and_reports_missing_files(tmp_pat
     (tmp_path / "train_v2.csv").write_text("msno,is_churn\n")
     with pytest.raises(data.RawDataError, match="missing raw file"):
         data.resolve_source(tmp_path)
+
+
+def test_the_label_variants_are_the_same_members_labelled_by_another_rule(tmp_path):
+    """What the labeller experiment (notebooks/20) compares: the as-released twin's variant for the
+    published rule is exactly the train_v2.csv of a twin labelled by that rule, and back."""
+    released, rule = tmp_path / "released", tmp_path / "rule"
+    generate(released, "tiny", seed=7, progress=False)
+    generate(rule, "tiny", seed=7, progress=False, label_rule="rule")
+    assert (released / label_variant_file("rule")).read_bytes() == (rule / "train_v2.csv").read_bytes()
+    assert (rule / label_variant_file("as released")).read_bytes() == (released / "train_v2.csv").read_bytes()
+    assert (released / "train.csv").read_bytes() == (rule / "train.csv").read_bytes()
+    variants = {p.name for p in (released / "label_variants").iterdir()}
+    assert variants == {"train_v2.rule.csv", "train_v2.rebased.csv"}
+    labels = {r: pd.read_csv(released / label_variant_file(r)) for r in ("rule", "rebased")}
+    assert labels["rule"].is_churn.mean() != labels["rebased"].is_churn.mean()
+    with pytest.raises(ValueError, match="label_rule"):
+        generate(tmp_path / "bad", "tiny", seed=7, progress=False, label_rule="guess")
+    assert not (tmp_path / "bad").exists()  # refused before anything is written

@@ -3,9 +3,9 @@ transfer to real users, the realism summary, the labeller experiment and the con
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import plotly.express as px
@@ -96,29 +96,29 @@ def realism_sentence(
 def label_sensitivity(
     source, seed: int, original: pd.DataFrame, real: pd.DataFrame, fit: realism.Realism
 ) -> tuple[pd.DataFrame, str]:
-    """The labeller experiment: twins labelled as released, by the organisers' published rule and
-    rebased, each scored against the real sample (twins generated in a temporary folder)."""
-    from study.churn import data
-    from study.churn.twin import generate
+    """The labeller experiment: the twin's March labelled as released, by the organisers' published
+    rule and rebased, each scored against the real sample. The variants are the same simulated
+    members labelled otherwise (``label_variants/`` beside the twin's files), so only the labels
+    differ between the rows."""
+    from study.churn.twin import label_variant_file
 
-    variants = {}
-    for rule in ("rule", "rebased"):
-        with tempfile.TemporaryDirectory() as tmp:
-            generate(
-                tmp,
-                scale="default" if source.scale == "full" else source.scale,
-                seed=seed,
-                progress=False,
-                label_rule=rule,
-            )
-            variants[rule] = features.original_recipe(data.resolve_source(tmp))
+    missing = [r for r in ("rule", "rebased") if not Path(source.file(label_variant_file(r))).is_file()]
+    if missing:
+        return pd.DataFrame(), (
+            f"The labeller experiment needs March's labels under the other rules ({', '.join(missing)}), "
+            f"which the twin in {source.path} does not carry (an earlier generator made it, or it is labelled "
+            f"by another rule). "
+            f"`study churn synth --scale {source.scale} --seed {seed}` remakes it with them."
+        )
+    variants = {r: features.original_recipe(source, label_file=label_variant_file(r)) for r in ("rule", "rebased")}
+    ceiling = fit.transfer.iloc[1].to_dict()  # the real sample's own cross-validation, already run
     rows = []
     for label, frame in (
         ("as released (default)", original),
         ("organisers' published rule", variants["rule"]),
         ("rebased variant", variants["rebased"]),
     ):
-        f = realism.evaluate(frame, real)
+        f = fit if frame is original else realism.evaluate(frame, real, ceiling=ceiling)
         rows.append(
             {
                 "March labels": label,
@@ -258,7 +258,7 @@ class RealUsers:
         if self.skipped:
             return []
         compare, sentence = label_sensitivity(source, seed, self.original, self.real, self.fit)
-        return [compare, Markdown(sentence)]
+        return [compare, Markdown(sentence)] if len(compare) else [Markdown(sentence)]
 
     def known(self) -> dict:
         return {} if self.skipped else {"transfer": self.transfer, "fit": self.fit, "demographics": self.demographics}

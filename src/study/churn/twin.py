@@ -984,6 +984,18 @@ def _write_csv(df: pd.DataFrame, path: Path, ids: pa.Array) -> None:
 
 
 LABEL_RULES = ("as released", "rule", "rebased")
+_MARCH_RULES = {"as released": churn_labels_as_released, "rule": churn_labels, "rebased": churn_labels_rebased}
+
+
+def _labels(rule, tx: pd.DataFrame, month: int) -> pd.DataFrame:
+    lab = rule(tx, 2017, month)
+    return pd.DataFrame({"uid": lab.msno.to_numpy(np.int32), "is_churn": lab.is_churn.to_numpy()})
+
+
+def label_variant_file(rule: str) -> str:
+    """Where a twin keeps March's labels under another rule (the same members and files; only
+    train_v2.csv's labels differ): the labeller experiment of notebooks/20 reads them."""
+    return f"label_variants/train_v2.{rule.replace(' ', '-')}.csv"
 
 
 def generate(
@@ -1000,6 +1012,8 @@ def generate(
 
     Files are written as soon as they are complete and freed, month by month for the logs, so
     the full scale (18 M March log rows) stays within a few GB."""
+    if label_rule not in LABEL_RULES:
+        raise ValueError(f"label_rule must be one of {LABEL_RULES}")
     t0 = time.perf_counter()
     sc = SCALES[scale]
     rng = np.random.default_rng(seed)
@@ -1026,20 +1040,13 @@ def generate(
             "is_cancel": recent.cancel.to_numpy(),
         }
     )
-    n_extra = 0
-    churn = {}
-    labelled = {}
-    if label_rule not in LABEL_RULES:
-        raise ValueError(f"label_rule must be one of {LABEL_RULES}")
-    for name, (y, mth) in {"train.csv": (2017, 2), "train_v2.csv": (2017, 3)}.items():
-        rule = churn_labels
-        if mth == 3 and label_rule == "as released":
-            rule = churn_labels_as_released
-        elif mth == 3 and label_rule == "rebased":
-            rule = churn_labels_rebased
-        lab = rule(tx_lab, y, mth)
-        labelled[name] = pd.DataFrame({"uid": lab.msno.to_numpy(np.int32), "is_churn": lab.is_churn.to_numpy()})
-        churn[name] = float(lab.is_churn.mean())
+    labelled = {
+        "train.csv": _labels(churn_labels, tx_lab, 2),  # February: the published rule, whatever the choice
+        "train_v2.csv": _labels(_MARCH_RULES[label_rule], tx_lab, 3),
+    }
+    # March under the other rules, for the same simulated members (no random draw: the files stay as they are)
+    variants = {rule: _labels(fn, tx_lab, 3) for rule, fn in _MARCH_RULES.items() if rule != label_rule}
+    churn = {name: float(df.is_churn.mean()) for name, df in labelled.items()}
     del tx_lab, recent
     n_extra = max(int(sc.member_ratio * len(labelled["train_v2.csv"])) - int((~subs.no_member).sum()), 0)
     all_ids = pa.array(np.concatenate([ids, msno_strings(rng, n_extra)]))
@@ -1052,6 +1059,9 @@ def generate(
 
     for name, df in labelled.items():
         write(name, df)
+    (out / "label_variants").mkdir(exist_ok=True)
+    for rule, df in variants.items():
+        _write_csv(df, out / label_variant_file(rule), all_ids)
 
     def tx_frame(part: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(
@@ -1119,6 +1129,7 @@ def generate(
         "label_rule": label_rule,
         "rows": rows,
         "churn": churn,
+        "label_variants": {rule: label_variant_file(rule) for rule in variants},
         "scale_parameters": asdict(sc),
     }
     (out / "twin.json").write_text(json.dumps(meta, indent=2))
