@@ -48,6 +48,21 @@ def test_decide_applies_the_operating_point_and_the_ajar_share():
     assert classify.decide(object(), proba).tolist() == [0, 0, 2, 2]  # models without one: arg-max
 
 
+def test_the_ajar_threshold_is_where_ajar_is_right_half_the_time_on_hand_counted_doors():
+    share = np.array([0.9, 0.8, 0.8, 0.7, 0.6, 0.5, 0.3, 0.2])
+    semi = np.array([True, False, True, False, False, True, False, False])
+    # ≥ 0.9: 1/1; ≥ 0.8: 2/3; ≥ 0.7: 2/4 = 0.5; ≥ 0.6: 2/5; ≥ 0.5: 3/6 = 0.5 (the lowest that holds); ≥ 0.3: 3/7
+    assert classify.ajar_threshold(share, semi) == 0.5
+    assert classify.ajar_threshold(share, semi, precision=0.6) == 0.8  # the tie at 0.8 counts as one cut
+    assert classify.ajar_threshold(share, semi, precision=0.0) == 0.2
+    never = classify.ajar_threshold(np.array([0.9, 0.4]), np.array([False, True]), precision=0.6)
+    assert never == classify.NEVER > 1  # no share is right 60 % of the time
+    assert classify.ajar_threshold(share, np.zeros(8, bool)) == classify.NEVER  # no ajar door to learn from
+    model = classify.FineTunedClassifier()
+    model.threshold, model.semi_threshold = 0.3, classify.NEVER
+    assert classify.decide(model, np.array([[0.0, 0.0, 1.0]])).tolist() == [1]  # never: an all-ajar door is open
+
+
 def test_lite2_loads_the_wheel_strictly_and_has_the_same_head_width():
     net = backbone.imagenet("lite2")
     assert len(net._blocks) == 21 and net._conv_head.in_channels == 352

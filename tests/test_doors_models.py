@@ -83,6 +83,11 @@ def test_classifiers_round_trip_with_identical_outputs(models):
             assert np.array_equal(before, after), name
         assert np.array_equal(classify.decide(fitted[name], before), classify.decide(loaded, after)), name
     assert fitted["finetuned"].meta["chosen_on"] == "synthetic Valid"  # no real photos in this fixture
+    # "ajar" calibrated on the Valid crops' open and ajar doors, and kept by the saved model
+    cal = fitted["finetuned"].meta["ajar_calibration"]
+    valid = d.classifier_sets(use_real=False)["Valid"].state
+    assert (cal["open"], cal["ajar"]) == ((valid == "open").sum(), (valid == "semi").sum())
+    assert classify.load(out / "finetuned").semi_threshold == fitted["finetuned"].semi_threshold
     assert not list(out.rglob("*.pkl")) and not list(out.rglob("*.pickle"))
 
 

@@ -276,6 +276,12 @@ class TransferClassifier:
         return obj
 
 
+def semi_share(proba: np.ndarray) -> np.ndarray:
+    """P(ajar) as a share of P(open or ajar): which of the two, once a door is not closed."""
+    proba = np.asarray(proba, dtype=float).reshape(-1, len(STATES))
+    return proba[:, 2] / np.maximum(1 - proba[:, 0], 1e-12)
+
+
 def closed_threshold(open_score: np.ndarray, is_closed: np.ndarray, closed_recall: float) -> float:
     """The smallest "not closed" score threshold that keeps at least ``closed_recall`` of the
     closed crops below it (they stay closed); everything at or above it is called open or ajar.
@@ -285,6 +291,24 @@ def closed_threshold(open_score: np.ndarray, is_closed: np.ndarray, closed_recal
         return 0.5
     k = int(np.ceil(closed_recall * len(s)))
     return float(min(np.nextafter(s[k - 1], 1.0), 1.0)) if k >= 1 else 0.0
+
+
+AJAR_PRECISION = 0.5  # "ajar" is said only where, on validation doors, it is right at least this often
+NEVER = 1.5  # a share threshold above any share: the model never says "ajar"
+
+
+def ajar_threshold(shares: np.ndarray, is_semi: np.ndarray, precision: float = AJAR_PRECISION) -> float:
+    """The smallest share of the open-or-ajar probability from which "ajar" is right at least
+    ``precision`` of the time, among validation doors that are open or ajar (ties kept together);
+    ``NEVER`` when no share reaches it. With 6 real ajar doors, the synthetic Valid ones decide."""
+    share, semi = np.asarray(shares, dtype=float), np.asarray(is_semi, bool)
+    if not semi.any():
+        return NEVER
+    cut = np.unique(share)[::-1]  # candidate thresholds, highest first
+    called = share[None, :] >= cut[:, None]
+    right = (called & semi[None, :]).sum(1) / called.sum(1)
+    ok = np.flatnonzero(right >= precision)
+    return float(cut[ok.max()]) if len(ok) else NEVER
 
 
 def origin_weights(y: np.ndarray, origins, shares: dict) -> np.ndarray:
@@ -532,8 +556,25 @@ class FineTunedClassifier:
         """Class indices by the validated operating point (not the arg-max)."""
         proba = np.asarray(proba, dtype=float).reshape(-1, len(STATES))
         not_closed = 1 - proba[:, 0]
-        semi_share = proba[:, 2] / np.maximum(not_closed, 1e-12)
-        return np.where(not_closed < self.threshold, 0, np.where(semi_share >= self.semi_threshold, 2, 1))
+        return np.where(not_closed < self.threshold, 0, np.where(semi_share(proba) >= self.semi_threshold, 2, 1))
+
+    def calibrate_ajar(self, images, labels, source: str) -> float:
+        """Sets ``semi_threshold`` from open and ajar validation doors (``ajar_threshold``)."""
+        keep = [i for i, s in enumerate(labels) if s in ("open", "semi")]
+        labels = [labels[i] for i in keep]
+        share = semi_share(self.predict_proba([images[i] for i in keep])) if keep else np.zeros(0)
+        self.semi_threshold = ajar_threshold(share, np.array(labels) == "semi")
+        self.meta.update(
+            semi_threshold=self.semi_threshold,
+            ajar_calibration={
+                "on": source,
+                "open": labels.count("open"),
+                "ajar": labels.count("semi"),
+                "precision": AJAR_PRECISION,
+                "never": self.semi_threshold >= NEVER,
+            },
+        )
+        return self.semi_threshold
 
     def save(self, folder: str | Path) -> Path:
         from safetensors.torch import save_file

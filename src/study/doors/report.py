@@ -219,9 +219,26 @@ def finetuned_view(finetuned, seconds: float) -> list:
         f"Frozen-stage maps of {m['train_rows']:,} crops × {finetuned.views} views cached in {m['cache_seconds']:.0f} s; "
         f"{finetuned.epochs} epochs, {seconds:.0f} s in all. Kept epoch {m['best_epoch']} (highest AUC of P(not closed) "
         f"on the {m['chosen_on']} crops); doors with P(not closed) ≥ {finetuned.threshold:.3f} are called open or ajar, "
-        f"which keeps {finetuned.closed_recall:.0%} of the {m['chosen_on']} closed doors closed."
+        f"which keeps {finetuned.closed_recall:.0%} of the {m['chosen_on']} closed doors closed. " + ajar_sentence(m)
     )
     return [pd.DataFrame(m["history"]).set_index("epoch"), Markdown(sentence)]
+
+
+def ajar_sentence(meta: dict) -> str:
+    """How the fine-tuned model decides "ajar" (semi-open), from its calibration."""
+    cal = meta.get("ajar_calibration")
+    if not cal:
+        return f"Ajar: at least {meta['semi_threshold']:.0%} of the open-or-ajar probability (not calibrated)."
+    basis = f"on {cal['on']} ({cal['ajar']} ajar, {cal['open']} open)"
+    if cal["never"]:
+        return (
+            f"Ajar is never said: no share of the open-or-ajar probability makes it right {cal['precision']:.0%} "
+            f"of the time {basis}, so ajar doors are reported as open."
+        )
+    return (
+        f"Ajar is said from {meta['semi_threshold']:.0%} of the open-or-ajar probability, where it is right at "
+        f"least {cal['precision']:.0%} of the time {basis}."
+    )
 
 
 def texture_view(d) -> list:

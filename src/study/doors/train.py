@@ -133,6 +133,9 @@ def train_finetuned(
     )
     model.fit(list(tr.image), list(tr.state), list(va.image), list(va.state), origins=origins, progress=progress)
     model.meta["chosen_on"] = chosen_on
+    # "ajar" needs doors that are ajar: all Valid crops, synthetic and real (1 real ajar Valid door)
+    every = d.classifier_sets(use_real)["Valid"]
+    model.calibrate_ajar(list(every.image), list(every.state), "all Valid crops" if use_real else "synthetic Valid")
     return model
 
 
