@@ -91,6 +91,15 @@ def test_classifiers_round_trip_with_identical_outputs(models):
     assert not list(out.rglob("*.pkl")) and not list(out.rglob("*.pickle"))
 
 
+def test_fine_tuning_stops_when_the_kept_epoch_is_not_beaten(tiny):
+    _, d = tiny
+    model = train.train_finetuned(d, use_real=False, epochs=5, views=2, patience=1)
+    best, run = model.meta["best_epoch"], model.meta["epochs_run"]
+    assert run == min(5, best + 1) == len(model.meta["history"])
+    aucs = [(round(r["valid_auc_not_closed"], 12), -r["valid_log_loss"]) for r in model.meta["history"]]
+    assert aucs.index(max(aucs)) + 1 == best  # the kept epoch is the best one run
+
+
 def test_detector_round_trip_and_finds_the_synthetic_door(models):
     out, d, fitted = models
     loaded = detect.DoorDetector.load(out / "detector")

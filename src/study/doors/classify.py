@@ -361,8 +361,10 @@ class FineTunedClassifier:
         closed_recall: float = 0.9,
         semi_threshold: float = 0.5,
         seed: int = 7,
+        patience: int | None = 3,
     ):
         self.variant, self.size, self.views, self.epochs = variant, size, views, epochs
+        self.patience = patience  # stop once this many epochs have not beaten the kept one (None: never)
         self.real_share, self.texture_share = real_share, texture_share
         self.learning_rate, self.batch_size = learning_rate, batch_size
         self.closed_recall, self.semi_threshold, self.seed = closed_recall, semi_threshold, seed
@@ -481,6 +483,8 @@ class FineTunedClassifier:
                 best = (key, epoch, {k: v.detach().clone() for k, v in self.net.state_dict().items()}, pv)
             if progress:
                 progress(row)
+            if self.patience is not None and epoch - best[1] >= self.patience:
+                break  # the learning rate is constant: later epochs cannot change the ones before
         _, best_epoch, state, pv = best
         self.net.load_state_dict(state)
         self.threshold = closed_threshold(1 - pv[:, 0], yv == 0, self.closed_recall)
@@ -503,6 +507,8 @@ class FineTunedClassifier:
             "tune_from": self.tune_from,
             "threshold": self.threshold,
             "best_epoch": best_epoch,
+            "patience": self.patience,
+            "epochs_run": len(history),
             "history": history,
             "train_rows": len(y),
             "train_rows_by_origin": {o: int((origins == o).sum()) for o in sorted(set(origins))},

@@ -217,7 +217,8 @@ def finetuned_view(finetuned, seconds: float) -> list:
     m = finetuned.meta
     sentence = (
         f"Frozen-stage maps of {m['train_rows']:,} crops × {finetuned.views} views cached in {m['cache_seconds']:.0f} s; "
-        f"{finetuned.epochs} epochs, {seconds:.0f} s in all. Kept epoch {m['best_epoch']} (highest AUC of P(not closed) "
+        f"{m.get('epochs_run', finetuned.epochs)} of at most {finetuned.epochs} epochs (it stops "
+        f"{m.get('patience')} epochs after the best), {seconds:.0f} s in all. Kept epoch {m['best_epoch']} (highest AUC of P(not closed) "
         f"on the {m['chosen_on']} crops); doors with P(not closed) ≥ {finetuned.threshold:.3f} are called open or ajar, "
         f"which keeps {finetuned.closed_recall:.0%} of the {m['chosen_on']} closed doors closed. " + ajar_sentence(m)
     )
