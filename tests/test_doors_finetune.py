@@ -58,6 +58,10 @@ def test_the_ajar_threshold_is_where_ajar_is_right_half_the_time_on_hand_counted
     never = classify.ajar_threshold(np.array([0.9, 0.4]), np.array([False, True]), precision=0.6)
     assert never == classify.NEVER > 1  # no share is right 60 % of the time
     assert classify.ajar_threshold(share, np.zeros(8, bool)) == classify.NEVER  # no ajar door to learn from
+    # reweighted to 20 % ajar (the set has 3 of 8 = 37.5 %): an ajar door weighs 0.2 / 0.375 = 8/15, an
+    # open one 0.8 / 0.625 = 32/25; ≥ 0.9: right 1/1; ≥ 0.8: (16/15) / (16/15 + 32/25) = 0.45 < 0.5
+    assert classify.ajar_threshold(share, semi, prevalence=0.2) == 0.9
+    assert classify.ajar_threshold(share, semi, prevalence=3 / 8) == 0.5  # its own share: unweighted
     model = classify.FineTunedClassifier()
     model.threshold, model.semi_threshold = 0.3, classify.NEVER
     assert classify.decide(model, np.array([[0.0, 0.0, 1.0]])).tolist() == [1]  # never: an all-ajar door is open

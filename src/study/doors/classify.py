@@ -297,17 +297,24 @@ AJAR_PRECISION = 0.5  # "ajar" is said only where, on validation doors, it is ri
 NEVER = 1.5  # a share threshold above any share: the model never says "ajar"
 
 
-def ajar_threshold(shares: np.ndarray, is_semi: np.ndarray, precision: float = AJAR_PRECISION) -> float:
+def ajar_threshold(
+    shares: np.ndarray, is_semi: np.ndarray, precision: float = AJAR_PRECISION, prevalence: float | None = None
+) -> float:
     """The smallest share of the open-or-ajar probability from which "ajar" is right at least
     ``precision`` of the time, among validation doors that are open or ajar (ties kept together);
-    ``NEVER`` when no share reaches it. With 6 real ajar doors, the synthetic Valid ones decide."""
+    ``NEVER`` when no share reaches it. ``prevalence``: the share of ajar doors among open-or-ajar
+    ones where the model is used (the real photos'); the validation doors are reweighted to it, as
+    the synthetic Valid set, which decides with 6 real ajar doors in all, has far more of them."""
     share, semi = np.asarray(shares, dtype=float), np.asarray(is_semi, bool)
     if not semi.any():
         return NEVER
+    weight = np.ones(len(share))
+    if prevalence is not None and not semi.all():
+        weight = np.where(semi, prevalence / semi.mean(), (1 - prevalence) / (1 - semi.mean()))
     cut = np.unique(share)[::-1]  # candidate thresholds, highest first
-    called = share[None, :] >= cut[:, None]
-    right = (called & semi[None, :]).sum(1) / called.sum(1)
-    ok = np.flatnonzero(right >= precision)
+    called = (share[None, :] >= cut[:, None]) * weight[None, :]
+    right = (called * semi[None, :]).sum(1) / called.sum(1)
+    ok = np.flatnonzero(right >= precision - 1e-12)
     return float(cut[ok.max()]) if len(ok) else NEVER
 
 
@@ -564,12 +571,12 @@ class FineTunedClassifier:
         not_closed = 1 - proba[:, 0]
         return np.where(not_closed < self.threshold, 0, np.where(semi_share(proba) >= self.semi_threshold, 2, 1))
 
-    def calibrate_ajar(self, images, labels, source: str) -> float:
+    def calibrate_ajar(self, images, labels, source: str, prevalence: float | None = None) -> float:
         """Sets ``semi_threshold`` from open and ajar validation doors (``ajar_threshold``)."""
         keep = [i for i, s in enumerate(labels) if s in ("open", "semi")]
         labels = [labels[i] for i in keep]
         share = semi_share(self.predict_proba([images[i] for i in keep])) if keep else np.zeros(0)
-        self.semi_threshold = ajar_threshold(share, np.array(labels) == "semi")
+        self.semi_threshold = ajar_threshold(share, np.array(labels) == "semi", prevalence=prevalence)
         self.meta.update(
             semi_threshold=self.semi_threshold,
             ajar_calibration={
@@ -577,6 +584,7 @@ class FineTunedClassifier:
                 "open": labels.count("open"),
                 "ajar": labels.count("semi"),
                 "precision": AJAR_PRECISION,
+                "prevalence": prevalence,
                 "never": self.semi_threshold >= NEVER,
             },
         )

@@ -230,7 +230,10 @@ def ajar_sentence(meta: dict) -> str:
     cal = meta.get("ajar_calibration")
     if not cal:
         return f"Ajar: at least {meta['semi_threshold']:.0%} of the open-or-ajar probability (not calibrated)."
-    basis = f"on {cal['on']} ({cal['ajar']} ajar, {cal['open']} open)"
+    basis = f"on {cal['on']} ({cal['ajar']} ajar, {cal['open']} open"
+    basis += (
+        f", weighted to the real photos' {cal['prevalence']:.0%} ajar)" if cal.get("prevalence") is not None else ")"
+    )
     if cal["never"]:
         return (
             f"Ajar is never said: no share of the open-or-ajar probability makes it right {cal['precision']:.0%} "

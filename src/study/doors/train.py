@@ -133,9 +133,16 @@ def train_finetuned(
     )
     model.fit(list(tr.image), list(tr.state), list(va.image), list(va.state), origins=origins, progress=progress)
     model.meta["chosen_on"] = chosen_on
-    # "ajar" needs doors that are ajar: all Valid crops, synthetic and real (1 real ajar Valid door)
+    # "ajar" needs doors that are ajar: all Valid crops, synthetic and real (1 real ajar Valid door),
+    # weighted to the real Train and Valid photos' share of ajar doors among the open or ajar ones
     every = d.classifier_sets(use_real)["Valid"]
-    model.calibrate_ajar(list(every.image), list(every.state), "all Valid crops" if use_real else "synthetic Valid")
+    prevalence = None
+    if use_real and d.real_crops is not None:
+        seen = d.real_crops[d.real_crops.split.isin(["Train", "Valid"]) & d.real_crops.state.isin(["open", "semi"])]
+        prevalence = float((seen.state == "semi").mean()) if len(seen) else None
+    model.calibrate_ajar(
+        list(every.image), list(every.state), "all Valid crops" if use_real else "synthetic Valid", prevalence
+    )
     return model
 
 
