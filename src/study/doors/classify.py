@@ -350,7 +350,8 @@ class FineTunedClassifier:
     decision threshold are chosen on the validation crops given to ``fit`` (the real Valid crops
     when the photos are present): the threshold on P(not closed) keeps ``closed_recall`` of the
     closed validation doors closed; among the others, "semi" needs ``semi_threshold`` of the
-    open-or-ajar probability."""
+    open-or-ajar probability, set by ``calibrate_ajar`` (``train.train_finetuned`` calls it). Training
+    stops ``patience`` epochs after the best one."""
 
     kind = "finetuned_efficientnet"
     TUNE_FROM = {"lite0": 11, "lite2": 15}  # first block of the second-to-last stage
