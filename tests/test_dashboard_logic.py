@@ -271,6 +271,20 @@ def test_what_if_refuses_impossible_customers_naming_the_range(ctx):
         assert 0 <= ok["risk"] <= 1
 
 
+def test_what_if_takes_a_drawn_customer_as_stored_even_with_a_value_training_never_saw(ctx):
+    """A stored customer may pay by a method absent from the model's training rows (the draw is
+    random: CI once drew payment method 10): its own value is kept, any other unseen one refused."""
+    for model in ("champion", "original"):
+        base = dash.random_customer(ctx, model, seed=3).copy()
+        known = dash.input_domain(ctx, model)["payment method"]["values"]
+        unseen = max(known) + 1
+        base[dash._column(ctx, "payment method", model)] = unseen
+        own = dash.inputs_of(ctx, base, model)
+        assert 0 <= dash.what_if(ctx, base, own, model)["risk"] <= 1
+        with pytest.raises(dash.UserError, match=f"payment method: {unseen + 1} is not one"):
+            dash.what_if(ctx, base, {**own, "payment method": unseen + 1}, model)
+
+
 def test_reasons_are_plain_language_with_value_and_direction(ctx):
     import re
 

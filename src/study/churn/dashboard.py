@@ -460,10 +460,12 @@ def inputs_of(ctx: Context, row: pd.Series, model_name: str) -> dict:
     return out
 
 
-def check_inputs(ctx: Context, inputs: dict, model_name: str) -> dict:
+def check_inputs(ctx: Context, inputs: dict, model_name: str, own: dict | None = None) -> dict:
     """The what-if inputs as numbers inside what the model saw, or a sentence naming the allowed
-    range or choices (age: unknown, or the ages seen in training)."""
+    range or choices (age: unknown, or the ages seen in training). ``own``: the drawn customer's
+    own inputs, accepted as they are (a stored customer may hold a value training never saw)."""
     domain = input_domain(ctx, model_name)
+    own = own or {}
     out = {}
     for name, value in inputs.items():
         if name not in WHAT_IF_INPUTS:
@@ -474,7 +476,7 @@ def check_inputs(ctx: Context, inputs: dict, model_name: str) -> dict:
             raise UserError(f"{name}: {str(value)[:20]!r} is not a number.") from None
         if not np.isfinite(v):
             raise UserError(f"{name}: {value!r} is not a number.")
-        d = domain.get(name, {})
+        d = {} if name in own and v == own[name] else domain.get(name, {})
         if "values" in d:
             if v not in d["values"]:
                 shown = ", ".join(str(x) for x in d["values"][:25]) + (" …" if len(d["values"]) > 25 else "")
@@ -499,7 +501,7 @@ def what_if(ctx: Context, base: pd.Series, inputs: dict, model_name: str) -> dic
     model = ctx.model(model_name)
     pit = scoring.recipe_of(model) == "pit"
     row = base.copy()
-    for name, v in check_inputs(ctx, inputs, model_name).items():
+    for name, v in check_inputs(ctx, inputs, model_name, own=inputs_of(ctx, base, model_name)).items():
         row[_column(ctx, name, model_name)] = v * 3600 if name.startswith("listening") else int(round(v))
     # derived columns follow their inputs, as the recipes compute them
     row["price_per_day"] = row["plan_list_price"] / row["payment_plan_days"] if row["payment_plan_days"] else 0.0
