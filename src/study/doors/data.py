@@ -159,6 +159,24 @@ def crop(img: Image.Image, box: tuple, margin: float = 0.08) -> Image.Image:
     )
 
 
+CONTEXT_MARGIN = 0.5  # the two-view classifier's context: half the door's size on every side
+
+
+def context_crop(img: Image.Image, box: tuple, margin: float = CONTEXT_MARGIN) -> Image.Image:
+    """The door (box xyxy) with ``margin`` of its width and height on every side: what lies beside
+    a door (the leaf swung into the room, the room behind) tells open from closed. Outside the photo
+    is mid-grey, so the box always fills the centre 1 / (1 + 2·margin) of each side."""
+    x0, y0, x1, y1 = box
+    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+    left, top = int(round(x0 - mx)), int(round(y0 - my))
+    right, bottom = max(left + 1, int(round(x1 + mx))), max(top + 1, int(round(y1 + my)))
+    out = Image.new("RGB", (right - left, bottom - top), (127, 127, 127))
+    inside = (max(0, left), max(0, top), min(img.width, right), min(img.height, bottom))
+    if inside[0] < inside[2] and inside[1] < inside[3]:
+        out.paste(img.convert("RGB").crop(inside), (inside[0] - left, inside[1] - top))
+    return out
+
+
 def generate(out: str | Path, scale: str = "quick", seed: int = 2017) -> dict:
     """Write the DeepDoors2-like layout: ``Full/<Split>/`` scenes with ``<id>.json`` boxes and
     ``<Split>/<Closed|Open|Semi>/<id>.png`` crops. Each scene is one door instance and lives in
@@ -371,14 +389,16 @@ def real_crops(folder: str | Path | None = None, seed: int = 2017) -> "pd.DataFr
     doors = load_real_doors(folder)
     split = real_images(folder, seed).set_index("path")["split"]
     doors = doors[doors.state.isin(STATES)].reset_index(drop=True)
-    images, cache = [], {}
+    images, contexts, cache = [], [], {}
     for r in doors.itertuples():
         if r.path not in cache:
             cache = {r.path: open_image(r.path)}
         images.append(crop(cache[r.path], (r.x0, r.y0, r.x1, r.y1)))
+        contexts.append(context_crop(cache[r.path], (r.x0, r.y0, r.x1, r.y1)))
     return pd.DataFrame(
         {
             "image": images,
+            "context": contexts,
             "state": doors.state,
             "split": doors.path.map(split).to_numpy(),
             "origin": "real",
@@ -389,11 +409,25 @@ def real_crops(folder: str | Path | None = None, seed: int = 2017) -> "pd.DataFr
 
 
 def synthetic_crops(folder: str | Path) -> "pd.DataFrame":
-    """The crops of a generated (or real DeepDoors2) layout, loaded: image, state, split, origin, path."""
+    """The crops of a generated (or real DeepDoors2) layout, loaded: image, context (``context_crop``
+    of the door in its full scene when the layout has one, else of the crop itself), state, split,
+    origin, path."""
     df = load_deepdoors2(folder)
     df["image"] = [open_image(p) for p in df.path]
+    df["context"] = [scene_context(folder, p, im) for p, im in zip(df.path, df.image)]
     df["origin"] = "synthetic"
-    return df[["image", "state", "split", "origin", "path"]]
+    return df[["image", "context", "state", "split", "origin", "path"]]
+
+
+def scene_context(folder: str | Path, crop_path: str | Path, image: Image.Image) -> Image.Image:
+    """The context crop of a layout's door: from ``Full/<split>/<id>.png`` and its box when the
+    scene is there (generated layouts), else from the crop alone (DeepDoors2 ships no boxes)."""
+    crop_path = Path(crop_path)
+    scene = Path(folder) / "Full" / crop_path.parent.parent.name / crop_path.name
+    box_file = scene.with_suffix(".json")
+    if scene.is_file() and box_file.is_file():
+        return context_crop(open_image(scene), tuple(json.loads(box_file.read_text())["box"]))
+    return context_crop(image, (0, 0, image.width, image.height))
 
 
 def synthetic_scenes(folder: str | Path) -> "pd.DataFrame":

@@ -7,6 +7,7 @@ Boxes are xyxy in pixels of the image given (x0, y0, x1, y1; x right, y down), e
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -20,9 +21,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from study.doors import classify, detect
-from study.doors.data import STATES, ImageError, crop, open_image
+from study.doors.data import STATES, ImageError, open_image
 
-PREFERRED_CLASSIFIERS = ("finetuned", "transfer")  # what the demo and `study doors predict` use by default
+# what the demo and `study doors predict` use by default: the one metrics.json names (chosen on the
+# real Valid crops, ``train.preferred``), else the first of these that was trained
+PREFERRED_CLASSIFIERS = ("two_view", "finetuned", "transfer")
 
 COLOURS = {"closed": (46, 139, 87), "open": (230, 126, 34), "semi": (142, 68, 173), "uncertain": (127, 127, 127)}
 MAX_SIDE = 4096  # larger images are downscaled on load (the detector sees 320 px anyway)
@@ -32,6 +35,19 @@ def models_folder() -> Path:
     from study import paths
 
     return paths.DOOR_MODELS
+
+
+def preferred_classifier(folder: str | Path | None = None) -> str:
+    """The classifier a models folder serves by default: the one its ``metrics.json`` names (when
+    saved), else the first of ``PREFERRED_CLASSIFIERS`` present, else the last of them."""
+    folder = Path(folder) if folder else models_folder()
+    try:
+        named = json.loads((folder / "metrics.json").read_text()).get("preferred_classifier")
+    except (OSError, ValueError):
+        named = None
+    if named and (folder / named / "model.json").is_file():
+        return named
+    return next((c for c in PREFERRED_CLASSIFIERS if (folder / c / "model.json").is_file()), PREFERRED_CLASSIFIERS[-1])
 
 
 @dataclass
@@ -82,13 +98,11 @@ class DoorPipeline:
 
     @classmethod
     def load(cls, folder: str | Path | None = None, classifier: str | None = None, **kw) -> "DoorPipeline":
-        """The saved detector and a classifier: the one named, else the fine-tuned model when it
-        was trained, else the transfer model."""
+        """The saved detector and a classifier: the one named, else the one ``metrics.json`` names
+        as preferred, else the first of ``PREFERRED_CLASSIFIERS`` that was trained."""
         folder = Path(folder) if folder else models_folder()
         if classifier is None:
-            classifier = next(
-                (c for c in PREFERRED_CLASSIFIERS if (folder / c / "model.json").is_file()), PREFERRED_CLASSIFIERS[-1]
-            )
+            classifier = preferred_classifier(folder)
         return cls(detect.DoorDetector.load(folder / "detector"), classify.load(folder / classifier), **kw)
 
     @classmethod
@@ -109,7 +123,7 @@ class DoorPipeline:
         conf = self.confidence if confidence is None else confidence
         thr = self.state_threshold if state_threshold is None else state_threshold
         boxes = self.detector.detect([image], confidence=conf, nms_iou=self.nms_iou)[0]
-        crops = [crop(image, tuple(b[:4])) for b in boxes]
+        crops = [classify.door_input(self.classifier, image, b[:4]) for b in boxes]
         proba = self.classifier.predict_proba(crops) if crops else np.zeros((0, len(STATES)))
         out = []
         decided = classify.decide(self.classifier, proba) if len(proba) else []

@@ -10,7 +10,8 @@ from IPython.display import Markdown
 
 from study.doors import classify, data, figures, pipeline, train
 
-ORDER = ("finetuned", "transfer", "original_cnn")
+ORDER = ("two_view", "finetuned", "transfer", "original_cnn")
+LABELS = {"original_cnn": "original CNN", "transfer": "transfer", "finetuned": "fine-tuned", "two_view": "two-view"}
 TESTS = ("real Test", "synthetic Test")
 
 
@@ -85,7 +86,7 @@ def conclusions(
     for test in ("synthetic Test", "real Test"):
         if (summary["test set"] == test).any():
             lines.append(
-                f"- **{test}** accuracy (original CNN / transfer / fine-tuned): "
+                f"- **{test}** accuracy ({' / '.join(LABELS.get(m, m) for m in models)}): "
                 + " / ".join(f"{pick(summary, m, test, 'accuracy'):.3f}" for m in models)
                 + "; balanced accuracy "
                 + " / ".join(f"{pick(summary, m, test, 'balanced accuracy'):.3f}" for m in models)
@@ -101,8 +102,9 @@ def conclusions(
                 f"{row['closed recall'].iloc[0]:.2f} (target 0.80 at 0.90; not done below 0.60 / 0.85)."
             )
     lines.append(
-        f"- Training time: original CNN {seconds['original_cnn']:.0f} s ({epochs} epochs), transfer "
-        f"{seconds['transfer']:.0f} s, fine-tuned {seconds['finetuned']:.0f} s, detector {seconds['detector']:.0f} s."
+        f"- Training time: original CNN {seconds['original_cnn']:.0f} s ({epochs} epochs), "
+        + ", ".join(f"{LABELS[k]} {seconds[k]:.0f} s" for k in ("transfer", "finetuned", "two_view") if k in seconds)
+        + f", detector {seconds['detector']:.0f} s."
     )
     for k, v in det_results.items():
         lines.append(f"- Detector AP@0.5 on {k}: {v['ap']:.3f} ({v['truths']} doors in {len(v['images'])} photos).")
@@ -114,10 +116,11 @@ def conclusions(
     return lines
 
 
-def headline(summary: pd.DataFrame, det_results: dict) -> dict:
+def headline(summary: pd.DataFrame, det_results: dict, chosen: str = "finetuned") -> dict:
+    """The index page's numbers: the demo's classifier's accuracy and the detector's AP."""
     test = "real Test" if (summary["test set"] == "real Test").any() else "synthetic Test"
     return {
-        f"fine-tuned accuracy, {test}": pick(summary, "finetuned", test, "accuracy"),
+        f"{LABELS.get(chosen, chosen)} accuracy, {test}": pick(summary, chosen, test, "accuracy"),
         **{f"detector AP@0.5, {k}": v["ap"] for k, v in det_results.items()},
     }
 
@@ -225,6 +228,41 @@ def finetuned_view(finetuned, seconds: float) -> list:
     return [pd.DataFrame(m["history"]).set_index("epoch"), Markdown(sentence)]
 
 
+def two_view_view(model, seconds: float) -> list:
+    """The two-view model's strengths tried on the selection crops, and how it decides."""
+    m = model.meta
+    sentence = (
+        f"Features of the door and its context for {m['train_rows']:,} Train crops and {m['valid_rows']:,} selection "
+        f"crops in {m['feature_seconds']:.0f} s, {seconds:.0f} s in all. Closed or not: learnt from the "
+        f"{m['closed_rows']}, C = {m['strength']:g} (highest AUC of P(not closed) on the {m['chosen_on']} crops); "
+        f"ajar rather than open: {'learnt from every open or ajar Train crop' if m['ajar_stage'] else 'no ajar Train crop, never'}. "
+        f"Doors with P(not closed) ≥ {model.threshold:.3f} are called open or ajar, which keeps "
+        f"{model.closed_recall:.0%} of the {m['chosen_on']} closed doors closed. " + ajar_sentence(m)
+    )
+    return [pd.DataFrame(m["trials"]).set_index("strength"), Markdown(sentence)]
+
+
+def chosen_sentence(chosen: str, models: dict, d, use_real: bool = True) -> str:
+    """Which classifier the demo serves, and why (AUC on the selection crops)."""
+    from sklearn.metrics import roc_auc_score
+
+    va, on = train.selection_set(d, use_real)
+    closed = (va.state == "closed").to_numpy()
+    if not 0 < closed.sum() < len(closed):
+        return f"The demo uses the **{LABELS.get(chosen, chosen)}** model."
+    aucs = {
+        n: roc_auc_score(~closed, 1 - models[n].predict_proba(classify.inputs(models[n], va))[:, 0])
+        for n in ORDER
+        if n in models
+    }
+    return (
+        f"The demo and `study doors predict` use the **{LABELS.get(chosen, chosen)}** model: AUC of P(not closed) on "
+        f"the {len(va)} {on} crops "
+        + ", ".join(f"{LABELS.get(n, n)} {a:.3f}" for n, a in aucs.items())
+        + " (the choice is between the fine-tuned and two-view models)."
+    )
+
+
 def ajar_sentence(meta: dict) -> str:
     """How the fine-tuned model decides "ajar" (semi-open), from its calibration."""
     cal = meta.get("ajar_calibration")
@@ -269,7 +307,10 @@ def classifier_tables(results: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
 def valid_confusions(models: dict, valid: pd.DataFrame) -> pd.DataFrame:
 
     return pd.concat(
-        {name: classify.evaluate(m, list(valid.image), list(valid.state))["confusion"] for name, m in models.items()},
+        {
+            name: classify.evaluate(m, classify.inputs(m, valid), list(valid.state))["confusion"]
+            for name, m in models.items()
+        },
         axis=1,
     )
 
@@ -308,9 +349,13 @@ def demo_images(det_sets: dict, n: int = 3) -> list:
     return [im for im, _ in det_sets.get("real Test", [])[:n]] + [im for im, _ in det_sets["synthetic Test"][:n]]
 
 
-def save(save_models: bool, models: dict, det, models_dir: str, results: dict, det_results: dict) -> str:
+def save(
+    save_models: bool, models: dict, det, models_dir: str, results: dict, det_results: dict, chosen: str | None = None
+) -> str:
 
     if not save_models:
         return "Models not saved (`save_models` is off)."
-    target = train.save_all(models, det, models_dir or pipeline.models_folder(), train.metrics_of(results, det_results))
+    target = train.save_all(
+        models, det, models_dir or pipeline.models_folder(), train.metrics_of(results, det_results, chosen)
+    )
     return f"Models saved to `{target}` (JSON + safetensors / .keras; no pickle)."

@@ -123,8 +123,9 @@ def _part_module(part: str, variant: str):
 
 
 @lru_cache(maxsize=8)
-def imagenet_part(part: str, size: int, variant: str = "lite0"):
-    """A function (float NCHW batch of ``size`` px squares → list of arrays) running a part of the
+def imagenet_part(part: str, size: int | tuple, variant: str = "lite0"):
+    """A function (float NCHW batch of ``size`` px squares, or (width, height) when a tuple → list
+    of arrays) running a part of the
     frozen ImageNet network: ``"pyramid"`` (stride-16 and -32 maps), ``"features"`` (pooled 1280)
     or ``"trunk<n>"`` (stem and the first n blocks). These parts turn every training image and
     augmented view into features, so they run in ONNX Runtime too, exported once into
@@ -145,7 +146,9 @@ def imagenet_part(part: str, size: int, variant: str = "lite0"):
 
         return run
     outputs = ["f16", "f32"] if part == "pyramid" else [part]
-    path = paths.ONNX_CACHE / f"efficientnet-{variant}-{part}-{size}px-torch{torch.__version__}.onnx"
+    w, h = (size, size) if isinstance(size, int) else tuple(size)
+    shape = f"{w}px" if w == h else f"{w}x{h}px"
+    path = paths.ONNX_CACHE / f"efficientnet-{variant}-{part}-{shape}-torch{torch.__version__}.onnx"
     if not path.is_file():
-        export(module, torch.zeros(1, 3, size, size), path, outputs)
+        export(module, torch.zeros(1, 3, h, w), path, outputs)
     return Session(path)

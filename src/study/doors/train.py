@@ -83,6 +83,7 @@ def prepare(scale: str = "quick", source: str = "synthetic", use_real: bool = Tr
     else:
         crops = data.load_deepdoors2(source)
         crops["image"] = [open_image(p) for p in crops.path]
+        crops["context"] = [data.scene_context(source, p, im) for p, im in zip(crops.path, crops.image)]
         crops["origin"] = "DeepDoors2"
         scenes = data.synthetic_scenes(synthetic_folder(scale)) if synthetic_folder(scale).is_dir() else pd.DataFrame()
         notes.append(f"classifier crops from the DeepDoors2 folder {source}")
@@ -120,11 +121,7 @@ def train_finetuned(
     operating point chosen on ``selection_set``."""
     tr = d.classifier_sets(use_real)["Train"]
     va, chosen_on = selection_set(d, use_real)
-    origins = np.where(
-        tr.origin.isin(["real", "DeepDoors2"]),
-        "real",
-        np.where(tr.origin.eq("real texture"), "real texture", "synthetic"),
-    )
+    origins = _origins(tr)
     model = classify.FineTunedClassifier(
         epochs=epochs or FINETUNE_EPOCHS.get(d.scale, 10),
         views=options.pop("views", FINETUNE_VIEWS.get(d.scale, 4)),
@@ -133,17 +130,67 @@ def train_finetuned(
     )
     model.fit(list(tr.image), list(tr.state), list(va.image), list(va.state), origins=origins, progress=progress)
     model.meta["chosen_on"] = chosen_on
-    # "ajar" needs doors that are ajar: all Valid crops, synthetic and real (1 real ajar Valid door),
-    # weighted to the real Train and Valid photos' share of ajar doors among the open or ajar ones
+    return calibrate_ajar(model, d, use_real)
+
+
+def _origins(crops: pd.DataFrame) -> np.ndarray:
+    """Each training crop's origin for the loss weights: real, real texture or synthetic."""
+    return np.where(
+        crops.origin.isin(["real", "DeepDoors2"]),
+        "real",
+        np.where(crops.origin.eq("real texture"), "real texture", "synthetic"),
+    )
+
+
+def calibrate_ajar(model, d: DoorData, use_real: bool = True):
+    """Sets when ``model`` says "ajar". Ajar needs doors that are ajar: all Valid crops, synthetic
+    and real (1 real ajar Valid door), weighted to the real Train and Valid photos' share of ajar
+    doors among the open or ajar ones."""
     every = d.classifier_sets(use_real)["Valid"]
     prevalence = None
     if use_real and d.real_crops is not None:
         seen = d.real_crops[d.real_crops.split.isin(["Train", "Valid"]) & d.real_crops.state.isin(["open", "semi"])]
         prevalence = float((seen.state == "semi").mean()) if len(seen) else None
     model.calibrate_ajar(
-        list(every.image), list(every.state), "all Valid crops" if use_real else "synthetic Valid", prevalence
+        classify.inputs(model, every),
+        list(every.state),
+        "all Valid crops" if use_real else "synthetic Valid",
+        prevalence,
     )
     return model
+
+
+def train_two_view(d: DoorData, use_real: bool = True, seed: int = 7, progress=None, **options):
+    """The two-view model (the door and its surroundings, frozen features, logistic regressions)
+    on the Train crops, its strength and operating point chosen on ``selection_set``."""
+    tr = d.classifier_sets(use_real)["Train"]
+    va, chosen_on = selection_set(d, use_real)
+    model = classify.TwoViewClassifier(seed=seed, **options)
+    model.fit(
+        classify.inputs(model, tr),
+        list(tr.state),
+        classify.inputs(model, va),
+        list(va.state),
+        origins=_origins(tr),
+        progress=progress,
+    )
+    model.meta["chosen_on"] = chosen_on
+    return calibrate_ajar(model, d, use_real)
+
+
+def preferred(models: dict, d: DoorData, use_real: bool = True, candidates=("two_view", "finetuned")) -> str:
+    """The classifier the demo and ``study doors predict`` use: of ``candidates``, the one whose
+    P(not closed) ranks the selection crops (real Valid when present) best (AUC); the first on ties."""
+    from sklearn.metrics import roc_auc_score
+
+    va, _ = selection_set(d, use_real)
+    closed = (va.state == "closed").to_numpy()
+    scores = {}
+    for name in candidates:
+        if name in models:
+            p = models[name].predict_proba(classify.inputs(models[name], va))
+            scores[name] = roc_auc_score(~closed, 1 - p[:, 0]) if 0 < closed.sum() < len(closed) else 0.0
+    return max(scores, key=lambda n: (scores[n], -candidates.index(n)))
 
 
 def texture_examples(d: DoorData, doors: int = 3, seed: int = 2017) -> pd.DataFrame:
@@ -193,15 +240,20 @@ def train_original_cnn(
 def train_classifiers(
     d: DoorData, cnn_epochs: int | None = None, use_real: bool = True, seed: int = 7, verbose: int = 0
 ) -> dict:
-    """The three classifiers on the same crops: {"original_cnn": OriginalCNN, "transfer":
-    TransferClassifier, "finetuned": FineTunedClassifier}."""
+    """The four classifiers on the same crops: {"original_cnn": OriginalCNN, "transfer":
+    TransferClassifier, "finetuned": FineTunedClassifier, "two_view": TwoViewClassifier}."""
     sets = d.classifier_sets(use_real)
     tr, va = sets["Train"], sets["Valid"]
     cnn = train_original_cnn(d, use_real, cnn_epochs, seed, verbose)
     transfer = classify.TransferClassifier(seed=seed).fit(
         list(tr.image), list(tr.state), list(va.image), list(va.state)
     )
-    return {"original_cnn": cnn, "transfer": transfer, "finetuned": train_finetuned(d, use_real, seed=seed)}
+    return {
+        "original_cnn": cnn,
+        "transfer": transfer,
+        "finetuned": train_finetuned(d, use_real, seed=seed),
+        "two_view": train_two_view(d, use_real, seed=seed),
+    }
 
 
 def evaluate_classifiers(models: dict, d: DoorData, use_real: bool = True) -> dict:
@@ -211,7 +263,7 @@ def evaluate_classifiers(models: dict, d: DoorData, use_real: bool = True) -> di
     for name, model in models.items():
         for test in ("synthetic Test", "real Test"):
             if test in sets and len(sets[test]):
-                res = classify.evaluate(model, list(sets[test].image), list(sets[test].state))
+                res = classify.evaluate(model, classify.inputs(model, sets[test]), list(sets[test].state))
                 res["crops"] = sets[test]
                 out[(name, test)] = res
     return out
@@ -295,8 +347,8 @@ def evaluate_detector(det, sets: dict, d: DoorData, confidence: float = 0.05) ->
 
 
 def save_all(models: dict, det, out: str | Path, metrics: dict) -> Path:
-    """Write detector/, one folder per classifier (original_cnn/, transfer/, finetuned/) and
-    metrics.json under ``out``."""
+    """Write detector/, one folder per classifier (original_cnn/, transfer/, finetuned/,
+    two_view/) and metrics.json under ``out``."""
     out = Path(out)
     det.save(out / "detector")
     for name, model in models.items():
@@ -305,9 +357,11 @@ def save_all(models: dict, det, out: str | Path, metrics: dict) -> Path:
     return out
 
 
-def metrics_of(cls_results: dict, det_results: dict) -> dict:
+def metrics_of(cls_results: dict, det_results: dict, chosen: str | None = None) -> dict:
+    """What metrics.json holds; ``chosen``: the classifier the demo uses (``preferred``)."""
     table = summary_table(cls_results)
     return {
+        **({"preferred_classifier": chosen} if chosen else {}),
         "classifiers": table.to_dict(orient="records"),
         "detector": {k: {"ap50": v["ap"], "truths": v["truths"]} for k, v in det_results.items()},
         "written": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -339,16 +393,18 @@ def train_all(
     models = train_classifiers(d, cnn_epochs, use_real)
     echo(
         f"classifiers trained: CNN {models['original_cnn'].meta['fit_seconds']} s, "
-        f"transfer {models['transfer'].meta['fit_seconds']} s, fine-tuned {models['finetuned'].meta['fit_seconds']} s"
+        f"transfer {models['transfer'].meta['fit_seconds']} s, fine-tuned {models['finetuned'].meta['fit_seconds']} s, "
+        f"two-view {models['two_view'].meta['fit_seconds']} s"
     )
     det, sets = train_detector(d, detector_epochs)
     echo(f"detector trained in {det.meta['fit_seconds']} s")
     cls_results = evaluate_classifiers(models, d, use_real)
     det_results = evaluate_detector(det, sets, d)
-    metrics = metrics_of(cls_results, det_results)
+    metrics = metrics_of(cls_results, det_results, preferred(models, d, use_real))
     save_all(models, det, out, metrics)
     echo(summary_table(cls_results).round(3).to_string(index=False))
     for k, v in det_results.items():
         echo(f"detector AP@0.5 on {k}: {v['ap']:.3f} ({v['truths']} doors)")
+    echo(f"the demo's classifier (best AUC on the selection crops): {metrics['preferred_classifier']}")
     echo(f"saved to {out} in {time.perf_counter() - t0:.0f} s")
     return metrics
