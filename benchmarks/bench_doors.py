@@ -3,7 +3,8 @@
 
 Baselines in the same run, on the same images: the same networks in PyTorch eager instead of
 ONNX Runtime, the detector fed the 640 px image itself instead of its 320 px letterbox, and the original CNN and the frozen transfer model as the state
-classifier instead of the default one (the fine-tuned model when trained). Uses the saved models (data/models/doors, or --models); real photos from ../shared/doors
+classifier instead of the default one (``pipeline.preferred_classifier``: the two-view or the
+fine-tuned model, whichever ranked the real Valid crops better), and the other of those two. Uses the saved models (data/models/doors, or --models); real photos from ../shared/doors
 when present.
 
     .venv/bin/python benchmarks/bench_doors.py [--images 30] [--threads 2] [--train-scales quick default]
@@ -63,6 +64,12 @@ def main() -> int:
     pipe = pipeline.DoorPipeline.load(args.models)
     cnn_pipe = pipeline.DoorPipeline.load(args.models, classifier="original_cnn")
     transfer_pipe = pipeline.DoorPipeline.load(args.models, classifier="transfer")
+    others = {  # the other candidates for the demo's classifier, as baselines
+        c: pipeline.DoorPipeline.load(args.models, classifier=c)
+        for c in ("two_view", "finetuned")
+        if c != pipeline.preferred_classifier(args.models)
+        and (Path(args.models or pipeline.models_folder()) / c / "model.json").is_file()
+    }
     eager_pipe = pipeline.DoorPipeline.load(args.models)  # the same weights in PyTorch eager
     eager_pipe.detector.session = None
     if hasattr(eager_pipe.classifier, "session"):
@@ -84,6 +91,7 @@ def main() -> int:
     n_doors = [len(pipe.predict(im)) for im in images]
     cnn = _times(lambda im: cnn_pipe.predict(im), images)
     frozen = _times(lambda im: transfer_pipe.predict(im), images)
+    other_times = {c: _times(lambda im, p=p: p.predict(im), images) for c, p in others.items()}
     eager = _times(lambda im: eager_pipe.predict(im), images)
     big = detect.DoorDetector.load(Path(args.models or pipeline.models_folder()) / "detector")
     big.input_size, big.session = 640, None  # baseline: the detector on the 640 px image itself (same weights, eager)
@@ -109,6 +117,8 @@ def main() -> int:
     print(
         f"baseline: frozen transfer      {_summary(frozen)}   ratio {statistics.median(frozen) / statistics.median(full):.2f}×"
     )
+    for c, ms in other_times.items():
+        print(f"baseline: {c:<21} {_summary(ms)}   ratio {statistics.median(ms) / statistics.median(full):.2f}×")
     print(f"RSS after: {_rss_mb():.0f} MB")
 
     # video: a synthetic clip at 25 fps, 640×480

@@ -437,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--annotate", metavar="DIR", help="also write annotated images into DIR")
     pred.set_defaults(func=_doors_predict)
 
-    dtrain = doors.add_parser("train", help="train the detector and both state classifiers, evaluate, save")
+    dtrain = doors.add_parser("train", help="train the detector and the four state classifiers, evaluate, save")
     dtrain.add_argument("--scale", choices=["tiny", "quick", "default", "full"], default="quick")
     dtrain.add_argument(
         "--source",

@@ -1,9 +1,11 @@
 """Door-state classifiers: the original study's CNN (the baseline), a frozen transfer-learning
 model, a fine-tuned one and a two-view one (the door and its surroundings).
 
-All take door crops (PIL images, any size) and return probabilities in the order of ``STATES``
-(closed, open, semi); ``decide`` turns them into states (the fine-tuned model by its operating
-point chosen on real validation crops, the others by arg-max). All save to a folder without
+All take door crops (PIL images, any size; the two-view model its context crop,
+``data.context_crop``: ``door_input`` and ``inputs`` give each model its own) and return
+probabilities in the order of ``STATES`` (closed, open, semi); ``decide`` turns them into states
+(the fine-tuned and two-view models by their operating point chosen on real validation crops, the
+others by arg-max). All save to a folder without
 pickle: ``model.json`` (what it is, how it was trained) plus ``model.keras`` (Keras' zip of JSON
 config and HDF5 weights, loaded in safe mode) or ``weights.safetensors``.
 """
@@ -809,6 +811,13 @@ class TwoViewClassifier(OperatingPoint):
         if not len(images):
             return np.zeros((0, len(STATES)))
         return self._proba(self.features(list(images)))
+
+    @property
+    def engine(self) -> str:
+        """Where its frozen network runs (``runtime.imagenet_part``): ONNX Runtime when installed."""
+        import importlib.util
+
+        return "onnxruntime" if importlib.util.find_spec("onnxruntime") else "pytorch"
 
     def save(self, folder: str | Path) -> Path:
         from safetensors.numpy import save_file

@@ -331,7 +331,7 @@ def load_real_doors(folder: str | Path | None = None) -> "pd.DataFrame":
 
 
 # ---------------------------------------------------------------------------------------------
-# Real photos split by image (seeded), and the crop tables both classifiers train and test on.
+# Real photos split by image (seeded), and the crop tables the classifiers train and test on.
 REAL_SPLITS = (("Train", 0.6), ("Valid", 0.2), ("Test", 0.2))
 DOOR, HANDLE, CABINET_DOOR, FRIDGE_DOOR = 0, 1, 2, 3
 

@@ -378,7 +378,7 @@ def train_all(
     seed: int = 2017,
     echo=print,
 ) -> dict:
-    """What ``study doors train`` does: data, both classifiers, the detector, evaluation, saved models."""
+    """What ``study doors train`` does: data, the classifiers, the detector, evaluation, saved models."""
     from study.doors.pipeline import models_folder
 
     out = Path(out) if out else models_folder()
