@@ -124,9 +124,12 @@ def test_the_demo_classifier_is_the_one_that_ranks_the_selection_crops_best(tiny
     va, _ = train.selection_set(tiny, use_real=False)
     is_open = (va.state != "closed").to_numpy().astype(float)
     good, poor = _Fixed(is_open), _Fixed(1 - is_open)
-    assert train.preferred({"finetuned": good, "two_view": poor}, tiny, use_real=False) == "finetuned"
-    assert train.preferred({"finetuned": poor, "two_view": good}, tiny, use_real=False) == "two_view"
-    assert train.preferred({"finetuned": good, "two_view": good}, tiny, use_real=False) == "two_view"  # ties: first
+    aucs = train.selection_aucs({"finetuned": good, "two_view": poor, "transfer": good}, tiny, use_real=False)
+    assert aucs == {"finetuned": 1.0, "two_view": 0.0, "transfer": 1.0}
+    assert train.preferred(aucs) == "finetuned"  # transfer is not a candidate
+    assert train.preferred({"finetuned": 0.0, "two_view": 1.0}) == "two_view"
+    assert train.preferred({"finetuned": 0.9, "two_view": 0.9}) == "two_view"  # ties: the first candidate
+    assert train.preferred({"finetuned": float("nan"), "two_view": 0.6}) == "two_view"
     # the saved choice is what the pipeline loads by default
     for name in ("finetuned", "two_view"):
         (tmp_path / name).mkdir()

@@ -387,7 +387,9 @@ def original_model_matrix(df: pd.DataFrame) -> pd.DataFrame:
     for c in ["membership_expire_date", "registration_init_time"]:
         x[c] = x[c].str.replace("-", "", regex=False).astype("int64")
     for c, cats in CATEGORIES.items():
-        dummies = pd.get_dummies(pd.Categorical(x.pop(c), categories=cats), prefix=c, dtype="int8")
+        values = x.pop(c)
+        values = values.where(values.isin(cats))  # a code outside the original's list: no column set
+        dummies = pd.get_dummies(pd.Categorical(values, categories=cats), prefix=c, dtype="int8")
         dummies.index = x.index
         x = pd.concat([x, dummies], axis=1)
     return x

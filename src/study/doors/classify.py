@@ -670,8 +670,9 @@ class TwoViewClassifier(OperatingPoint):
     crops alone when there are any (the users' photos are real; synthetic doors made it worse on
     real Valid), its strength chosen on the validation crops' AUC; then "ajar rather than open"
     among the not-closed crops of every origin (6 real ajar doors exist). P = (1 − q, q(1 − r), q·r).
-    Input: context crops (``data.context_crop``), from which the door view is cut. Saved as JSON
-    and safetensors arrays; prediction is numpy, so the saved model gives identical outputs."""
+    Input: context crops (``data.context_crop``), from which the door view is cut. No random step
+    (lbfgs on fixed features). Saved as JSON and safetensors arrays; prediction is numpy, so the
+    saved model gives identical outputs."""
 
     kind = "two_view_lite0"
     context = True  # its input is data.context_crop, not data.crop
@@ -684,11 +685,10 @@ class TwoViewClassifier(OperatingPoint):
         strengths: tuple = (0.01, 0.05, 0.2),
         closed_recall: float = 0.9,
         semi_threshold: float = 0.5,
-        seed: int = 7,
     ):
         self.size, self.tight, self.margin = tuple(size), tight, margin
         self.strengths, self.closed_recall = tuple(strengths), closed_recall
-        self.semi_threshold, self.seed = semi_threshold, seed
+        self.semi_threshold = semi_threshold
         self.stages: dict = {}
         self.meta: dict = {}
 
@@ -729,13 +729,13 @@ class TwoViewClassifier(OperatingPoint):
         return np.concatenate(parts)
 
     @staticmethod
-    def _fit_stage(x, y, strength: float, weights=None) -> dict:
+    def _fit_stage(x, y, strength: float) -> dict:
         from sklearn.linear_model import LogisticRegression
         from sklearn.preprocessing import StandardScaler
 
         scaler = StandardScaler().fit(x)
         lr = LogisticRegression(C=strength, class_weight="balanced", max_iter=5000)
-        lr.fit(scaler.transform(x), y, sample_weight=weights)
+        lr.fit(scaler.transform(x), y)
         return {
             "mean": scaler.mean_,
             "scale": scaler.scale_,
@@ -792,7 +792,6 @@ class TwoViewClassifier(OperatingPoint):
             "strength": best["strength"],
             "closed_recall": self.closed_recall,
             "semi_threshold": self.semi_threshold,
-            "seed": self.seed,
             "threshold": self.threshold,
             "trials": [{k: v for k, v in t.items() if k != "stage"} for t in trials],
             "closed_rows": "real crops" if rows is real else "every crop",
@@ -841,7 +840,6 @@ class TwoViewClassifier(OperatingPoint):
             strengths=tuple(meta["strengths"]),
             closed_recall=meta["closed_recall"],
             semi_threshold=meta["semi_threshold"],
-            seed=meta["seed"],
         )
         arrays = load_file(str(folder / "weights.safetensors"))
         for key, value in arrays.items():

@@ -242,19 +242,12 @@ def two_view_view(model, seconds: float) -> list:
     return [pd.DataFrame(m["trials"]).set_index("strength"), Markdown(sentence)]
 
 
-def chosen_sentence(chosen: str, models: dict, d, use_real: bool = True) -> str:
-    """Which classifier the demo serves, and why (AUC on the selection crops)."""
-    from sklearn.metrics import roc_auc_score
-
+def chosen_sentence(chosen: str, aucs: dict, d, use_real: bool = True) -> str:
+    """Which classifier the demo serves, and why (``train.selection_aucs``)."""
     va, on = train.selection_set(d, use_real)
-    closed = (va.state == "closed").to_numpy()
-    if not 0 < closed.sum() < len(closed):
+    aucs = {n: aucs[n] for n in ORDER if n in aucs}
+    if not all(a == a for a in aucs.values()):  # NaN: one kind of door only
         return f"The demo uses the **{LABELS.get(chosen, chosen)}** model."
-    aucs = {
-        n: roc_auc_score(~closed, 1 - models[n].predict_proba(classify.inputs(models[n], va))[:, 0])
-        for n in ORDER
-        if n in models
-    }
     return (
         f"The demo and `study doors predict` use the **{LABELS.get(chosen, chosen)}** model: AUC of P(not closed) on "
         f"the {len(va)} {on} crops "

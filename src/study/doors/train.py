@@ -160,12 +160,12 @@ def calibrate_ajar(model, d: DoorData, use_real: bool = True):
     return model
 
 
-def train_two_view(d: DoorData, use_real: bool = True, seed: int = 7, progress=None, **options):
+def train_two_view(d: DoorData, use_real: bool = True, progress=None, **options):
     """The two-view model (the door and its surroundings, frozen features, logistic regressions)
     on the Train crops, its strength and operating point chosen on ``selection_set``."""
     tr = d.classifier_sets(use_real)["Train"]
     va, chosen_on = selection_set(d, use_real)
-    model = classify.TwoViewClassifier(seed=seed, **options)
+    model = classify.TwoViewClassifier(**options)
     model.fit(
         classify.inputs(model, tr),
         list(tr.state),
@@ -178,19 +178,26 @@ def train_two_view(d: DoorData, use_real: bool = True, seed: int = 7, progress=N
     return calibrate_ajar(model, d, use_real)
 
 
-def preferred(models: dict, d: DoorData, use_real: bool = True, candidates=("two_view", "finetuned")) -> str:
-    """The classifier the demo and ``study doors predict`` use: of ``candidates``, the one whose
-    P(not closed) ranks the selection crops (real Valid when present) best (AUC); the first on ties."""
+def selection_aucs(models: dict, d: DoorData, use_real: bool = True) -> dict:
+    """Per model, how well its P(not closed) ranks the selection crops (real Valid when present):
+    ROC AUC, NaN when those crops hold one kind only."""
     from sklearn.metrics import roc_auc_score
 
     va, _ = selection_set(d, use_real)
     closed = (va.state == "closed").to_numpy()
-    scores = {}
-    for name in candidates:
-        if name in models:
-            p = models[name].predict_proba(classify.inputs(models[name], va))
-            scores[name] = roc_auc_score(~closed, 1 - p[:, 0]) if 0 < closed.sum() < len(closed) else 0.0
-    return max(scores, key=lambda n: (scores[n], -candidates.index(n)))
+    if not 0 < closed.sum() < len(closed):
+        return {name: float("nan") for name in models}
+    return {
+        name: float(roc_auc_score(~closed, 1 - m.predict_proba(classify.inputs(m, va))[:, 0]))
+        for name, m in models.items()
+    }
+
+
+def preferred(aucs: dict, candidates=("two_view", "finetuned")) -> str:
+    """The classifier the demo and ``study doors predict`` use: of ``candidates``, the one with the
+    highest ``selection_aucs``; the first on ties (or when none can be measured)."""
+    present = [n for n in candidates if n in aucs]
+    return max(present, key=lambda n: (np.nan_to_num(aucs[n], nan=-1.0), -candidates.index(n)))
 
 
 def texture_examples(d: DoorData, doors: int = 3, seed: int = 2017) -> pd.DataFrame:
@@ -252,7 +259,7 @@ def train_classifiers(
         "original_cnn": cnn,
         "transfer": transfer,
         "finetuned": train_finetuned(d, use_real, seed=seed),
-        "two_view": train_two_view(d, use_real, seed=seed),
+        "two_view": train_two_view(d, use_real),
     }
 
 
@@ -400,7 +407,7 @@ def train_all(
     echo(f"detector trained in {det.meta['fit_seconds']} s")
     cls_results = evaluate_classifiers(models, d, use_real)
     det_results = evaluate_detector(det, sets, d)
-    metrics = metrics_of(cls_results, det_results, preferred(models, d, use_real))
+    metrics = metrics_of(cls_results, det_results, preferred(selection_aucs(models, d, use_real)))
     save_all(models, det, out, metrics)
     echo(summary_table(cls_results).round(3).to_string(index=False))
     for k, v in det_results.items():
