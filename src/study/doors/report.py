@@ -222,8 +222,7 @@ def finetuned_view(finetuned, seconds: float) -> list:
         f"Frozen-stage maps of {m['train_rows']:,} crops × {finetuned.views} views cached in {m['cache_seconds']:.0f} s; "
         f"{m.get('epochs_run', finetuned.epochs)} of at most {finetuned.epochs} epochs (it stops "
         f"{m.get('patience')} epochs after the best), {seconds:.0f} s in all. Kept epoch {m['best_epoch']} (highest AUC of P(not closed) "
-        f"on the {m['chosen_on']} crops); doors with P(not closed) ≥ {finetuned.threshold:.3f} are called open or ajar, "
-        f"which keeps {finetuned.closed_recall:.0%} of the {m['chosen_on']} closed doors closed. " + ajar_sentence(m)
+        f"on the {m['chosen_on']} crops). " + decision_sentence(finetuned)
     )
     return [pd.DataFrame(m["history"]).set_index("epoch"), Markdown(sentence)]
 
@@ -236,8 +235,7 @@ def two_view_view(model, seconds: float) -> list:
         f"crops in {m['feature_seconds']:.0f} s, {seconds:.0f} s in all. Closed or not: learnt from the "
         f"{m['closed_rows']}, C = {m['strength']:g} (highest AUC of P(not closed) on the {m['chosen_on']} crops); "
         f"ajar rather than open: {'learnt from every open or ajar Train crop' if m['ajar_stage'] else 'no ajar Train crop, never'}. "
-        f"Doors with P(not closed) ≥ {model.threshold:.3f} are called open or ajar, which keeps "
-        f"{model.closed_recall:.0%} of the {m['chosen_on']} closed doors closed. " + ajar_sentence(m)
+        + decision_sentence(model)
     )
     return [pd.DataFrame(m["trials"]).set_index("strength"), Markdown(sentence)]
 
@@ -253,6 +251,15 @@ def chosen_sentence(chosen: str, aucs: dict, d, use_real: bool = True) -> str:
         f"the {len(va)} {on} crops "
         + ", ".join(f"{LABELS.get(n, n)} {a:.3f}" for n, a in aucs.items())
         + " (the choice is between the fine-tuned and two-view models)."
+    )
+
+
+def decision_sentence(model) -> str:
+    """How a model with an operating point (``classify.OperatingPoint``) turns probabilities into states."""
+    on = model.meta["chosen_on"]
+    return (
+        f"Doors with P(not closed) ≥ {model.threshold:.3f} are called open or ajar, which keeps "
+        f"{model.closed_recall:.0%} of the {on} closed doors closed. " + ajar_sentence(model.meta)
     )
 
 
