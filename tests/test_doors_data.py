@@ -277,3 +277,28 @@ def test_video_errors_carry_no_errno_jargon():
     with pytest.raises(pipeline.VideoError) as err:
         list(pipeline.read_video(b"\x00\x01garbage" * 50, "junk.mp4"))
     assert "Errno" not in str(err.value) and "'<none>'" not in str(err.value)
+
+
+def test_the_head_normalises_its_tower_and_older_heads_still_load(tmp_path):
+    """New heads carry GroupNorm in their tower (training diverged without it); a head saved
+    before that (no ``tower_norm`` in model.json) is rebuilt without it and gives its own outputs."""
+    torch = detect._torch()
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in detect._head_module(32).tower)
+    torch.manual_seed(0)
+    old = detect.DoorDetector(input_size=64, width=32, norm="none")
+    old.head = detect._head_module(32, "none").eval()
+    assert [k for k in old.head.state_dict() if k.startswith("tower")] == [
+        "tower.0.weight",
+        "tower.0.bias",
+        "tower.2.weight",
+        "tower.2.bias",
+    ]
+    old.meta = {"kind": old.kind, "input_size": 64, "epochs": 1, "learning_rate": 1e-3, "seed": 7, "width": 32}
+    folder = old.save(tmp_path / "old")
+    assert "tower_norm" not in json.loads((folder / "model.json").read_text())
+    loaded = detect.DoorDetector.load(folder)
+    assert loaded.norm == "none" and not any(isinstance(m, torch.nn.GroupNorm) for m in loaded.head.tower)
+    f16, f32 = torch.randn(1, 112, 4, 4), torch.randn(1, 320, 2, 2)
+    with torch.no_grad():
+        for a, b in zip(old.head(f16, f32), loaded.head(f16, f32)):
+            assert torch.equal(a, b)

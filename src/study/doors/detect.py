@@ -111,18 +111,25 @@ def _torch():
     return torch_cpu()
 
 
-def _head_module(width: int = 96):
+TOWER_GROUPS = 16  # group normalisation in the head's tower (FCOS): without it, training diverged
+
+
+def _head_module(width: int = 96, norm: str = "group"):
+    """The head; ``norm`` "group" (GroupNorm after each tower convolution) or "none" (heads saved
+    before it existed)."""
     torch = _torch()
     nn = torch.nn
+
+    def block():
+        conv = nn.Conv2d(width, width, 3, padding=1)
+        return [conv, nn.GroupNorm(TOWER_GROUPS, width), nn.ReLU()] if norm == "group" else [conv, nn.ReLU()]
 
     class Head(nn.Module):
         def __init__(self):
             super().__init__()
             self.lat16 = nn.Conv2d(112, width, 1)
             self.lat32 = nn.Conv2d(320, width, 1)
-            self.tower = nn.Sequential(
-                nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1), nn.ReLU()
-            )
+            self.tower = nn.Sequential(*block(), *block())
             self.score = nn.Conv2d(width, 1, 3, padding=1)
             self.box = nn.Conv2d(width, 4, 3, padding=1)
             nn.init.constant_(self.score.bias, -4.0)  # rare positives: start near "no door"
@@ -190,6 +197,7 @@ class DoorDetector:
         augment: int = 2,
         weight_decay: float = 1e-4,
         hard_negative: float = 10.0,
+        norm: str = "group",
     ):
         self.input_size, self.epochs, self.learning_rate, self.seed, self.width = (
             input_size,
@@ -199,6 +207,7 @@ class DoorDetector:
             width,
         )
         self.augment, self.weight_decay, self.hard_negative = augment, weight_decay, hard_negative
+        self.norm = norm
         self.head = None
         self.session = None  # ONNX Runtime session of the saved network (``load``); None → PyTorch
         self.meta: dict = {}
@@ -308,6 +317,7 @@ class DoorDetector:
             "augment": self.augment,
             "weight_decay": self.weight_decay,
             "hard_negative": self.hard_negative,
+            "tower_norm": self.norm,
             "hard_cells": int(hard.sum()),
             "train_images": len(train_items),
             "feature_seconds": round(feature_seconds, 1),
@@ -321,7 +331,7 @@ class DoorDetector:
         """AdamW with a one-cycle schedule over cached features; the loss per epoch."""
         torch = _torch()
         torch.manual_seed(self.seed)
-        self.head = _head_module(self.width)
+        self.head = _head_module(self.width, self.norm)
         opt = torch.optim.AdamW(self.head.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         steps = self.epochs * int(np.ceil(len(f16) / batch_size))
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.learning_rate, total_steps=max(steps, 1))
@@ -479,8 +489,9 @@ class DoorDetector:
             meta.get("augment", 0),
             meta.get("weight_decay", 1e-4),
             meta.get("hard_negative", 1.0),
+            meta.get("tower_norm", "none"),  # heads saved before the normalisation have none
         )
-        obj.head = _head_module(obj.width)
+        obj.head = _head_module(obj.width, obj.norm)
         obj.head.load_state_dict(load_file(str(folder / "weights.safetensors")))
         obj.head.eval()
         obj.meta, obj.history_ = meta, meta.get("history", {})
