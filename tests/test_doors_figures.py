@@ -59,7 +59,7 @@ def test_curves_and_matrices_stay_png_with_their_numbers():
     assert "AP 0.42" in fig.axes[0].get_legend().get_texts()[0].get_text()
 
 
-def test_the_report_picks_errors_and_says_the_numbers():
+def test_the_report_picks_errors_and_says_the_numbers(monkeypatch):
     from study.doors import report
 
     crops = pd.DataFrame({"state": ["closed", "open", "open"], "image": ["a", "b", "c"]})
@@ -104,20 +104,32 @@ def test_the_report_picks_errors_and_says_the_numbers():
     sentence, shown, _ = report.false_positives(det)
     assert "score ≥ 0.3 on the real Test photos: 1; 1 on cabinetDoor" in sentence and len(shown) == 1
     points = pd.DataFrame([{"model": "finetuned", "test set": "real Test", "open recall": 0.62, "closed recall": 0.94}])
-    lines = report.conclusions(
-        summary,
-        points,
-        ["finetuned"],
-        {"original_cnn": 1, "transfer": 2, "finetuned": 3, "detector": 4},
-        3,
-        det,
-        "onnxruntime",
-        pd.DataFrame({"ms": [30.0, 35.0]}),
-        100,
-        "quick",
-    )
+
+    def conclusions():
+        return report.conclusions(
+            summary,
+            points,
+            ["finetuned"],
+            {"original_cnn": 1, "transfer": 2, "finetuned": 3, "detector": 4},
+            3,
+            det,
+            "onnxruntime",
+            pd.DataFrame({"ms": [30.0, 35.0]}),
+            100,
+            "quick",
+        )
+
+    monkeypatch.setenv("STUDY_TORCH_THREADS", "2")
+    monkeypatch.delenv("STUDY_RUN_JOBS", raising=False)
+    lines = conclusions()
     assert (
         "open-or-ajar recall 0.62 at closed recall 0.94" in lines[1]
         and "AP@0.5 on real Test: 0.317 (118 doors in 243" in lines[3]
     )
-    assert "median 32 ms over 2 images" in lines[4]
+    assert "2 threads, onnxruntime): median 32 ms over 2 images" in lines[4] and "beside" not in lines[4] + lines[5]
+    # run by `study run --jobs 2`: one thread, and the timings say they shared the machine
+    monkeypatch.setenv("STUDY_TORCH_THREADS", "1")
+    monkeypatch.setenv("STUDY_RUN_JOBS", "2")
+    lines = conclusions()
+    assert "1 thread, onnxruntime while another step of the study ran beside this one" in lines[4]
+    assert "on 1 of the machine's threads beside another step" in lines[5]

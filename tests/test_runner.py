@@ -263,3 +263,75 @@ def test_steps_run_after_the_steps_whose_products_they_read(tmp_path):
     d2 = step("30_models", ["{processed}"], ["{models}/champion"])
     with pytest.raises(ValueError, match="cycle"):
         steps.order([c, d2, tmp_path / "50_loop.ipynb"])
+
+
+def test_steps_that_do_not_wait_for_each_other_run_at_once(tmp_path):
+    """``jobs=2``: two independent steps each wait for the other's mark (so they can only finish
+    when they run at the same time), each kernel with 1 of the 2 threads; the step reading a
+    product starts only after its maker, and a failure leaves later steps unstarted."""
+    nbs, reports, out = tmp_path / "notebooks", tmp_path / "reports", tmp_path / "out"
+    nbs.mkdir()
+    out.mkdir()
+
+    def step(name, body, reads=(), writes=()):
+        path = make_notebook(nbs / f"{name}.ipynb", body, f"scale = 'quick'\nout_dir = {str(out)!r}")
+        nb = nbformat.read(path, as_version=4)
+        nb.metadata["study"].update(reads=list(reads), writes=list(writes))
+        nbformat.write(nb, path)
+
+    meet = (
+        "import os, pathlib, time\n"
+        "assert os.environ['STUDY_TORCH_THREADS'] == '1' and os.environ['OMP_NUM_THREADS'] == '1'\n"
+        "pathlib.Path(out_dir, '{me}.mark').write_text('here')\n"
+        "t0 = time.time()\n"
+        "while not pathlib.Path(out_dir, '{other}.mark').exists():\n"
+        "    assert time.time() - t0 < 120, 'the other step never ran beside this one'\n"
+        "    time.sleep(0.2)\n"
+        "pathlib.Path(out_dir, '{me}.txt').write_text('{me}')\n"
+    )
+    step("00_doors", meet.format(me="doors", other="churn"), writes=["{out_dir}/doors.txt"])
+    step("10_churn", meet.format(me="churn", other="doors"), writes=["{out_dir}/churn.txt"])
+    step(
+        "20_uses_churn",
+        "import pathlib\nassert pathlib.Path(out_dir, 'churn.txt').read_text() == 'churn'",
+        reads=["{out_dir}/churn.txt"],
+    )
+    params = tmp_path / "p.yaml"
+    params.write_text(f"scale: quick\nseed: 1\nout_dir: {out}\n")
+    lines = []
+
+    def run():
+        lines.clear()
+        return run_study(
+            "quick",
+            params_file=params,
+            notebooks=nbs,
+            reports=reports,
+            echo=lambda *a, **k: lines.append(" ".join(map(str, a))),
+            jobs=2,
+        )
+
+    result = run()
+    assert result.ok, lines
+    assert sorted(r.name for r in result.results) == ["00_doors", "10_churn", "20_uses_churn"]
+    assert all((reports / f"{n}.html").is_file() for n in ("00_doors", "10_churn", "20_uses_churn"))
+    assert "up to 2 steps at once" in (reports / "index.html").read_text() and "Run took" in lines[-1]
+    again = run()  # nothing changed: every step up to date, none started
+    assert again.ok and len(again.results) == 3 and all(r.up_to_date for r in again.results), lines
+
+    # a failing step: the step waiting for its product is never started, the index says so
+    step("10_churn", "raise ValueError('boom')", writes=["{out_dir}/churn.txt"])
+    result = run()
+    assert not result.ok
+    assert "20_uses_churn" not in {r.name for r in result.results}
+    assert any("10_churn FAILED" in line and "boom" in line for line in lines)
+
+
+def test_the_command_line_takes_the_number_of_steps_at_once(capsys):
+    from study.cli import build_parser
+
+    assert build_parser().parse_args(["run", "--jobs", "2"]).jobs == 2
+    assert build_parser().parse_args(["run"]).jobs == 1
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--jobs", "0"])
+    assert "at least 1, got '0'" in capsys.readouterr().err

@@ -285,10 +285,18 @@ def _serve(args) -> int:
     )
 
 
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def _run(args) -> int:
     from study.runner import run_study
 
-    result = run_study(args.scale, only=args.only, params_file=args.params, force=args.force, progress=not args.quiet)
+    result = run_study(
+        args.scale, only=args.only, params_file=args.params, force=args.force, progress=not args.quiet, jobs=args.jobs
+    )
     return 0 if result.ok else 1
 
 
@@ -482,6 +490,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every step, even those whose inputs, parameters and code are unchanged since their last run",
     )
     run.add_argument("--quiet", action="store_true", help="no cell-by-cell progress while a notebook runs")
+    run.add_argument(
+        "--jobs",
+        type=_at_least_one,
+        default=1,
+        help="steps run at once when they do not wait for each other (each kernel gets its share of the threads)",
+    )
     run.set_defaults(func=_run)
     return p
 

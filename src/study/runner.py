@@ -1,4 +1,6 @@
-"""The study runner: every notebook in order through Papermill, rendered to ``reports/``.
+"""The study runner: every notebook through Papermill, each after the steps whose products it
+reads (one at a time, or ``jobs`` at once when they do not wait for each other), rendered to
+``reports/``.
 
 Python rather than shell, so it knows which notebook failed, keeps going only while the chain
 is sound, and never renders a failed notebook as a report (its stale HTML is removed and the
@@ -44,6 +46,8 @@ class StudyResult:
     scale: str
     results: list[NotebookResult] = field(default_factory=list)
     index: Path | None = None
+    seconds: float = 0.0  # wall time of the whole run
+    jobs: int = 1  # steps run at once
 
     @property
     def ok(self) -> bool:
@@ -161,7 +165,9 @@ def render_html(executed: Path, target: Path) -> Path:
     return target
 
 
-def run_notebook(path: Path, params: dict, reports: Path, progress: bool = False) -> NotebookResult:
+def run_notebook(
+    path: Path, params: dict, reports: Path, progress: bool = False, position: int | None = None
+) -> NotebookResult:
     title, summary = notebook_info(path)
     executed = reports / "executed" / path.name
     executed.parent.mkdir(parents=True, exist_ok=True)
@@ -176,6 +182,7 @@ def run_notebook(path: Path, params: dict, reports: Path, progress: bool = False
             "unit": "cell",
             "bar_format": "{desc}: cell {n_fmt}/{total_fmt}, {elapsed} elapsed",
             "mininterval": 0.5 if sys.stderr.isatty() else 30,
+            **({"position": position} if position is not None else {}),
         }
         if progress
         else False
@@ -206,6 +213,13 @@ def run_notebook(path: Path, params: dict, reports: Path, progress: bool = False
     return NotebookResult(
         path.stem, title, summary, True, time.perf_counter() - t0, html=target, headline=headline_numbers(executed)
     )
+
+
+def _took(result: StudyResult) -> str:
+    if not result.seconds:
+        return ""
+    beside = f", up to {result.jobs} steps at once (their times share the machine)" if result.jobs > 1 else ""
+    return f" in {result.seconds / 60:.1f} min{beside}"
 
 
 def write_index(result: StudyResult, reports: Path, notebooks: list[Path] = ()) -> Path:
@@ -248,7 +262,7 @@ def write_index(result: StudyResult, reports: Path, notebooks: list[Path] = ()) 
 <style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto}}td,th{{padding:.4rem .8rem;
 border-bottom:1px solid #ddd;text-align:left;vertical-align:top}}</style></head><body>
 <h1>KKBOX churn and doors study: reports</h1>
-<p>Scale <b>{html.escape(result.scale)}</b>, run on {when}. Each report opens with what it shows and ends
+<p>Scale <b>{html.escape(result.scale)}</b>, run on {when}{_took(result)}. Each report opens with what it shows and ends
 with its conclusions in numbers.</p>
 <table><tr><th>report</th><th>what it shows</th><th>headline numbers</th><th>status</th><th>time</th></tr>
 {"".join(rows)}
@@ -262,6 +276,21 @@ def discover(notebooks: Path = paths.NOTEBOOKS) -> list[Path]:
     return sorted(p for p in notebooks.glob("[0-9][0-9]_*.ipynb"))
 
 
+# what a notebook running beside others may use: its share of the cores (the kernel inherits these)
+THREAD_VARIABLES = ("STUDY_TORCH_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _run_beside(
+    path: Path, params: dict, reports: Path, progress: bool, threads: int, slot: int, jobs: int
+) -> NotebookResult:
+    """run_notebook in a worker process whose kernels get ``threads`` CPU threads and know that
+    ``jobs`` steps share the machine (their timings say so)."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    os.environ["STUDY_RUN_JOBS"] = str(jobs)
+    return run_notebook(path, params, reports, progress, position=slot if progress else None)
+
+
 def run_study(
     scale: str = "default",
     only: list[str] | None = None,
@@ -273,16 +302,23 @@ def run_study(
     progress: bool = False,
     records: Path | None = None,
     code_root: Path | None = None,
+    jobs: int = 1,
 ) -> StudyResult:
-    """Run the study's steps in order; a step whose inputs, parameters, notebook and package code
-    are unchanged since its last successful run, with its products and report intact, is said
-    "up to date" and not run again (``force`` runs every step)."""
+    """Run the study's steps, each after the steps whose products it reads; a step whose inputs,
+    parameters, notebook and package code are unchanged since its last successful run, with its
+    products and report intact, is said "up to date" and not run again (``force`` runs every step).
+
+    ``jobs`` > 1 runs up to that many independent steps at once (the doors beside the churn chain),
+    each kernel with its share of the CPU threads (:func:`study.compute.cpu_threads` // jobs), the
+    steps on the longest remaining chain first. A failure starts nothing new; the steps already
+    running finish."""
     from study import steps
 
     params = load_params(scale, params_file)
     params.setdefault("scale", scale)
     reports.mkdir(parents=True, exist_ok=True)
-    result = StudyResult(scale)
+    result = StudyResult(scale, jobs=jobs)
+    t0 = time.perf_counter()
     everything = discover(notebooks)
     todo = steps.order([p for p in everything if not only or p.stem in only])
     if only and len(todo) != len(set(only)):
@@ -290,48 +326,125 @@ def run_study(
         raise FileNotFoundError(f"no notebook named {', '.join(unknown)} in {notebooks}")
     # the study's records live with its data; a run rendering elsewhere (tests, a scratch copy) keeps its own
     book = steps.Records(records or (paths.STEP_RECORDS if reports == paths.REPORTS else reports / "steps.json"))
-    for i, path in enumerate(todo, 1):
-        passed = parameters_for(path, params)
-        where = steps.placeholders({**params, **passed})
-        outputs = [reports / f"{path.stem}.html", reports / "executed" / path.name]
-        check = book.check(path, passed, where, outputs, code_root)
-        if check.up_to_date and not force:
+    runs = _Runs(todo, params, reports, book, force, echo, code_root, result)
+    if jobs > 1:
+        runs.beside(jobs, progress)
+    else:
+        for path in todo:
+            if runs.start(path) and not runs.finish(path, run_notebook(path, params, reports, progress)):
+                break
+    result.seconds = time.perf_counter() - t0
+    result.index = write_index(result, reports, everything)
+    echo(
+        f"\nRun took {result.seconds / 60:.1f} min. Reports: {result.index}"
+        + ("" if result.ok else "  (with failures)"),
+        flush=True,
+    )
+    return result
+
+
+class _Runs:
+    """The bookkeeping of one ``run_study``: up-to-date checks, numbering, records, messages."""
+
+    def __init__(self, todo, params, reports, book, force, echo, code_root, result):
+        self.todo, self.params, self.reports, self.book = todo, params, reports, book
+        self.force, self.echo, self.code_root, self.result = force, echo, code_root, result
+        self.counter = 0
+        self.checked: dict[Path, tuple] = {}
+
+    def _outputs(self, path: Path) -> list[Path]:
+        return [self.reports / f"{path.stem}.html", self.reports / "executed" / path.name]
+
+    def start(self, path: Path) -> bool:
+        """Check the step: True when it needs to run (announced), False when up to date (recorded)."""
+        from study import steps
+
+        passed = parameters_for(path, self.params)
+        where = steps.placeholders({**self.params, **passed})
+        self.checked[path] = (passed, where)
+        check = self.book.check(path, passed, where, self._outputs(path), self.code_root)
+        self.counter += 1
+        n = f"[{self.counter}/{len(self.todo)}] {path.stem}"
+        if check.up_to_date and not self.force:
             rec = check.record
             title, summary = notebook_info(path)
-            result.results.append(
+            self.result.results.append(
                 NotebookResult(
                     path.stem,
                     title,
                     summary,
                     True,
                     rec.get("seconds", 0.0),
-                    html=outputs[0],
+                    html=self._outputs(path)[0],
                     headline=rec.get("headline", {}),
                     up_to_date=True,
                     finished=rec.get("finished", ""),
                 )
             )
-            echo(
-                f"[{i}/{len(todo)}] {path.stem}: up to date (last run {rec.get('finished', '?')}, "
-                f"{rec.get('seconds', 0):.0f} s)",
-                flush=True,
+            self.echo(
+                f"{n}: up to date (last run {rec.get('finished', '?')}, {rec.get('seconds', 0):.0f} s)", flush=True
             )
-            continue
-        why = "forced" if force else check.reason
-        echo(f"[{i}/{len(todo)}] {path.stem} … ({why})", flush=True)
-        r = run_notebook(path, params, reports, progress)
-        result.results.append(r)
+            return False
+        self.echo(f"{n} … ({'forced' if self.force else check.reason})", flush=True)
+        return True
+
+    def finish(self, path: Path, r: NotebookResult) -> bool:
+        """Record a step's run; False when it failed."""
+        self.result.results.append(r)
         if r.ok:
-            book.remember(path, passed, where, outputs, {"seconds": r.seconds, "headline": r.headline}, code_root)
-            r.finished = book.steps[path.stem]["finished"]
-            echo(f"    ok in {r.seconds:.0f} s → {r.html}", flush=True)
-        else:
-            echo(
-                f"    FAILED in {r.seconds:.0f} s: {r.error}\n    executed notebook kept at "
-                f"{reports / 'executed' / path.name}; later notebooks skipped",
-                flush=True,
+            passed, where = self.checked[path]
+            self.book.remember(
+                path, passed, where, self._outputs(path), {"seconds": r.seconds, "headline": r.headline}, self.code_root
             )
-            break
-    result.index = write_index(result, reports, everything)
-    echo(f"\nReports: {result.index}" + ("" if result.ok else "  (with failures)"), flush=True)
-    return result
+            r.finished = self.book.steps[path.stem]["finished"]
+            self.echo(f"    {path.stem} ok in {r.seconds:.0f} s → {r.html}", flush=True)
+            return True
+        self.echo(
+            f"    {path.stem} FAILED in {r.seconds:.0f} s: {r.error}\n    executed notebook kept at "
+            f"{self.reports / 'executed' / path.name}; steps not yet started are skipped",
+            flush=True,
+        )
+        return False
+
+    def beside(self, jobs: int, progress: bool) -> None:
+        """Up to ``jobs`` steps at once in worker processes, a step as soon as its upstream steps
+        are done, the longest remaining chain first (by the seconds recorded for each step)."""
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        from study import compute, steps
+
+        needs = steps.upstream(self.todo)
+        chain = steps.critical_path(
+            self.todo, {p: self.book.steps.get(p.stem, {}).get("seconds", 0.0) for p in self.todo}
+        )
+        threads = max(1, compute.cpu_threads() // jobs)
+        waiting, done, running, failed = list(self.todo), set(), {}, False
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            while True:
+                ready = [p for p in waiting if needs[p] <= done]
+                while not failed and ready and len(running) < jobs:
+                    path = max(ready, key=lambda p: (chain[p], -self.todo.index(p)))
+                    ready.remove(path)
+                    waiting.remove(path)
+                    if not self.start(path):
+                        done.add(path)
+                        ready = [p for p in waiting if needs[p] <= done]
+                        continue
+                    slot = min(set(range(jobs)) - {s for _, s in running.values()})
+                    future = pool.submit(_run_beside, path, self.params, self.reports, progress, threads, slot, jobs)
+                    running[future] = (path, slot)
+                if not running:
+                    return
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    path, _ = running.pop(future)
+                    try:
+                        r = future.result()
+                    except Exception as exc:  # the worker process itself died
+                        title, summary = notebook_info(path)
+                        r = NotebookResult(path.stem, title, summary, False, 0.0, error=f"{type(exc).__name__}: {exc}")
+                    if self.finish(path, r):
+                        done.add(path)
+                    else:
+                        failed = True

@@ -99,15 +99,20 @@ def _within(a: str, b: str) -> bool:
     return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
+def upstream(notebooks: list[Path]) -> dict[Path, set[Path]]:
+    """For each notebook, the notebooks among these whose products it reads (by declarations)."""
+    decl = {p: declaration(p) for p in notebooks}
+    return {
+        p: {q for q in notebooks if q != p and any(_within(r, w) for r in decl[p].reads for w in decl[q].writes)}
+        for p in notebooks
+    }
+
+
 def order(notebooks: list[Path]) -> list[Path]:
     """The notebooks in an order where each runs after the steps whose products it reads (by
     their declarations), otherwise by name: the EDA, numbered before the feature step, reads the
     per-user table that step writes."""
-    decl = {p: declaration(p) for p in notebooks}
-    after = {
-        p: {q for q in notebooks if q != p and any(_within(r, w) for r in decl[p].reads for w in decl[q].writes)}
-        for p in notebooks
-    }
+    after = upstream(notebooks)
     done: list[Path] = []
     left = sorted(notebooks)
     while left:
@@ -117,6 +122,17 @@ def order(notebooks: list[Path]) -> list[Path]:
         done.append(ready[0])
         left.remove(ready[0])
     return done
+
+
+def critical_path(notebooks: list[Path], seconds: dict[Path, float]) -> dict[Path, float]:
+    """For each notebook, its own expected seconds plus the longest chain of steps that wait for
+    it: started first, the longest chains keep both cores busy to the end."""
+    after = upstream(notebooks)
+    longest: dict[Path, float] = {}
+    for p in reversed(order(notebooks)):
+        below = [longest[q] for q in notebooks if p in after[q]]
+        longest[p] = seconds.get(p, 0.0) + max(below, default=0.0)
+    return longest
 
 
 # ---------------------------------------------------------------------------------------------

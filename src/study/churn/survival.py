@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from study.churn.labels import CHURN_GAP_DAYS, _ordered, to_datetime
+from study.compute import cpu_threads
 
 DAYS_PER_MONTH = 30.0
 SEGMENTS = {
@@ -213,7 +214,7 @@ def fit(sp: pd.DataFrame, kind: str = "cox", seed: int = 2017) -> SurvivalModel:
         # survival:cox takes the time as label, negative for a censored spell
         dm = xgb.DMatrix(X, label=np.where(E > 0, T, -T))
         params = {"objective": "survival:cox", "eta": 0.1, "max_depth": 3, "subsample": 0.8, "seed": seed,
-                  "nthread": 2, "min_child_weight": 20}  # fmt: skip
+                  "nthread": cpu_threads(), "min_child_weight": 20}  # fmt: skip
         predictor = xgb.train(params, dm, num_boost_round=150)
     elif kind == "baseline":  # no inputs: the Nelson–Aalen curve for everyone, the yardstick
         predictor = None

@@ -8,6 +8,7 @@ import time
 import pandas as pd
 from IPython.display import Markdown
 
+from study.compute import cpu_threads, steps_beside
 from study.doors import classify, data, figures, pipeline, train
 
 ORDER = ("two_view", "finetuned", "transfer", "original_cnn")
@@ -108,11 +109,17 @@ def conclusions(
     )
     for k, v in det_results.items():
         lines.append(f"- Detector AP@0.5 on {k}: {v['ap']:.3f} ({v['truths']} doors in {len(v['images'])} photos).")
+    threads, beside = cpu_threads(), steps_beside() > 1
+    shared = " while another step of the study ran beside this one" if beside else ""
     lines.append(
-        f"- Pipeline latency (detect + classify of the saved models, one image, 2 threads, {engine}): "
-        f"median {latency.ms.median():.0f} ms over {len(latency)} images (target 50 ms; benchmarks/bench_doors.py times 30)."
+        f"- Pipeline latency (detect + classify of the saved models, one image, {threads} thread"
+        f"{'s' if threads > 1 else ''}, {engine}{shared}): median {latency.ms.median():.0f} ms over {len(latency)} "
+        "images (target 50 ms on 2 threads; benchmarks/bench_doors.py times 30, alone)."
     )
-    lines.append(f"- Notebook run time: {total:.0f} s at scale {scale}.")
+    lines.append(
+        f"- Notebook run time: {total:.0f} s at scale {scale}"
+        + (f", on {threads} of the machine's threads beside another step (`study run --jobs`)." if beside else ".")
+    )
     return lines
 
 
