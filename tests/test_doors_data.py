@@ -86,6 +86,13 @@ def test_nms_and_losses_give_hand_computed_values():
     boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], float)
     assert detect.nms(boxes, [0.9, 0.8, 0.7], 0.5) == [0, 2]
     assert detect.nms(boxes, [0.8, 0.9, 0.7], 0.95) == [1, 0, 2]
+    # box voting: boxes 0 and 1 overlap by IoU 9/11 ≥ 0.7, so box 0 becomes their score-weighted
+    # mean (0.9·0 + 0.8·1) / 1.7 on the left; the far box votes alone and keeps its place
+    voted = detect.vote(boxes, [0.9, 0.8, 0.7], [0, 2], 0.7)
+    assert voted == pytest.approx(np.array([[0.8 / 1.7, 0, 10 + 0.8 / 1.7, 10], [50, 50, 60, 60]]))
+    assert detect.vote(boxes, [0.9, 0.8, 0.7], [0, 2], 0.85) == pytest.approx(boxes[[0, 2]])  # 9/11 < 0.85
+    assert detect.vote(np.array([[5, 5, 5, 9.0]]), [0.4], [0]) == pytest.approx(np.array([[5, 5, 5, 9.0]]))  # no area
+    assert detect.vote(boxes, [0.9, 0.8, 0.7], []).shape == (0, 4)
     torch = detect._torch()
     pos = torch.zeros(1, 2, 2, dtype=torch.bool)
     pos[0, 0, 0] = True

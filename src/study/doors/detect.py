@@ -74,6 +74,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 INPUT = 320  # side of the letterboxed detector input (pixels)
+VOTE_IOU = 0.7  # box voting after NMS (see vote)
 STRIDE = 16
 MAX_LOG_DISTANCE = 5.0  # exp(5) strides ≈ 2,400 px: longer than any box side at these input sizes
 
@@ -89,6 +90,21 @@ def nms(boxes, scores, threshold: float = 0.5) -> list[int]:
             overlaps = iou(boxes[i], boxes[order])[0]
             order = [j for j, o in zip(order, overlaps) if o < threshold]
     return keep
+
+
+def vote(boxes, scores, kept: list[int], threshold: float = 0.7) -> np.ndarray:
+    """Box voting: each kept box becomes the score-weighted mean of the candidates that overlap it
+    by IoU ≥ ``threshold`` (itself included; its score unchanged). Neighbouring cells of a door each
+    predict its sides; their mean is closer than the best-scored one alone (real Valid AP@0.5 0.303
+    → 0.313 at 0.7, chosen there among 0.5-0.8; real Test 0.352 → 0.368)."""
+    boxes, scores = np.asarray(boxes, dtype=float), np.asarray(scores, dtype=float)
+    out = []
+    for i in kept:
+        near = np.nan_to_num(iou(boxes[i], boxes)[0]) >= threshold
+        near[i] = True
+        w = scores[near]
+        out.append((boxes[near] * w[:, None]).sum(0) / w.sum())
+    return np.array(out).reshape(-1, 4)
 
 
 def letterbox(image, side: int = INPUT):
@@ -456,7 +472,7 @@ class DoorDetector:
             boxes = np.column_stack([c[:, 0] - d[:, 0], c[:, 1] - d[:, 1], c[:, 0] + d[:, 2], c[:, 1] + d[:, 3]])
             boxes = clip((boxes - [px, py, px, py]) / s, w, h)
             order = nms(boxes, sc, nms_iou)[:max_boxes] if len(sc) else []
-            out.append(np.column_stack([boxes[order], sc[order]]) if order else np.zeros((0, 5)))
+            out.append(np.column_stack([vote(boxes, sc, order, VOTE_IOU), sc[order]]) if order else np.zeros((0, 5)))
         return out
 
     def save(self, folder: str | Path) -> Path:
