@@ -335,3 +335,24 @@ def test_the_command_line_takes_the_number_of_steps_at_once(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--jobs", "0"])
     assert "at least 1, got '0'" in capsys.readouterr().err
+
+
+def test_the_longest_chain_of_work_starts_first(tmp_path):
+    """critical_path: a step's own seconds plus the longest chain that waits for it (hand-counted)."""
+    from study import steps
+
+    def step(name, reads, writes):
+        path = make_notebook(tmp_path / f"{name}.ipynb", "x = 1", "scale = 'quick'")
+        nb = nbformat.read(path, as_version=4)
+        nb.metadata["study"].update(reads=reads, writes=writes)
+        nbformat.write(nb, path)
+        return path
+
+    raw = step("00_data", [], ["{raw}"])
+    feat = step("20_features", ["{raw}"], ["{processed}"])
+    model = step("30_models", ["{processed}"], [])
+    db = step("40_db", ["{processed}"], [])
+    doors = step("50_doors", ["{shared}"], [])
+    chain = steps.critical_path([raw, feat, model, db, doors], {raw: 70, feat: 100, model: 900, db: 300, doors: 800})
+    # 00 → 20 → 30 is 1,070 s; 20 leads to the longer of 30 (900) and 40 (300); 50 stands alone
+    assert chain == {raw: 1070, feat: 1000, model: 900, db: 300, doors: 800}
