@@ -363,3 +363,49 @@ def test_log_model_rows_from_before_the_metrics_fix_are_flagged(url):
     assert hist["ROC AUC"].tolist() == [0.6724, 0.7939]
     db.log_evaluation({"ROC AUC": 0.8}, "champion", "month 2017-03", 10, 0.5, url=url)  # migrated once only
     assert db.metric_history(url).metrics_from.tolist()[-1] == db.METRICS_FROM
+
+
+def test_driver_rows_store_what_sqlalchemy_stores(url):
+    """The export hands the driver ready tuples (``export._driver_rows``) instead of letting
+    SQLAlchemy build each row's parameters: the stored values, read back raw, must be the same
+    as SQLAlchemy's own insert gives (dates, timestamps, booleans, missing values of each kind)."""
+    from sqlalchemy import Boolean, Column, Date, DateTime, Float, Integer, MetaData, String, Table, insert
+
+    from study.churn.db import export
+
+    md = MetaData()
+    cols = [
+        Column("k", Integer, primary_key=True, autoincrement=False),
+        Column("s", String(40)),
+        Column("d", Date),
+        Column("f", Float),
+        Column("t", DateTime),
+        Column("b", Boolean),
+        Column("n", Integer),
+    ]
+    fast, slow = Table("driver_rows_fast", md, *cols), Table("driver_rows_slow", md, *[c.copy() for c in cols])
+    frame = pd.DataFrame(
+        {
+            "k": np.array([1, 2, 3]),
+            "s": ["x", None, "'); DROP TABLE user; --"],
+            "d": [dt.date(2017, 1, 2), None, dt.date(2017, 3, 31)],
+            "f": [1.5, np.nan, -2.25],
+            "t": pd.to_datetime(["2017-01-01 10:00:01.5", None, "2017-01-03 00:00:00.0"]),
+            "b": [True, False, True],
+            "n": pd.array([1, None, 3], dtype="Int64"),
+        }
+    )
+    eng = db.engine(url)
+    md.drop_all(eng)
+    md.create_all(eng)
+    try:
+        with eng.begin() as conn:
+            assert export._driver_rows(conn, fast, frame) is not None  # both engines take the fast path
+            export._bulk_insert(conn, fast, frame)
+            conn.execute(insert(slow), export._records(frame))
+        with eng.connect() as conn:
+            got = [conn.exec_driver_sql(f"SELECT * FROM {t.name} ORDER BY k").fetchall() for t in (fast, slow)]
+    finally:
+        md.drop_all(eng)
+    assert got[0] == got[1]
+    assert len(got[0]) == 3 and got[0][1][1:] == (None,) * 4 + (got[0][1][5], None)

@@ -49,13 +49,48 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return obj.to_dict(orient="records")
 
 
+# drivers whose own executemany writes many rows at once (sqlite3 in C, PyMySQL as multi-row
+# INSERTs); psycopg2's sends one statement per row, where SQLAlchemy's "insertmanyvalues" batches
+_BATCHING_DRIVERS = {"sqlite", "mysql", "mariadb"}
+
+
+def _driver_rows(conn, table: Table, df: pd.DataFrame) -> tuple[str, list] | None:
+    """The INSERT statement compiled once for this connection's dialect and the rows ready for the
+    driver (tuples in parameter order, or dicts where parameters are named), each value put through
+    its column type's own bind processor (what SQLAlchemy does row by row) column by column. None
+    for other drivers, which keep SQLAlchemy's own executemany.
+
+    Why: SQLAlchemy builds each row's parameters one by one (two thirds of the default export's
+    time, 4.2 million rows); the driver's ``executemany`` with ready rows does the same writes."""
+    if conn.dialect.name not in _BATCHING_DRIVERS:
+        return None
+    compiled = insert(table).compile(dialect=conn.dialect, column_keys=list(df.columns))
+    columns = {}
+    for name in df.columns:
+        s = df[name]
+        values = s.astype(object).where(s.notna(), None).tolist()
+        process = table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        columns[name] = [process(v) for v in values] if process else values
+    if compiled.positional:
+        order = [compiled.binds[key].key for key in compiled.positiontup]
+        return compiled.string, list(zip(*(columns[name] for name in order)))
+    names = {key: bind.key for key, bind in compiled.binds.items()}  # parameter name → column
+    values = [columns[names[key]] for key in names]
+    return compiled.string, [dict(zip(names, row)) for row in zip(*values)]
+
+
 def _bulk_insert(conn, table: Table, df: pd.DataFrame, progress=None) -> int:
     if table is frame_cache:  # a few large rows: one statement each keeps every packet small
         for rec in _records(df):
             conn.execute(insert(table), [rec])
         return len(df)
     for start in range(0, len(df), CHUNK):
-        conn.execute(insert(table), _records(df.iloc[start : start + CHUNK]))
+        chunk = df.iloc[start : start + CHUNK]
+        ready = _driver_rows(conn, table, chunk)
+        if ready:
+            conn.exec_driver_sql(*ready)
+        else:
+            conn.execute(insert(table), _records(chunk))
         if progress:
             progress(table.name, min(start + CHUNK, len(df)), len(df))
     return len(df)
