@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sklearn.metrics import roc_auc_score
 
 from study.churn import zoo
@@ -26,6 +27,20 @@ def test_mlp_learns_stops_early_and_is_reproducible():
     again = KerasMLP(hidden=(8, 4), epochs=200, patience=3, learning_rate=0.01).fit(x[:1500], y[:1500])
     np.testing.assert_array_equal(again.predict_proba(x[1500:]), p)
     assert set(m.predict(x[:10])) <= {0, 1}
+
+
+def test_the_keras_model_holds_the_best_epochs_trained_weights():
+    """The weights trained by the PyTorch loop go back into the Keras model, and they are the best
+    validation epoch's: the Keras model's loss on the held-out 10 % is the history's lowest."""
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import train_test_split
+
+    x, y = _data(seed=3)
+    m = KerasMLP(hidden=(8, 4), epochs=40, patience=3, learning_rate=0.01, seed=5).fit(x, y)
+    _, xv, _, yv = train_test_split(x.astype("float32"), y, test_size=0.1, stratify=y, random_state=5)
+    held_out = log_loss(yv, m.predict_proba(xv)[:, 1])
+    assert held_out == pytest.approx(m.history_.val_loss.min(), rel=1e-4)
+    assert held_out < m.history_.val_loss.iloc[0]  # trained, not the initial weights
 
 
 def test_the_three_original_mlps_are_in_the_line_up():
