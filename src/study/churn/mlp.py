@@ -134,7 +134,7 @@ def _train(model, xt, yt, xv, yv, learning_rate, epochs, batch_size, patience, s
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         net.eval()
         with torch.no_grad():
             val = float(loss_fn(net(xv), yv))
