@@ -5,8 +5,12 @@ In one run, on the same data:
   SQLite and, when STUDY_TEST_MARIADB_URL (or --mariadb URL) is set, MariaDB: rows/s of the write
   transaction, and the baseline of the original study (one INSERT and one COMMIT per row) on the
   first --baseline-rows log rows, with the ratio;
+* on the first --bulk-rows log rows, from a DataFrame: SQLAlchemy's executemany of per-row dicts
+  (the export's way until 2026-12-02) against the rows handed to the driver ready (the export's
+  way now, ``export._bulk_insert``), with the ratio;
 * the month query → frame latency (median of 7) for every month, on each engine.
-Usage: python benchmarks/bench_database.py [--scale default|full] [--baseline-rows 20000] [--mariadb URL]
+Usage: python benchmarks/bench_database.py [--scale default|full] [--baseline-rows 20000] [--bulk-rows 300000]
+       [--mariadb URL]
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ def main() -> None:
     ap.add_argument("--scale", default="default")
     ap.add_argument("--seed", type=int, default=2017)
     ap.add_argument("--baseline-rows", type=int, default=20000)
+    ap.add_argument("--bulk-rows", type=int, default=300000)
     ap.add_argument("--mariadb", default=os.environ.get("STUDY_TEST_MARIADB_URL"))
     ap.add_argument("--sqlite-only", action="store_true", help="skip MariaDB (e.g. at full scale)")
     args = ap.parse_args()
@@ -55,6 +60,7 @@ def main() -> None:
     from sqlalchemy import insert, select
 
     from study.churn import data, database as db
+    from study.churn.db import export
 
     src = data.resolve_source(None, scale=args.scale, seed=args.seed)
     print(f"data: {src.describe()}")
@@ -85,6 +91,10 @@ def main() -> None:
             res = conn.execute(select(db.logs).order_by(db.logs.c.id).limit(args.baseline_rows))
             sample = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
         sample["id"] += 10**12  # no clash with the exported rows
+        with db.engine(url).connect() as conn:
+            res = conn.execute(select(db.logs).order_by(db.logs.c.id).limit(args.bulk_rows))
+            many = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+        many["id"] += 10**12  # (read now: the baseline below empties the table)
         recs = db._records(sample)
         base_wall = per_row_commits(url, recs)
         t0 = time.perf_counter()
@@ -93,6 +103,18 @@ def main() -> None:
         bulk_wall = time.perf_counter() - t0
         with db.engine(url).begin() as conn:
             conn.execute(db.logs.delete().where(db.logs.c.id >= 10**12))
+        ways = {
+            "SQLAlchemy executemany of dicts": lambda conn: conn.execute(insert(db.logs), db._records(many)),
+            "rows handed to the driver": lambda conn: export._bulk_insert(conn, db.logs, many),
+        }
+        bulk_ways = {}
+        for way, write_rows in ways.items():
+            t0 = time.perf_counter()
+            with db.engine(url).begin() as conn:
+                write_rows(conn)
+            bulk_ways[way] = time.perf_counter() - t0
+            with db.engine(url).begin() as conn:
+                conn.execute(db.logs.delete().where(db.logs.c.id >= 10**12))
         lat = []
         for recipe in ("pit", "original"):
             for m in db.available_months(url, recipe):
@@ -119,6 +141,11 @@ def main() -> None:
             f"baseline, one commit per row ({len(recs):,} log rows): {base_wall:.2f} s → {len(recs) / base_wall:,.0f} rows/s; "
             f"bulk in one transaction: {bulk_wall:.2f} s → {len(recs) / bulk_wall:,.0f} rows/s; "
             f"ratio {base_wall / bulk_wall:.1f}x"
+        )
+        (old_way, old_s), (new_way, new_s) = bulk_ways.items()
+        print(
+            f"bulk from a DataFrame ({len(many):,} log rows): {old_way} {old_s:.2f} s → {len(many) / old_s:,.0f} rows/s; "
+            f"{new_way} {new_s:.2f} s → {len(many) / new_s:,.0f} rows/s; ratio {old_s / new_s:.1f}x"
         )
         for recipe, m, cached, rows_ms, n_users in lat:
             print(
