@@ -4,10 +4,11 @@ Why Keras 3 on PyTorch rather than TensorFlow: the doors case needs PyTorch anyw
 weights ship as a PyTorch state dict), so one CPU tensor library serves both cases. Each model is
 a Keras ``Sequential`` (the original layers, Keras's Glorot initialisation, seeded) that predicts.
 
-Why its weights are trained by a plain PyTorch loop and not ``model.fit``: on this backend Keras
-spends about 4 ms of bookkeeping per batch of 256 rows (its data adapter, callbacks, metric
-trackers and per-variable optimiser ops) where the same step in PyTorch takes 0.8 ms: the three
-MLPs took 239 s of the default run, now 55 s. The loop keeps what ``fit`` did:
+Why its weights are trained by a plain PyTorch loop and not ``model.fit``: on this backend
+``fit`` takes 5.6–5.9 ms per batch of 256 rows, mostly bookkeeping (its data adapter, callbacks,
+metric trackers and per-variable optimiser ops), the loop 1.0–1.2 ms: the three MLPs at the
+default scale 291 → 54 s on one thread, the same log loss to ±0.0007
+(``benchmarks/bench_mlp.py``). The loop keeps what ``fit`` did:
 the same optimiser (Adamax, Keras's β and ε), binary cross-entropy, batch size, a reshuffle per
 epoch (seeded), the loss and validation loss per epoch, and early stopping (below). The trained
 weights go back into the Keras model.
