@@ -374,16 +374,19 @@ def test_driver_rows_store_what_sqlalchemy_stores(url):
     from study.churn.db import export
 
     md = MetaData()
-    cols = [
-        Column("k", Integer, primary_key=True, autoincrement=False),
-        Column("s", String(40)),
-        Column("d", Date),
-        Column("f", Float),
-        Column("t", DateTime),
-        Column("b", Boolean),
-        Column("n", Integer),
-    ]
-    fast, slow = Table("driver_rows_fast", md, *cols), Table("driver_rows_slow", md, *[c.copy() for c in cols])
+
+    def columns():
+        return [
+            Column("k", Integer, primary_key=True, autoincrement=False),
+            Column("s", String(40)),
+            Column("d", Date),
+            Column("f", Float),
+            Column("t", DateTime),
+            Column("b", Boolean),
+            Column("n", Integer),
+        ]
+
+    fast, slow = Table("driver_rows_fast", md, *columns()), Table("driver_rows_slow", md, *columns())
     frame = pd.DataFrame(
         {
             "k": np.array([1, 2, 3]),
