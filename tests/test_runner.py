@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import nbformat
 import pytest
 
@@ -239,17 +241,21 @@ def test_a_place_that_cannot_be_fingerprinted_or_is_unknown_is_said():
         steps.resolve(["{nowhere}/x"], {"a": "/t"})
 
 
+def declared_step(folder, name, reads, writes):
+    """A one-cell notebook step ``name`` in ``folder`` that declares what it reads and writes."""
+    path = make_notebook(folder / f"{name}.ipynb", "x = 1", "scale = 'quick'")
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["study"].update(reads=reads, writes=writes)
+    nbformat.write(nb, path)
+    return path
+
+
 def test_steps_run_after_the_steps_whose_products_they_read(tmp_path):
     """Declared reads and writes order the steps (the EDA reads the per-user table the feature
     step writes, though numbered before it); otherwise by name; a cycle is refused."""
     from study import runner, steps
 
-    def step(name, reads, writes):
-        path = make_notebook(tmp_path / f"{name}.ipynb", "x = 1", "scale = 'quick'")
-        nb = nbformat.read(path, as_version=4)
-        nb.metadata["study"].update(reads=reads, writes=writes)
-        nbformat.write(nb, path)
-        return path
+    step = functools.partial(declared_step, tmp_path)
 
     a = step("00_data", ["{raw}"], [])
     b = step("10_eda", ["{raw}", "{processed}/original.parquet"], [])
@@ -341,12 +347,7 @@ def test_the_longest_chain_of_work_starts_first(tmp_path):
     """critical_path: a step's own seconds plus the longest chain that waits for it (hand-counted)."""
     from study import steps
 
-    def step(name, reads, writes):
-        path = make_notebook(tmp_path / f"{name}.ipynb", "x = 1", "scale = 'quick'")
-        nb = nbformat.read(path, as_version=4)
-        nb.metadata["study"].update(reads=reads, writes=writes)
-        nbformat.write(nb, path)
-        return path
+    step = functools.partial(declared_step, tmp_path)
 
     raw = step("00_data", [], ["{raw}"])
     feat = step("20_features", ["{raw}"], ["{processed}"])
