@@ -62,3 +62,30 @@ def test_the_datasets_report_says_the_audit_numbers():
     users = pd.DataFrame({"msno": ["a", "b"], "is_churn": [0, 1]})
     lines = datasets_report.conclusions(users, users.assign(month="2017-03"), ["2017-03"], 1.0, 2.0, audit)
     assert len(lines) == 3 and "churn 50.00%" in lines[0] and "without the cutoff vs 0.610" in lines[2]
+
+
+def test_explanation_averages_a_seeded_sample_and_explains_the_riskiest_users():
+    from study.churn import scoring, zoo
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 4))
+    y = (x[:, 0] + 0.5 * x[:, 1] + rng.normal(scale=0.5, size=300) > 1).astype(int)
+    tuned = zoo.xgb(n_estimators=20, max_depth=3).fit(x, y)
+    columns = ["a", "b", "c", "d"]
+    result = zoo.ProtocolResult(pd.DataFrame(), fitted={zoo.TUNED_XGB_NAME: tuned}, columns=columns)
+    fig, reasons = modelling.explanation(result, x, sample=120, top=5)
+    fig_again, _ = modelling.explanation(result, x, sample=120, top=5)
+    rows = np.sort(np.random.default_rng(40).choice(300, size=120, replace=False))
+    expected = scoring.tree_contributions(tuned, x[rows], columns).abs().mean()
+    bars = dict(zip(fig.data[0].y, fig.data[0].x))
+    assert bars == dict(zip(fig_again.data[0].y, fig_again.data[0].x))  # seeded
+    assert bars.keys() == set(columns) and all(np.isclose(bars[c], expected[c]) for c in columns)
+    assert "120 of 300 validation users" in fig.layout.title.text
+    risk = tuned.predict_proba(x)[:, 1]
+    assert list(reasons.index) == list(np.argsort(-risk, kind="stable")[:5])  # riskiest first
+    assert np.allclose(reasons.risk, np.sort(risk)[::-1][:5])
+    full = scoring.reason_codes(scoring.tree_contributions(tuned, x, columns))
+    assert reasons.drop(columns="risk").equals(full.loc[reasons.index])
+    # fewer users than the sample: all of them
+    small, _ = modelling.explanation(result, x[:50], sample=120, top=5)
+    assert "50 of 50 validation users" in small.layout.title.text

@@ -8,6 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -153,14 +154,32 @@ def topk_figure(topk: pd.DataFrame) -> go.Figure:
     )
 
 
-def explanation(result: ProtocolResult, xv: pd.DataFrame) -> list:
-    """The tuned XGBoost's mean |SHAP| per feature and the reason codes of the riskiest validation users."""
+# Exact TreeSHAP of the tuned XGBoost (200 trees, depth 9) costs about 5 ms per user on one core
+# (measured on the default twin: 102 s for its 21,810 validation users, 17 s for a sample of 4,000).
+# On that sample the 15 largest mean |SHAP| bars keep the full split's order, each within 1.4 % of
+# the largest bar's length (2,000 users: two bars swap places, within 2.5 %).
+SHAP_SAMPLE = 4000
+
+
+def explanation(result: ProtocolResult, xv, sample: int = SHAP_SAMPLE, top: int = 10, seed: int = 40) -> list:
+    """The tuned XGBoost's mean |SHAP| per feature over a seeded sample of ``sample`` validation
+    users (all of them when fewer), and the reason codes of the ``top`` riskiest validation users."""
     tuned = result.fitted[TUNED_XGB_NAME]
-    contrib = scoring.tree_contributions(tuned, xv, result.columns)
+    xv = np.asarray(xv)
+    risk = tuned.predict_proba(xv)[:, 1]
+    rows = np.arange(len(xv))
+    if len(xv) > sample:
+        rows = np.sort(np.random.default_rng(seed).choice(len(xv), size=sample, replace=False))
+    contrib = scoring.tree_contributions(tuned, xv[rows], result.columns, index=rows)
     global_shap = contrib.abs().mean().sort_values(ascending=False).head(15)
-    fig = px.bar(global_shap[::-1], orientation="h", title="Mean |SHAP| (log-odds), tuned XGBoost, validation split")
-    reasons = scoring.reason_codes(contrib).assign(risk=tuned.predict_proba(xv)[:, 1])
-    return [fig, reasons.sort_values("risk", ascending=False).head(10)]
+    fig = px.bar(
+        global_shap[::-1],
+        orientation="h",
+        title=f"Mean |SHAP| (log-odds), tuned XGBoost, {len(rows):,} of {len(xv):,} validation users",
+    )
+    riskiest = np.argsort(-risk, kind="stable")[:top]
+    reasons = scoring.reason_codes(scoring.tree_contributions(tuned, xv[riskiest], result.columns, index=riskiest))
+    return [fig, reasons.assign(risk=risk[riskiest])]
 
 
 @dataclass
