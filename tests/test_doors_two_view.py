@@ -151,3 +151,33 @@ def test_with_real_photos_it_learns_closed_or_not_from_real_crops_and_is_chosen_
     r = classify.evaluate(model, classify.inputs(model, test), list(test.state))
     point = train.state_operating_point({"crops": test, "pred": r["pred"]})
     assert point["open recall"] > 0.5 and point["closed recall"] > 0.7, point  # measured 0.95 / 0.85
+
+
+class _Counting:
+    """A real classifier that records how many crops each call hands it."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, []
+
+    def predict_proba(self, images):
+        self.calls.append(len(images))
+        return self.model.predict_proba(images)
+
+
+def test_predictions_run_each_crop_through_a_model_once_and_equal_its_own(tiny):
+    crops = tiny.crops
+    real = classify.TransferClassifier(seed=3).fit(
+        list(crops.image[10:]), list(crops.state[10:]), list(crops.image[:10]), list(crops.state[:10])
+    )
+    model = _Counting(real)
+    seen = classify.Predictions()
+    valid = list(crops.image[:10])
+    part = valid[6:]  # the real Valid crops are part of Valid
+    first = seen.proba(model, part)
+    both = seen.proba(model, valid + valid[:2])  # repeats are predicted once too
+    assert model.calls == [4, 6]
+    assert np.allclose(both[:10], real.predict_proba(valid), atol=1e-6)
+    assert np.allclose(both[6:10], first) and np.allclose(both[10:], both[:2])
+    assert seen.proba(model, []).shape == (0, len(data.STATES)) and model.calls == [4, 6]
+    r = classify.evaluate(model, valid, list(crops.state[:10]), seen)
+    assert model.calls == [4, 6] and np.allclose(r["proba"], both[:10])

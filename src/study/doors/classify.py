@@ -891,13 +891,41 @@ def load(folder: str | Path):
     return KINDS[kind].load(folder)
 
 
-def evaluate(model, images, labels) -> dict:
+class Predictions:
+    """Each model's probabilities for each crop image, computed once: the report's tables read
+    overlapping crop sets (the real Valid crops are part of Valid) and the original CNN costs about
+    0.1 s per crop. It keeps the models and images it has seen, so their ids stay theirs; use it
+    only once the models are trained."""
+
+    def __init__(self):
+        self._memo: dict = {}
+
+    def proba(self, model, images) -> np.ndarray:
+        images = list(images)
+        todo = {}
+        for im in images:
+            if (id(model), id(im)) not in self._memo:
+                todo.setdefault(id(im), im)
+        if todo:
+            fresh = model.predict_proba(list(todo.values()))
+            for im, row in zip(todo.values(), fresh):
+                self._memo[(id(model), id(im))] = (model, im, np.asarray(row, dtype=float))
+        if not images:
+            return np.zeros((0, len(STATES)))
+        return np.stack([self._memo[(id(model), id(im))][2] for im in images])
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+
+def evaluate(model, images, labels, predictions: Predictions | None = None) -> dict:
     """Accuracy, per-class precision/recall/F1/support, the confusion matrix (rows true, columns
-    predicted) and the predictions, on crops with known states."""
+    predicted) and the predictions, on crops with known states (probabilities from
+    ``predictions`` when given)."""
     import pandas as pd
     from sklearn.metrics import classification_report, confusion_matrix
 
-    p = model.predict_proba(list(images))
+    p = predictions.proba(model, images) if predictions is not None else model.predict_proba(list(images))
     pred = [STATES[i] for i in decide(model, p)] if len(p) else []
     labels = list(labels)
     report = classification_report(labels, pred, labels=list(STATES), output_dict=True, zero_division=0)

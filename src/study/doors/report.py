@@ -103,7 +103,7 @@ def conclusions(
                 f"{row['closed recall'].iloc[0]:.2f} (target 0.80 at 0.90; not done below 0.60 / 0.85)."
             )
     lines.append(
-        f"- Training time: original CNN {seconds['original_cnn']:.0f} s ({epochs} epochs), "
+        f"- Training time: original CNN {seconds['original_cnn']:.0f} s ({epochs} epoch{'s' if epochs != 1 else ''}), "
         + ", ".join(f"{LABELS[k]} {seconds[k]:.0f} s" for k in ("transfer", "finetuned", "two_view") if k in seconds)
         + f", detector {seconds['detector']:.0f} s."
     )
@@ -197,7 +197,7 @@ def cnn_view(cnn, seconds: float) -> list:
     )
     sentence = (
         f"{cnn.meta['train_rows']:,} training crops (of {cnn.meta['train_crops_available']:,}"
-        f"{'; a stratified sample, for time' if cnn.meta['train_rows'] < cnn.meta['train_crops_available'] else ''}), {cnn.epochs} epochs of batch 16 in {seconds:.0f} s; best validation accuracy "
+        f"{'; a stratified sample, for time' if cnn.meta['train_rows'] < cnn.meta['train_crops_available'] else ''}), {cnn.epochs} epoch{'s' if cnn.epochs != 1 else ''} of batch 16 in {seconds:.0f} s; best validation accuracy "
         f"{max(cnn.history_['val_accuracy']):.3f} at epoch {cnn.meta['best_epoch']} (that checkpoint is kept). "
         "The random rotation, zoom, shear and shift layers act in training only."
     )
@@ -311,11 +311,13 @@ def classifier_tables(results: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     return train.summary_table(results), points
 
 
-def valid_confusions(models: dict, valid: pd.DataFrame) -> pd.DataFrame:
+def valid_confusions(
+    models: dict, valid: pd.DataFrame, predictions: classify.Predictions | None = None
+) -> pd.DataFrame:
 
     return pd.concat(
         {
-            name: classify.evaluate(m, classify.inputs(m, valid), list(valid.state))["confusion"]
+            name: classify.evaluate(m, classify.inputs(m, valid), list(valid.state), predictions)["confusion"]
             for name, m in models.items()
         },
         axis=1,

@@ -24,17 +24,17 @@ from study.doors.data import STATES, open_image
 
 # at quick scale only part of the real Train photos feed the detector and classifiers (CI time)
 REAL_TRAIN_LIMIT = {"tiny": 40, "quick": 160, "default": None, "full": None}
-DETECTOR_EPOCHS = {"tiny": 5, "quick": 8, "default": 12, "full": 16}
-CNN_EPOCHS = {"tiny": 1, "quick": 2, "default": 3, "full": 12}
+DETECTOR_EPOCHS = {"tiny": 5, "quick": 6, "default": 12, "full": 16}
+CNN_EPOCHS = {"tiny": 1, "quick": 1, "default": 3, "full": 12}
 # The original CNN costs about 0.28 s per crop and epoch on 2 cores whatever the Keras backend
 # (measured: PyTorch 0.284, TensorFlow-CPU 0.214), so at the default scale it trains on a seeded,
 # class-stratified sample of the Train crops to hold the 15-minute budget of notebook 50; at the quick
-# scale (a smoke run for the tests: 236 crops × 3 epochs took 221 s) 64 crops × 2 epochs.
-CNN_TRAIN_CROPS = {"tiny": None, "quick": 64, "default": 300, "full": None}
+# scale (a smoke run for the tests: 236 crops × 3 epochs took 221 s) 48 crops × 1 epoch.
+CNN_TRAIN_CROPS = {"tiny": None, "quick": 48, "default": 300, "full": None}
 # The detector's head costs about 7 ms per view and epoch: at the default scale it sees all the real
 # Train photos and a seeded sample of the synthetic Train scenes.
 DETECTOR_SYNTHETIC_SCENES = {"tiny": None, "quick": None, "default": 400, "full": None}
-FINETUNE_EPOCHS = {"tiny": 1, "quick": 6, "default": 8, "full": 10}  # kept (real Valid): epoch 1 at default
+FINETUNE_EPOCHS = {"tiny": 1, "quick": 4, "default": 8, "full": 10}  # kept (real Valid): epoch 1 at default
 FINETUNE_VIEWS = {"tiny": 2, "quick": 3, "default": 4, "full": 6}
 SYNTHETIC_SCALE = {"tiny": "tiny", "quick": "quick", "default": "default", "full": "default"}
 
@@ -178,7 +178,9 @@ def train_two_view(d: DoorData, use_real: bool = True, progress=None, **options)
     return calibrate_ajar(model, d, use_real)
 
 
-def selection_aucs(models: dict, d: DoorData, use_real: bool = True) -> dict:
+def selection_aucs(
+    models: dict, d: DoorData, use_real: bool = True, predictions: classify.Predictions | None = None
+) -> dict:
     """Per model, how well its P(not closed) ranks the selection crops (real Valid when present):
     ROC AUC, NaN when those crops hold one kind only."""
     from sklearn.metrics import roc_auc_score
@@ -187,8 +189,9 @@ def selection_aucs(models: dict, d: DoorData, use_real: bool = True) -> dict:
     closed = (va.state == "closed").to_numpy()
     if not 0 < closed.sum() < len(closed):
         return {name: float("nan") for name in models}
+    predictions = predictions if predictions is not None else classify.Predictions()
     return {
-        name: float(roc_auc_score(~closed, 1 - m.predict_proba(classify.inputs(m, va))[:, 0]))
+        name: float(roc_auc_score(~closed, 1 - predictions.proba(m, classify.inputs(m, va))[:, 0]))
         for name, m in models.items()
     }
 
@@ -263,14 +266,16 @@ def train_classifiers(
     }
 
 
-def evaluate_classifiers(models: dict, d: DoorData, use_real: bool = True) -> dict:
+def evaluate_classifiers(
+    models: dict, d: DoorData, use_real: bool = True, predictions: classify.Predictions | None = None
+) -> dict:
     """{(model, test set): classify.evaluate(...)} on the synthetic Test crops and the real Test crops."""
     sets = d.classifier_sets(use_real)
     out = {}
     for name, model in models.items():
         for test in ("synthetic Test", "real Test"):
             if test in sets and len(sets[test]):
-                res = classify.evaluate(model, classify.inputs(model, sets[test]), list(sets[test].state))
+                res = classify.evaluate(model, classify.inputs(model, sets[test]), list(sets[test].state), predictions)
                 res["crops"] = sets[test]
                 out[(name, test)] = res
     return out
@@ -405,9 +410,10 @@ def train_all(
     )
     det, sets = train_detector(d, detector_epochs)
     echo(f"detector trained in {det.meta['fit_seconds']} s")
-    cls_results = evaluate_classifiers(models, d, use_real)
+    seen = classify.Predictions()
+    cls_results = evaluate_classifiers(models, d, use_real, seen)
     det_results = evaluate_detector(det, sets, d)
-    metrics = metrics_of(cls_results, det_results, preferred(selection_aucs(models, d, use_real)))
+    metrics = metrics_of(cls_results, det_results, preferred(selection_aucs(models, d, use_real, seen)))
     save_all(models, det, out, metrics)
     echo(summary_table(cls_results).round(3).to_string(index=False))
     for k, v in det_results.items():
