@@ -357,3 +357,33 @@ def test_the_longest_chain_of_work_starts_first(tmp_path):
     chain = steps.critical_path([raw, feat, model, db, doors], {raw: 70, feat: 100, model: 900, db: 300, doors: 800})
     # 00 → 20 → 30 is 1,070 s; 20 leads to the longer of 30 (900) and 40 (300); 50 stands alone
     assert chain == {raw: 1070, feat: 1000, model: 900, db: 300, doors: 800}
+
+
+def test_a_first_run_starts_steps_by_the_seconds_measured_at_its_scale(tmp_path):
+    """Without a record of this scale, the params file's ``expected_seconds`` order the steps (a
+    fresh run used to start the EDA before the modelling step the whole run waits for)."""
+    from study import runner, steps
+
+    step = functools.partial(declared_step, tmp_path)
+    eda = step("10_eda", ["{processed}"], [])
+    model = step("30_models", ["{processed}"], [])
+    book = steps.Records(tmp_path / "steps.json")
+    params = {"scale": "default", "expected_seconds": {"10_eda": 20, "30_models": 1000}}
+    runs = runner._Runs([eda, model], params, tmp_path, book, False, print, None, runner.StudyResult("default"))
+    assert runs.expected_seconds() == {eda: 20.0, model: 1000.0}
+    chain = steps.critical_path([eda, model], runs.expected_seconds())
+    assert max([eda, model], key=lambda p: (chain[p], -[eda, model].index(p))) == model  # what beside() starts
+    book.steps["30_models"] = {"seconds": 84.0, "scale": "quick"}  # timed here at another scale: the prior holds
+    assert runs.expected_seconds()[model] == 1000.0
+    book.steps["30_models"] = {"seconds": 900.0, "scale": "default"}  # timed here at this scale: that time
+    assert runs.expected_seconds()[model] == 900.0
+    runs.params = {"scale": "default"}
+    assert runs.expected_seconds()[eda] == 0.0  # nothing known: 0, the steps' own order
+
+
+def test_the_params_files_expect_seconds_of_existing_steps_only():
+    names = {p.stem for p in paths.NOTEBOOKS.glob("*.ipynb")}
+    for scale in ("quick", "default", "full"):
+        expected = load_params(scale).get("expected_seconds") or {}
+        assert set(expected) <= names, (scale, set(expected) - names)
+        assert all(isinstance(v, (int, float)) and v >= 0 for v in expected.values())

@@ -394,7 +394,12 @@ class _Runs:
         if r.ok:
             passed, where = self.checked[path]
             self.book.remember(
-                path, passed, where, self._outputs(path), {"seconds": r.seconds, "headline": r.headline}, self.code_root
+                path,
+                passed,
+                where,
+                self._outputs(path),
+                {"seconds": r.seconds, "scale": self.params.get("scale"), "headline": r.headline},
+                self.code_root,
             )
             r.finished = self.book.steps[path.stem]["finished"]
             self.echo(f"    {path.stem} ok in {r.seconds:.0f} s → {r.html}", flush=True)
@@ -406,6 +411,19 @@ class _Runs:
         )
         return False
 
+    def expected_seconds(self) -> dict[Path, float]:
+        """Each step's expected seconds, for the order ``beside`` starts steps in: its last run here at
+        this scale, else the scale's measured ``expected_seconds`` (params file), else 0 (the steps'
+        order). Without them a first run started the one-minute EDA before the modelling step that
+        the whole run waits for."""
+        prior = self.params.get("expected_seconds") or {}
+        out = {}
+        for p in self.todo:
+            rec = self.book.steps.get(p.stem, {})
+            same_scale = rec.get("seconds") and rec.get("scale") == self.params.get("scale")
+            out[p] = float(rec["seconds"] if same_scale else prior.get(p.stem, 0.0))
+        return out
+
     def beside(self, jobs: int, progress: bool) -> None:
         """Up to ``jobs`` steps at once in worker processes, a step as soon as its upstream steps
         are done, the longest remaining chain first (by the seconds recorded for each step)."""
@@ -415,9 +433,7 @@ class _Runs:
         from study import compute, steps
 
         needs = steps.upstream(self.todo)
-        chain = steps.critical_path(
-            self.todo, {p: self.book.steps.get(p.stem, {}).get("seconds", 0.0) for p in self.todo}
-        )
+        chain = steps.critical_path(self.todo, self.expected_seconds())
         threads = max(1, compute.cpu_threads() // jobs)
         waiting, done, running, failed = list(self.todo), set(), {}, False
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:

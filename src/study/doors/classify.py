@@ -914,9 +914,6 @@ class Predictions:
             return np.zeros((0, len(STATES)))
         return np.stack([self._memo[(id(model), id(im))][2] for im in images])
 
-    def __len__(self) -> int:
-        return len(self._memo)
-
 
 def evaluate(model, images, labels, predictions: Predictions | None = None) -> dict:
     """Accuracy, per-class precision/recall/F1/support, the confusion matrix (rows true, columns
