@@ -426,7 +426,7 @@ class _Runs:
 
     def beside(self, jobs: int, progress: bool) -> None:
         """Up to ``jobs`` steps at once in worker processes, a step as soon as its upstream steps
-        are done, the longest remaining chain first (by the seconds recorded for each step)."""
+        are done, the longest remaining chain first (by ``expected_seconds``)."""
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
