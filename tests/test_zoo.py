@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from study.churn import zoo
 from study.churn.models import split_users
@@ -77,3 +78,25 @@ def test_imbalance_trials_cover_the_original_strategies():
         "none (tuned XGBoost)",
     } <= names
     assert table["log loss"].notna().sum() >= len(table) - 2
+
+
+def test_trials_reusing_the_protocols_tuned_xgboost_equal_those_that_refit_it(monkeypatch):
+    xt, yt, xv, yv = _small()
+    params = {"learning_rate": 0.1, "max_depth": 2, "n_estimators": 20}
+    columns = [f"f{i}" for i in range(8)]
+    reference = zoo.Reference(zoo.xgb(**params).fit(xt, yt), 12.5)
+    refit = zoo.top_k_curve(xt, yt, xv, yv, columns, ks=(1, 3), params=params)
+    made, real_xgb = [], zoo.xgb
+    monkeypatch.setattr(zoo, "xgb", lambda **kw: made.append(kw) or real_xgb(**kw))
+    reused = zoo.top_k_curve(xt, yt, xv, yv, columns, ks=(1, 3), params=params, reference=reference)
+    pd.testing.assert_frame_equal(refit, reused)
+    assert len(made) == 2  # k = 1 and 3; the ranking and the all-features row are the reference
+    monkeypatch.setattr(zoo, "xgb", real_xgb)
+
+    tuned = zoo.Reference(zoo.xgb(**zoo.TUNED_XGB).fit(xt, yt), 12.5)
+    table = zoo.imbalance_trials(xt, yt, xv, yv, reference=tuned).set_index("strategy")
+    fitted = zoo.xgb(**zoo.TUNED_XGB).fit(xt, yt).predict_proba(xv)[:, 1]
+    for row in ("none (tuned XGBoost)", "scale_pos_weight 1"):
+        assert table.loc[row, "log loss"] == pytest.approx(zoo.evaluation.scores(yv, fitted)["log loss"], abs=0)
+        assert table.loc[row, "fit time s"] == 12.5  # the protocol's fit, not a new one
+    assert table.loc["scale_pos_weight 17", "fit time s"] != 12.5

@@ -93,6 +93,16 @@ class ProtocolResult:
     fitted: dict = field(default_factory=dict)
     split: np.ndarray | None = None  # 'train' / 'valid' / 'test' per row
 
+    def reference(self, name: str = TUNED_XGB_NAME) -> Reference:
+        """A fitted model of the protocol and its fit time, for the trials that would refit it."""
+        return Reference(self.fitted[name], float(self.table.set_index("model").loc[name, "fit time s"]))
+
+
+@dataclass
+class Reference:
+    model: object
+    fit_seconds: float
+
 
 def run_protocol(
     x: pd.DataFrame, y: pd.Series, users: pd.Series, names=None, folds: int = 5, seed: int = SEED, progress=None
@@ -201,7 +211,10 @@ def halving_search(x, y, grid: dict, seed: int = SEED, cv: int = 3) -> tuple[dic
     from sklearn.experimental import enable_halving_search_cv  # noqa: F401
     from sklearn.model_selection import HalvingGridSearchCV
 
-    search = HalvingGridSearchCV(xgb(), grid, scoring="neg_log_loss", cv=cv, factor=3, random_state=seed, n_jobs=1)
+    # refit=False: the study reads the ranking and the best parameters, not a model refitted on all rows
+    search = HalvingGridSearchCV(
+        xgb(), grid, scoring="neg_log_loss", cv=cv, factor=3, random_state=seed, n_jobs=1, refit=False
+    )
     search.fit(x, y)
     res = pd.DataFrame(search.cv_results_)
     res = res[res.iter == res.iter.max()].sort_values("rank_test_score")
@@ -211,24 +224,34 @@ def halving_search(x, y, grid: dict, seed: int = SEED, cv: int = 3) -> tuple[dic
     return search.best_params_, table
 
 
-def top_k_curve(xt, yt, xv, yv, columns, ks=(5, 10, 20, 30, 50), params=None) -> pd.DataFrame:
-    """Validation log loss and AUC of tuned XGBoost on its top-k features (SelectFromModel)."""
+def top_k_curve(xt, yt, xv, yv, columns, ks=(5, 10, 20, 30, 50), params=None, reference=None) -> pd.DataFrame:
+    """Validation log loss and AUC of tuned XGBoost on its top-k features (SelectFromModel).
+
+    ``reference``: the protocol's tuned XGBoost already fitted on these matrices
+    (:meth:`ProtocolResult.reference`); it ranks the features and is the all-features row, instead
+    of fitting the same model twice more (identical: seeded, thread count without effect)."""
     from sklearn.feature_selection import SelectFromModel
 
     params = params or TUNED_XGB
-    first = xgb(**params).fit(xt, yt)
+    first = reference.model if reference is not None else xgb(**params).fit(xt, yt)
     rows = []
     for k in [k for k in ks if k < len(columns)] + [len(columns)]:
         keep = SelectFromModel(first, prefit=True, max_features=k, threshold=-np.inf).get_support()
-        p = xgb(**params).fit(xt[:, keep], yt).predict_proba(xv[:, keep])[:, 1]
+        if reference is not None and keep.all():
+            p = reference.model.predict_proba(xv)[:, 1]
+        else:
+            p = xgb(**params).fit(xt[:, keep], yt).predict_proba(xv[:, keep])[:, 1]
         s = evaluation.scores(yv, p)
         rows.append({"top k features": k, "log loss": s["log loss"], "ROC AUC": s["ROC AUC"]})
     return pd.DataFrame(rows)
 
 
-def imbalance_trials(xt, yt, xv, yv, seed: int = SEED) -> pd.DataFrame:
+def imbalance_trials(xt, yt, xv, yv, seed: int = SEED, reference=None) -> pd.DataFrame:
     """Resampling and cost-sensitive strategies with imbalanced-learn, all scored on the untouched
-    validation split with tuned XGBoost (or their own ensemble)."""
+    validation split with tuned XGBoost (or their own ensemble).
+
+    ``reference``: the protocol's tuned XGBoost already fitted on these matrices; it is the
+    "none" and "scale_pos_weight 1" rows (the same model) with the protocol's fit time."""
     from imblearn.ensemble import BalancedRandomForestClassifier, RUSBoostClassifier
     from imblearn.over_sampling import ADASYN, SMOTE, RandomOverSampler
     from imblearn.pipeline import make_pipeline
@@ -264,6 +287,10 @@ def imbalance_trials(xt, yt, xv, yv, seed: int = SEED) -> pd.DataFrame:
         trials[f"scale_pos_weight {w}"] = tuned(scale_pos_weight=w)
     rows = []
     for name, model in trials.items():
+        if reference is not None and name in ("none (tuned XGBoost)", "scale_pos_weight 1"):
+            p = reference.model.predict_proba(xv)[:, 1]
+            rows.append({"strategy": name, **evaluation.scores(yv, p), "fit time s": reference.fit_seconds})
+            continue
         t0 = time.perf_counter()
         try:
             p = model.fit(xt, yt).predict_proba(xv)[:, 1]
