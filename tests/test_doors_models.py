@@ -132,6 +132,24 @@ def test_pipeline_on_a_synthetic_scene_returns_boxes_with_states(models):
     assert {d.state for d in uncertain} == {"uncertain"}
 
 
+def test_the_reports_pipeline_loads_what_it_saved_and_equals_a_fresh_export(models, monkeypatch):
+    from study.doors import report
+
+    out, _d, fitted = models
+    image, _scene = data.render(99, 1, "open")
+    from_saved = report.deployed(fitted["detector"], fitted, "transfer", out)
+    exported = []
+    monkeypatch.setattr(
+        detect.DoorDetector, "save", lambda self, f, real=detect.DoorDetector.save: exported.append(f) or real(self, f)
+    )
+    assert report.deployed(fitted["detector"], fitted, "transfer", out).predict(image) == from_saved.predict(image)
+    assert exported == []  # loaded from the folder just saved: no second ONNX export
+    fresh = report.deployed(fitted["detector"], fitted, "transfer", None)
+    assert len(exported) == 1
+    a, b = from_saved.predict(image, confidence=0.05), fresh.predict(image, confidence=0.05)
+    assert a and [d.to_dict() for d in a] == [d.to_dict() for d in b]
+
+
 @pytest.mark.skipif(not REAL.is_file(), reason="real door photos (../shared/doors) absent")
 def test_pipeline_on_a_real_photo(models):
     out, _d, _ = models

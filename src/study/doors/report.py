@@ -4,12 +4,15 @@ to show, the pipeline's timed demo, the conclusions in numbers and the headline 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pandas as pd
 from IPython.display import Markdown
 
 from study.compute import cpu_threads, steps_beside
 from study.doors import classify, data, figures, pipeline, train
+
+DEMO_CONFIDENCE = 0.3  # the report's demo keeps boxes scored at least this
 
 ORDER = ("two_view", "finetuned", "transfer", "original_cnn")
 LABELS = {"original_cnn": "original CNN", "transfer": "transfer", "finetuned": "fine-tuned", "two_view": "two-view"}
@@ -360,11 +363,19 @@ def demo_images(det_sets: dict, n: int = 3) -> list:
 
 def save(
     save_models: bool, models: dict, det, models_dir: str, results: dict, det_results: dict, chosen: str | None = None
-) -> str:
-
+) -> tuple[Path | None, str]:
+    """Where the models were saved (``None`` when ``save_models`` is off) and a sentence saying so."""
     if not save_models:
-        return "Models not saved (`save_models` is off)."
+        return None, "Models not saved (`save_models` is off)."
     target = train.save_all(
         models, det, models_dir or pipeline.models_folder(), train.metrics_of(results, det_results, chosen)
     )
-    return f"Models saved to `{target}` (JSON + safetensors / .keras; no pickle)."
+    return target, f"Models saved to `{target}` (JSON + safetensors / .keras; no pickle)."
+
+
+def deployed(det, models: dict, chosen: str, saved: Path | None) -> pipeline.DoorPipeline:
+    """The pipeline as it runs once saved and loaded (networks in ONNX Runtime): loaded from the
+    folder just saved, else saved to a temporary one (the detector's export takes about 12 s)."""
+    if saved is not None:
+        return pipeline.DoorPipeline.load(saved, chosen, confidence=DEMO_CONFIDENCE)
+    return pipeline.DoorPipeline.deployed(det, models[chosen], confidence=DEMO_CONFIDENCE)
