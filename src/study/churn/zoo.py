@@ -1,8 +1,8 @@
 """The original study's model families and its protocol (FACTS.md sections 3-4).
 
 Protocol: the original recipe's matrix, a stratified 70 / 24 / 6 % split by user (seed 40),
-StandardScaler fitted on train, 5-fold stratified cross-validation on train, then one fit on train
-scored on the validation split. Every estimator is seeded; fit times are measured per model.
+StandardScaler fitted on train, stratified k-fold cross-validation on train (``folds``: 3 at the
+quick and default scales), then one fit on train scored on the validation split. Every estimator is seeded; fit times are measured per model.
 """
 
 from __future__ import annotations
@@ -197,12 +197,14 @@ def _ladder(x, y, frame, month, test_month, seed) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 # Tuning, feature selection and class imbalance (the original study's trials).
 ORIGINAL_GRID = {"learning_rate": [0.1, 0.05], "n_estimators": [100, 150, 200], "max_depth": [6, 9, 12]}
+# Without a row subsample (0.8 vs 1.0) as a sixth axis: on the default twin the search over these 36
+# candidates picks what the 72 picked (lr .02, depth 6, min_child_weight 1, 400 trees; CV log loss
+# 0.06116) in 74 s instead of 175 s (one thread, alone, 2026-12-02).
 WIDER_GRID = {
     "learning_rate": [0.1, 0.05, 0.02],
     "n_estimators": [200, 400],
     "max_depth": [4, 6, 9],
     "min_child_weight": [1, 5],
-    "subsample": [0.8, 1.0],
 }
 
 
