@@ -32,7 +32,10 @@ CNN_EPOCHS = {"tiny": 1, "quick": 1, "default": 3, "full": 12}
 # The original CNN costs about 0.28 s per crop and epoch on 2 cores whatever the Keras backend
 # (measured: PyTorch 0.284, TensorFlow-CPU 0.214), so at the default scale it trains on a seeded,
 # class-stratified sample of the Train crops to hold the 15-minute budget of notebook 50; at the quick
-# scale (a smoke run for the tests: 236 crops × 3 epochs took 221 s) 48 crops × 1 epoch.
+# scale (a smoke run for the tests: 236 crops × 3 epochs took 221 s) 48 crops × 1 epoch. At the default
+# scale 150 crops × 3 epochs (221 s beside another step, 2026-12-02; 300 crops took 351–381 s): the
+# baseline learns nothing at either size (synthetic Test accuracy 0.333, 0.370 with 300; real Test open
+# recall 0.00 with both), against 0.767 and 0.29 for 900 crops × 3 epochs (716 s alone).
 CNN_TRAIN_CROPS = {"tiny": None, "quick": 48, "default": 150, "full": None}
 # The detector's head costs about 7 ms per view and epoch: at the default scale it sees all the real
 # Train photos and a seeded sample of the synthetic Train scenes.
