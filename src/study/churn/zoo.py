@@ -2,7 +2,8 @@
 
 Protocol: the original recipe's matrix, a stratified 70 / 24 / 6 % split by user (seed 40),
 StandardScaler fitted on train, stratified k-fold cross-validation on train (``folds``: 3 at the
-quick and default scales), then one fit on train scored on the validation split. Every estimator is seeded; fit times are measured per model.
+quick and default scales), then one fit on train scored on the validation split. Every estimator is
+seeded; fit times are measured per model.
 """
 
 from __future__ import annotations
