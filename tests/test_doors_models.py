@@ -65,6 +65,27 @@ def test_the_original_cnn_has_the_original_layers():
     assert model.layers[-1].activation.__name__ == "softmax"
 
 
+def test_the_original_cnn_keeps_its_best_epoch_and_its_valid_probabilities_are_reused(tiny, monkeypatch):
+    _, d = tiny
+    sets = d.classifier_sets(use_real=False)
+    tr, va = sets["Train"], sets["Valid"]
+    cnn = classify.OriginalCNN(epochs=3).fit(list(tr.image), list(tr.state), list(va.image), list(va.state))
+    h = cnn.history_
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(h) and len(h["val_accuracy"]) == 3
+    best = cnn.meta["best_epoch"]
+    assert h["val_accuracy"].index(max(h["val_accuracy"])) + 1 == best  # the first of the best
+    images, proba = cnn.valid_proba_
+    after = cnn.predict_proba(list(va.image))  # the network holds the kept epoch's weights
+    np.testing.assert_allclose(proba, after, atol=1e-6)
+    truth = np.array([data.STATES.index(s) for s in va.state])
+    assert (after.argmax(1) == truth).mean() == pytest.approx(h["val_accuracy"][best - 1])
+    y = after[np.arange(len(truth)), truth].clip(1e-7, 1)
+    assert -np.log(y).mean() == pytest.approx(h["val_loss"][best - 1], rel=1e-4)
+    seen = classify.Predictions({"original_cnn": cnn})
+    monkeypatch.setattr(cnn, "predict_proba", lambda _: pytest.fail("the Valid crops were predicted again"))
+    assert np.array_equal(seen.proba(cnn, list(va.image)), proba)
+
+
 def test_classifiers_round_trip_with_identical_outputs(models):
     out, d, fitted = models
     crops = list(d.crops.image[:6])

@@ -49,6 +49,7 @@ class OriginalCNN:
         self.model = None
         self.history_: dict = {}
         self.meta: dict = {}
+        self.valid_proba_ = None  # (Valid crop images, their probabilities) after ``fit``
 
     def build(self):
         """The network itself (what is saved and predicts): rescaling, then the original layers."""
@@ -90,9 +91,11 @@ class OriginalCNN:
             name="augmentation",
         )
 
-    def fit(self, images, labels, valid_images, valid_labels, workdir: str | Path | None = None, verbose: int = 0):
-        import tempfile
-
+    def fit(self, images, labels, valid_images, valid_labels, verbose: int = 0):
+        """Train, scoring the Valid crops after each epoch; the network keeps the weights of the
+        epoch with the best validation accuracy (the first of equals, as Keras' ModelCheckpoint
+        with ``save_best_only``), and ``valid_proba_`` holds that epoch's probabilities for the
+        Valid crops, so that ``Predictions`` need not compute them again (0.1 s per crop)."""
         from study.compute import keras_backend
 
         keras = keras_backend()
@@ -103,27 +106,28 @@ class OriginalCNN:
             optimizer=keras.optimizers.Adam(self.learning_rate), loss="categorical_crossentropy", metrics=["accuracy"]
         )
         y = keras.utils.to_categorical([STATES.index(s) for s in labels], len(STATES))
-        yv = keras.utils.to_categorical([STATES.index(s) for s in valid_labels], len(STATES))
+        truth = np.array([STATES.index(s) for s in valid_labels], dtype=int)
         x, xv = as_array(images, self.size).astype("float32"), as_array(valid_images, self.size).astype("float32")
-        with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-            best = Path(tmp) / "best.weights.h5"
-            checkpoint = keras.callbacks.ModelCheckpoint(
-                str(best), monitor="val_accuracy", mode="max", save_best_only=True, save_weights_only=True
-            )
-            t0 = time.perf_counter()
-            hist = trainer.fit(
-                x,
-                y,
-                batch_size=self.batch_size,
-                epochs=self.epochs,
-                validation_data=(xv, yv),
-                callbacks=[checkpoint],
-                shuffle=True,
-                verbose=verbose,
-            )
-            fit_seconds = time.perf_counter() - t0
-            trainer.load_weights(str(best))  # the epoch with the best validation accuracy
-        self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+        network, scores, best = self.model, {"val_loss": [], "val_accuracy": []}, {}
+
+        class KeepBest(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                p = np.asarray(network.predict(xv, batch_size=64, verbose=0), dtype=float)
+                accuracy = float((p.argmax(1) == truth).mean()) if len(truth) else 0.0
+                picked = p[np.arange(len(truth)), truth].clip(1e-7, 1.0)
+                scores["val_loss"].append(float(-np.log(picked).mean()) if len(truth) else 0.0)
+                scores["val_accuracy"].append(accuracy)
+                if not best or accuracy > best["accuracy"]:
+                    best.update(accuracy=accuracy, weights=[w.copy() for w in network.get_weights()], proba=p)
+
+        t0 = time.perf_counter()
+        hist = trainer.fit(
+            x, y, batch_size=self.batch_size, epochs=self.epochs, callbacks=[KeepBest()], shuffle=True, verbose=verbose
+        )
+        fit_seconds = time.perf_counter() - t0
+        network.set_weights(best["weights"])  # the epoch with the best validation accuracy
+        self.valid_proba_ = (list(valid_images), best["proba"])
+        self.history_ = {k: [float(v) for v in vals] for k, vals in {**hist.history, **scores}.items()}
         self.meta = {
             "kind": self.kind,
             "classes": list(STATES),
@@ -895,10 +899,19 @@ class Predictions:
     """Each model's probabilities for each crop image, computed once: the report's tables read
     overlapping crop sets (the real Valid crops are part of Valid) and the original CNN costs about
     0.1 s per crop. It keeps the models and images it has seen, so their ids stay theirs; use it
-    only once the models are trained."""
+    only once the models are trained. Given ``models``, it starts with what they computed while
+    fitting (``valid_proba_``: the original CNN's probabilities for the Valid crops at its kept epoch)."""
 
-    def __init__(self):
+    def __init__(self, models: dict | None = None):
         self._memo: dict = {}
+        for model in (models or {}).values():
+            if getattr(model, "valid_proba_", None) is not None:
+                self.add(model, *model.valid_proba_)
+
+    def add(self, model, images, proba) -> None:
+        """Remember ``model``'s probabilities ``proba`` (one row per image) for ``images``."""
+        for im, row in zip(images, np.asarray(proba, dtype=float), strict=True):
+            self._memo[(id(model), id(im))] = (model, im, row)
 
     def proba(self, model, images) -> np.ndarray:
         images = list(images)

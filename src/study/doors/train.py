@@ -416,7 +416,7 @@ def train_all(
     )
     det, sets = train_detector(d, detector_epochs)
     echo(f"detector trained in {det.meta['fit_seconds']} s")
-    seen = classify.Predictions()
+    seen = classify.Predictions(models)
     cls_results = evaluate_classifiers(models, d, use_real, seen)
     det_results = evaluate_detector(det, sets, d)
     metrics = metrics_of(cls_results, det_results, preferred(selection_aucs(models, d, use_real, seen)))
