@@ -71,7 +71,7 @@ def main() -> int:
         and (Path(args.models or pipeline.models_folder()) / c / "model.json").is_file()
     }
     eager_pipe = pipeline.DoorPipeline.load(args.models)  # the same weights in PyTorch eager
-    eager_pipe.detector.session = None
+    eager_pipe.detector.session, eager_pipe.detector.eager = None, True
     if hasattr(eager_pipe.classifier, "session"):
         eager_pipe.classifier.session = None
     name = pipe.classifier.meta.get("kind", "?")
@@ -94,7 +94,8 @@ def main() -> int:
     other_times = {c: _times(lambda im, p=p: p.predict(im), images) for c, p in others.items()}
     eager = _times(lambda im: eager_pipe.predict(im), images)
     big = detect.DoorDetector.load(Path(args.models or pipeline.models_folder()) / "detector")
-    big.input_size, big.session = 640, None  # baseline: the detector on the 640 px image itself (same weights, eager)
+    # baseline: the detector on the 640 px image itself (same weights, eager)
+    big.input_size, big.session, big.eager = 640, None, True
     at640 = _times(lambda im: big.detect([im], confidence=pipe.confidence), images)
     eager_detect = _times(lambda im: eager_pipe.detector.detect([im], confidence=pipe.confidence), images)
     print(f"doors per image: mean {statistics.mean(n_doors):.2f}")
