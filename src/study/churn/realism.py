@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
@@ -44,9 +43,24 @@ def distances(twin: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _model(seed: int) -> HistGradientBoostingClassifier:
-    return HistGradientBoostingClassifier(
-        max_iter=300, learning_rate=0.06, max_leaf_nodes=31, l2_regularization=1.0, random_state=seed
+def _model(seed: int):
+    """Histogram gradient boosting (LightGBM; 300 trees of 31 leaves, learning rate 0.06, L2 1.0).
+    It was scikit-learn's HistGradientBoostingClassifier with the same settings: the same algorithm,
+    3.7 times slower here (the ceiling's five fits 15.2 → 4.1 s on one thread; ceiling AUC 0.952 →
+    0.955, quick twin → real 0.935 → 0.933; 2026-12-03)."""
+    from lightgbm import LGBMClassifier
+
+    from study.compute import cpu_threads
+
+    return LGBMClassifier(
+        n_estimators=300,
+        learning_rate=0.06,
+        num_leaves=31,
+        reg_lambda=1.0,
+        min_child_samples=20,
+        random_state=seed,
+        n_jobs=cpu_threads(),
+        verbose=-1,
     )
 
 
