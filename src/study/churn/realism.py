@@ -46,8 +46,8 @@ def distances(twin: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
 def _model(seed: int):
     """Histogram gradient boosting (LightGBM; 300 trees of 31 leaves, learning rate 0.06, L2 1.0).
     It was scikit-learn's HistGradientBoostingClassifier with the same settings: the same algorithm,
-    3.7 times slower here (the ceiling's five fits 15.2 → 4.1 s on one thread; ceiling AUC 0.952 →
-    0.955, quick twin → real 0.935 → 0.933; 2026-12-03)."""
+    5 times slower here (the ceiling's five fits 12.1 → 2.4 s, one twin's fit 2.1 → 0.5 s, one thread,
+    alone; ceiling AUC 0.952 → 0.955, quick twin → real 0.935 → 0.933; 2026-12-03)."""
     from lightgbm import LGBMClassifier
 
     from study.compute import cpu_threads
