@@ -40,10 +40,15 @@ def test_a_folder_without_the_exported_network_runs_in_pytorch(tmp_path):
 
 
 @pytest.mark.parametrize("part", ["pyramid", "trunk11"])
-def test_the_imagenet_parts_that_make_training_features_match_pytorch(part):
+def test_the_imagenet_parts_that_make_training_features_match_pytorch(part, tmp_path, monkeypatch):
+    from study import paths
+
+    monkeypatch.setattr(paths, "ONNX_CACHE", tmp_path)  # exported here and now, not read from a cache
+    runtime.imagenet_part.cache_clear()
     torch = backbone.torch_cpu()
     net = backbone.imagenet()
     run = runtime.imagenet_part(part, 128)
+    assert list(tmp_path.glob("*.onnx"))
     assert runtime.imagenet_part(part, 128) is run  # exported (or read from the cache) once per process
     x = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (2, 3, 128, 128)).astype(np.float32))
     with torch.no_grad():
@@ -53,3 +58,4 @@ def test_the_imagenet_parts_that_make_training_features_match_pytorch(part):
     for g, e in zip(got, expected):
         assert g.shape == tuple(e.shape)
         np.testing.assert_allclose(g, e.numpy(), atol=1e-4, rtol=1e-4)
+    runtime.imagenet_part.cache_clear()  # later tests must not hold a session on a deleted folder

@@ -63,7 +63,9 @@ class SameConv(nn.Conv2d):
     """A convolution with TensorFlow's "same" padding (asymmetric when the stride is 2)."""
 
     def forward(self, x):
-        ih, iw = x.shape[-2:]
+        # plain ints: an exported network gets constant padding, which ONNX Runtime folds into
+        # the convolution (traced sizes would keep the padding arithmetic in the graph)
+        ih, iw = (int(v) for v in x.shape[-2:])
         kh, kw = self.weight.shape[-2:]
         sh, sw = self.stride
         ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
