@@ -105,19 +105,13 @@ def test_the_report_picks_errors_and_says_the_numbers(monkeypatch):
     assert "score ≥ 0.3 on the real Test photos: 1; 1 on cabinetDoor" in sentence and len(shown) == 1
     points = pd.DataFrame([{"model": "finetuned", "test set": "real Test", "open recall": 0.62, "closed recall": 0.94}])
 
+    compared = report.Comparison({"finetuned": None}, None, {}, "finetuned", results, summary, points, "")
+    clock = report.Clock()
+    assert clock("detector", lambda a, b: a + b, 1, b=2) == 3 and 0 <= clock["detector"] <= clock.total
+    clock.seconds = {"original_cnn": 1, "transfer": 2, "finetuned": 3, "detector": 4}
+
     def conclusions():
-        return report.conclusions(
-            summary,
-            points,
-            ["finetuned"],
-            {"original_cnn": 1, "transfer": 2, "finetuned": 3, "detector": 4},
-            3,
-            det,
-            "onnxruntime",
-            pd.DataFrame({"ms": [30.0, 35.0]}),
-            100,
-            "quick",
-        )
+        return report.conclusions(compared, clock, 3, det, "onnxruntime", pd.DataFrame({"ms": [30.0, 35.0]}), "quick")
 
     monkeypatch.setenv("STUDY_TORCH_THREADS", "2")
     monkeypatch.delenv("STUDY_RUN_JOBS", raising=False)
@@ -127,6 +121,7 @@ def test_the_report_picks_errors_and_says_the_numbers(monkeypatch):
         and "AP@0.5 on real Test: 0.317 (118 doors in 243" in lines[3]
     )
     assert "2 threads, onnxruntime): median 32 ms over 2 images" in lines[4] and "beside" not in lines[4] + lines[5]
+    assert "original CNN 1 s (3 epochs), transfer 2 s, fine-tuned 3 s, detector 4 s." in lines[2]  # from the clock
     # run by `study run --jobs 2`: one thread, and the timings say they shared the machine
     monkeypatch.setenv("STUDY_TORCH_THREADS", "1")
     monkeypatch.setenv("STUDY_RUN_JOBS", "2")

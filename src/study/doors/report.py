@@ -4,10 +4,11 @@ to show, the pipeline's timed demo, the conclusions in numbers and the headline 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 
 from study.compute import cpu_threads, steps_beside
 from study.doors import classify, data, figures, pipeline, train
@@ -75,17 +76,18 @@ def pick(summary: pd.DataFrame, name: str, test: str, col: str) -> float:
 
 
 def conclusions(
-    summary: pd.DataFrame,
-    points: pd.DataFrame,
-    models: list[str],
-    seconds: dict,
+    comparison: "Comparison",
+    clock: "Clock",
     epochs: int,
     det_results: dict,
     engine: str,
     latency: pd.DataFrame,
-    total: float,
     scale: str,
 ) -> list[str]:
+    """The report's closing lines: accuracy per test set, the real operating points against the
+    targets, training times, AP, the deployed pipeline's latency and the notebook's own run time."""
+    summary, points, seconds = comparison.summary, comparison.points, clock.seconds
+    models = list(comparison.models)
     lines = []
     for test in ("synthetic Test", "real Test"):
         if (summary["test set"] == test).any():
@@ -120,7 +122,7 @@ def conclusions(
         "images (target 50 ms on 2 threads; benchmarks/bench_doors.py times 30, alone)."
     )
     lines.append(
-        f"- Notebook run time: {total:.0f} s at scale {scale}"
+        f"- Notebook run time: {clock.total:.0f} s at scale {scale}"
         + (f", on {threads} of the machine's threads beside another step (`study run --jobs`)." if beside else ".")
     )
     return lines
@@ -137,11 +139,62 @@ def headline(summary: pd.DataFrame, det_results: dict, chosen: str = "finetuned"
 
 # ---------------------------------------------------------------------------------------------
 # The notebook's parts: each returns what the report shows, as objects to ``display``.
-def timed(fit, *args, **kwargs):
-    """What ``fit`` returns and the seconds it took."""
-    t0 = time.perf_counter()
-    out = fit(*args, **kwargs)
-    return out, time.perf_counter() - t0
+def say(text: str | list[str]) -> None:
+    """Markdown in the report (a list: one line each)."""
+    display(Markdown("\n".join(text) if isinstance(text, list) else text))
+
+
+def show(fig) -> None:
+    """A figure in the report: photos as JPEG, charts as PNG (``figures.for_report``)."""
+    display(figures.for_report(fig))
+
+
+class Clock:
+    """Seconds each named step of the notebook took, and the notebook's own run time so far."""
+
+    def __init__(self):
+        self.start, self.seconds = time.perf_counter(), {}
+
+    def __call__(self, name: str, fit, *args, **kwargs):
+        """What ``fit(*args, **kwargs)`` returns; its seconds are kept under ``name``."""
+        t0 = time.perf_counter()
+        out = fit(*args, **kwargs)
+        self.seconds[name] = time.perf_counter() - t0
+        return out
+
+    def __getitem__(self, name: str) -> float:
+        return self.seconds[name]
+
+    @property
+    def total(self) -> float:
+        return time.perf_counter() - self.start
+
+
+@dataclass
+class Comparison:
+    """The classifiers side by side on the same crops: ``seen`` holds each model's probabilities
+    (each crop scored once per model across the report's tables), ``aucs`` the selection AUCs
+    (real Valid crops when present), ``chosen`` the demo's classifier, ``results`` the Test
+    evaluations and their tables, ``sentence`` why the demo uses ``chosen``."""
+
+    models: dict
+    seen: classify.Predictions
+    aucs: dict
+    chosen: str
+    results: dict
+    summary: pd.DataFrame
+    points: pd.DataFrame
+    sentence: str
+
+
+def compare(models: dict, d, use_real: bool = True) -> Comparison:
+    """The trained ``models`` evaluated on the Test crops and ranked on the selection crops."""
+    seen = classify.Predictions(models)  # the CNN's Valid probabilities: from its fit
+    aucs = train.selection_aucs(models, d, use_real, seen)
+    chosen = train.preferred(aucs)
+    results = train.evaluate_classifiers(models, d, use_real, seen)
+    summary, points = classifier_tables(results)
+    return Comparison(models, seen, aucs, chosen, results, summary, points, chosen_sentence(chosen, aucs, d, use_real))
 
 
 def describe(d, scale: str) -> str:
