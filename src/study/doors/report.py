@@ -429,7 +429,7 @@ def save(
 
 def deployed(det, models: dict, chosen: str, saved: Path | None) -> pipeline.DoorPipeline:
     """The pipeline as it runs once saved and loaded (networks in ONNX Runtime): loaded from the
-    folder just saved, else saved to a temporary one (the detector's export takes about 12 s)."""
+    folder just saved, else saved to a temporary one (exporting both networks takes a few seconds)."""
     if saved is not None:
         return pipeline.DoorPipeline.load(saved, chosen, confidence=DEMO_CONFIDENCE)
     return pipeline.DoorPipeline.deployed(det, models[chosen], confidence=DEMO_CONFIDENCE)
