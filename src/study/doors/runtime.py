@@ -57,7 +57,10 @@ def export(module, example, path: str | Path, outputs: list[str], dynamic_batch:
     without the optimizer's folding of the padding arithmetic, the traced network ran 23.7 ms).
     The networks are exported on every run that saves door models and once per machine for the
     frozen ImageNet parts, so this is the difference between a first quick run over and under
-    3 min. A test compares every exported network with PyTorch's outputs at several batch sizes."""
+    3 min. PyTorch has called this exporter deprecated since 2.9; it ships in the pinned 2.13, and
+    should it go, ``dynamo=True`` with ``dynamic_shapes`` for the batch is the replacement, at the
+    cost above. Tests compare exported networks with PyTorch's outputs: the ImageNet features and
+    parts at batches of 3 and 2 (exported at 1), the saved detector and fine-tuned classifier."""
     import onnx
     from onnxscript import optimizer
 
