@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from study.doors import data, detect
+from study.doors import backbone, data, detect
 
 
 def _digest(folder):
@@ -288,11 +288,12 @@ def test_video_errors_carry_no_errno_jargon():
 
 def test_the_head_normalises_its_tower_and_older_heads_still_load(tmp_path):
     """New heads carry GroupNorm in their tower (training diverged without it); a head saved
-    before that (no ``tower_norm`` in model.json) is rebuilt without it and gives its own outputs."""
+    before that (no ``tower_norm`` in model.json) is rebuilt without it and gives its own outputs;
+    one saved before the Lite2 backbone (no ``variant``) is rebuilt on Lite0."""
     torch = detect._torch()
     assert any(isinstance(m, torch.nn.GroupNorm) for m in detect._head_module(32).tower)
     torch.manual_seed(0)
-    old = detect.DoorDetector(input_size=64, width=32, norm="none")
+    old = detect.DoorDetector(input_size=64, width=32, norm="none", backbone="lite0")
     old.head = detect._head_module(32, "none").eval()
     assert [k for k in old.head.state_dict() if k.startswith("tower")] == [
         "tower.0.weight",
@@ -302,10 +303,26 @@ def test_the_head_normalises_its_tower_and_older_heads_still_load(tmp_path):
     ]
     old.meta = {"kind": old.kind, "input_size": 64, "epochs": 1, "learning_rate": 1e-3, "seed": 7, "width": 32}
     folder = old.save(tmp_path / "old")
-    assert "tower_norm" not in json.loads((folder / "model.json").read_text())
+    assert not {"tower_norm", "variant"} & set(json.loads((folder / "model.json").read_text()))
     loaded = detect.DoorDetector.load(folder)
     assert loaded.norm == "none" and not any(isinstance(m, torch.nn.GroupNorm) for m in loaded.head.tower)
+    assert loaded.backbone == "lite0" and loaded.session is not None
     f16, f32 = torch.randn(1, 112, 4, 4), torch.randn(1, 320, 2, 2)
     with torch.no_grad():
         for a, b in zip(old.head(f16, f32), loaded.head(f16, f32)):
             assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("variant", ["lite0", "lite2"])
+def test_the_head_takes_the_channels_its_backbone_gives(variant):
+    """``pyramid_channels`` is read off the stage table; the network's own maps must agree, or a
+    head on Lite2 would be built for Lite0's widths."""
+    torch = detect._torch()
+    with torch.no_grad():
+        maps = backbone.imagenet(variant).pyramid(torch.zeros(1, 3, 64, 64))
+    assert backbone.pyramid_channels(variant) == (maps[16].shape[1], maps[32].shape[1])
+    head = detect._head_module(32, "group", variant).eval()
+    with torch.no_grad():
+        logits, logd = head(maps[16], maps[32])
+    assert tuple(logits.shape) == (1, 4, 4) and tuple(logd.shape) == (1, 4, 4, 4)
+    assert backbone.pyramid_channels("lite0") != backbone.pyramid_channels("lite2")

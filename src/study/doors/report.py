@@ -381,6 +381,7 @@ def valid_confusions(
 
 
 def detector_view(det, det_sets: dict, det_results: dict, seconds: float) -> list:
+    from study.doors.backbone import NAMES
 
     ap = pd.DataFrame(
         [
@@ -396,7 +397,7 @@ def detector_view(det, det_sets: dict, det_results: dict, seconds: float) -> lis
     )
     sentence = (
         f"{len(det_sets['Train']):,} training images (each, its mirror and {det.augment} random "
-        f"view{'' if det.augment == 1 else 's'}), backbone features "
+        f"view{'' if det.augment == 1 else 's'}), frozen {NAMES[det.backbone]} features "
         f"in {det.meta['feature_seconds']:.0f} s, head trained {det.epochs} epochs ({det.meta['hard_cells']:,} "
         f"hard-negative cells, weight {det.hard_negative:g}); {seconds:.0f} s in all."
     )
