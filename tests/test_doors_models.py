@@ -124,6 +124,23 @@ def test_fine_tuning_stops_when_the_kept_epoch_is_not_beaten(tiny):
     assert aucs.index(max(aucs)) + 1 == best  # the kept epoch is the best one run
 
 
+def test_the_detector_is_evaluated_on_real_valid_beside_real_test(models):
+    """Real Valid chooses the detector's settings, so its AP is reported beside real Test; the
+    false positives are analysed on Test only. The tiny scenes stand in for the photos here."""
+    _, d, fitted = models
+    scenes = d.scenes.assign(others=[np.zeros((0, 4))] * len(d.scenes))
+    photos = train.DoorData(d.scale, d.source, d.crops, d.scenes, scenes, None)
+    sets = train.detector_sets(photos)
+    assert len(sets["real Valid"]) == (scenes.split == "Valid").sum() > 0
+    assert len(sets["real Test"]) == (scenes.split == "Test").sum() > 0
+    results = train.evaluate_detector(fitted["detector"], sets, photos)
+    assert list(results) == ["real Valid", "real Test", "synthetic Test"]
+    assert results["real Valid"]["truths"] == sum(len(b) for b in scenes[scenes.split == "Valid"].doors)
+    assert "false_positives" in results["real Test"] and "false_positives" not in results["real Valid"]
+    # the Test "photos" are the synthetic Test scenes: the same detections, the same AP
+    assert results["real Test"]["ap"] == results["synthetic Test"]["ap"]
+
+
 def test_detector_round_trip_and_finds_the_synthetic_door(models):
     out, d, fitted = models
     loaded = detect.DoorDetector.load(out / "detector")

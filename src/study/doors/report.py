@@ -386,7 +386,7 @@ def detector_view(det, det_sets: dict, det_results: dict, seconds: float) -> lis
     ap = pd.DataFrame(
         [
             {
-                "test set": k,
+                "evaluated on": k,
                 "photos": len(v["images"]),
                 "doors": v["truths"],
                 "AP@0.5": v["ap"],

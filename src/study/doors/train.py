@@ -316,8 +316,9 @@ def summary_table(results: dict) -> pd.DataFrame:
 def detector_sets(d: DoorData) -> dict:
     """(image, boxes) pairs: Train = real Train photos (with their cabinet and refrigerator door
     boxes as a third item) + synthetic Train scenes (a stratified sample of
-    ``DETECTOR_SYNTHETIC_SCENES`` at the default scale); tests = real Test photos (held out) and
-    synthetic Test scenes."""
+    ``DETECTOR_SYNTHETIC_SCENES`` at the default scale); evaluated on the real Valid photos (what
+    the detector's settings are chosen on), the real Test photos (held out) and the synthetic Test
+    scenes."""
 
     def pairs(df):
         return [(open_image(p), b) for p, b in zip(df.path, df.doors)]
@@ -332,6 +333,7 @@ def detector_sets(d: DoorData) -> dict:
         sets["Train"] += [
             (open_image(p), b, o) for p, b, o in zip(real_train.path, real_train.doors, real_train.others)
         ]
+        sets["real Valid"] = pairs(d.real_images[d.real_images.split == "Valid"])
         sets["real Test"] = pairs(d.real_images[d.real_images.split == "Test"])
     return sets
 
@@ -345,10 +347,11 @@ def train_detector(d: DoorData, epochs: int | None = None, seed: int = 7, progre
 
 
 def evaluate_detector(det, sets: dict, d: DoorData, confidence: float = 0.05) -> dict:
-    """AP@0.5 and the precision-recall curve per test set, and on real photos what the false
-    positives overlap (labelled cabinet or refrigerator doors, or nothing labelled)."""
+    """AP@0.5 and the precision-recall curve per evaluated set (real Valid, which chooses the
+    settings, beside the held-out real Test), and on the real Test photos what the false positives
+    overlap (labelled cabinet or refrigerator doors, or nothing labelled)."""
     out = {}
-    for name in ("real Test", "synthetic Test"):
+    for name in ("real Valid", "real Test", "synthetic Test"):
         if not sets.get(name):
             continue
         images = [im for im, _ in sets[name]]
