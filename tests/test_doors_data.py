@@ -294,7 +294,7 @@ def test_the_head_normalises_its_tower_and_older_heads_still_load(tmp_path):
     assert any(isinstance(m, torch.nn.GroupNorm) for m in detect._head_module(32).tower)
     torch.manual_seed(0)
     old = detect.DoorDetector(input_size=64, width=32, norm="none", backbone="lite0")
-    old.head = detect._head_module(32, "none").eval()
+    old.head = detect._head_module(32, "none", "lite0").eval()
     assert [k for k in old.head.state_dict() if k.startswith("tower")] == [
         "tower.0.weight",
         "tower.0.bias",

@@ -135,7 +135,7 @@ def _torch():
 TOWER_GROUPS = 16  # group normalisation in the head's tower (FCOS): without it, training diverged
 
 
-def _head_module(width: int = 96, norm: str = "group", variant: str = "lite0"):
+def _head_module(width: int = 96, norm: str = "group", variant: str = BACKBONE):
     """The head on the ``variant`` backbone's stride-16 and -32 maps; ``norm`` "group" (GroupNorm
     after each tower convolution) or "none" (heads saved before it existed)."""
     from study.doors.backbone import pyramid_channels
@@ -243,7 +243,7 @@ class DoorDetector:
     def _features(self, squares, batch: int = 1):
         """Backbone features of letterboxed squares. One image per call: on 2 CPU cores a batch of
         16 costs about twice as much per image as single images (memory traffic of the wide
-        expanded layers), measured 96 vs 53 ms at 320 px."""
+        expanded layers), measured 96 vs 53 ms at 320 px on Lite0."""
         from study.doors import backbone, runtime
 
         torch = _torch()
@@ -328,12 +328,12 @@ class DoorDetector:
         """Train the head on (PIL image, xyxy door boxes[, xyxy boxes of other doors]) items;
         features are computed once (with horizontal flips), the head then trains for ``epochs``
         passes in seconds. Cells inside the other boxes weigh ``hard_negative`` as negatives."""
+        from study.doors.backbone import NAMES
+
         t0 = time.perf_counter()
         f16, f32, pos, dist, hard = self._prepare(train_items, self.augment, progress)
         feature_seconds = time.perf_counter() - t0
         history = self.train_head(f16, f32, pos, dist, batch_size, progress, hard)
-        from study.doors.backbone import NAMES
-
         self.meta = {
             "kind": self.kind,
             "input_size": self.input_size,
@@ -430,7 +430,7 @@ class DoorDetector:
         """Per image, an array of rows (x0, y0, x1, y1, score) in the image's own pixels, best first.
         A saved detector runs its exported network in ONNX Runtime; one just trained runs the head
         in PyTorch on the frozen backbone's features from the ONNX Runtime part that made its
-        training features (75 → 23 ms per image at 320 px on one thread, measured 2026-12-03), or
+        training features (75 → 23 ms per image at 320 px on one thread with Lite0, measured 2026-12-03), or
         everything in PyTorch when ``eager`` is set."""
         from study.doors import backbone, runtime
 
